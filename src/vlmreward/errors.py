@@ -1,0 +1,53 @@
+"""Errors a user can cause.
+
+Every error that bad input, a missing model or a wrong parameter can raise derives from
+:class:`VLMRewardError`. Its message is one sentence that says what was wrong and what to do;
+the command-line interface prints it as one line and exits with code 2. Each class also derives
+from the matching built-in exception (``ValueError``, ``LookupError``, ``OSError``) so that
+generic ``except ValueError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VLMRewardError",
+    "InvalidFramesError",
+    "PromptError",
+    "PromptTooLongError",
+    "InvalidParameterError",
+    "ModelNotFoundError",
+    "ModelNotAvailableError",
+    "InputFileError",
+]
+
+
+class VLMRewardError(Exception):
+    """Base class of every error caused by user input; the message says what to do."""
+
+
+class InvalidFramesError(VLMRewardError, ValueError):
+    """Frames of the wrong dtype, rank, channel count, or an empty batch."""
+
+
+class PromptError(VLMRewardError, ValueError):
+    """An empty or otherwise unusable text prompt."""
+
+
+class PromptTooLongError(PromptError):
+    """A prompt with more tokens than the model's text context length."""
+
+
+class InvalidParameterError(VLMRewardError, ValueError):
+    """A reward or model parameter outside its allowed range (alpha, temperature, ...)."""
+
+
+class ModelNotFoundError(VLMRewardError, LookupError):
+    """A model name that no backend knows (unknown architecture, tag or repository)."""
+
+
+class ModelNotAvailableError(VLMRewardError, OSError):
+    """A known model whose weights are neither cached locally nor downloadable now."""
+
+
+class InputFileError(VLMRewardError, OSError):
+    """An input file that does not exist, cannot be read, or holds no frames."""

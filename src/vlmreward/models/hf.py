@@ -1,0 +1,137 @@
+"""Hugging Face ``transformers`` backend: ``CLIPModel`` and ``SiglipModel``.
+
+Loads a hub id (``openai/clip-vit-base-patch32``, ``google/siglip-base-patch16-224``) or a local
+directory written by ``save_pretrained`` (model, tokenizer and image processor saved together).
+Preprocessing parameters come from the saved image processor (``preprocessor_config.json``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from vlmreward.errors import ModelNotFoundError
+from vlmreward.models._compat import ensure_torchvision_importable
+from vlmreward.models.base import VisionLanguageModel
+from vlmreward.models.hub import hub_context
+from vlmreward.models.preprocess import PreprocessConfig, ResizeMode
+
+__all__ = ["HFModel", "load_hf_model", "SUPPORTED_MODEL_TYPES"]
+
+SUPPORTED_MODEL_TYPES = ("clip", "siglip")
+"""``config.json`` ``model_type`` values this backend loads."""
+
+_DOWNLOAD_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+_PIL_FILTERS = {2: "bilinear", 3: "bicubic"}  # PIL.Image.Resampling values
+
+
+class HFModel(VisionLanguageModel):
+    """A ``transformers`` CLIP or SigLIP model behind the :class:`VisionLanguageModel` interface."""
+
+    backend = "hf"
+
+    def __init__(self, model, tokenizer, *, pad_to_max_length: bool, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.tokenizer = tokenizer
+        self._padding = "max_length" if pad_to_max_length else True
+
+    def _embed_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        return _features(self.model.get_image_features(pixel_values=pixels))
+
+    def _embed_prompts(self, prompts: list[str]) -> torch.Tensor:
+        tokens = self.tokenizer(
+            prompts, padding=self._padding, truncation=True, max_length=self.context_length, return_tensors="pt"
+        )
+        inputs = {k: v.to(self.device) for k, v in tokens.items() if k in ("input_ids", "attention_mask")}
+        return _features(self.model.get_text_features(**inputs))
+
+    def count_tokens(self, prompt: str) -> int:
+        return len(self.tokenizer(prompt, truncation=False)["input_ids"])
+
+
+def _features(output) -> torch.Tensor:
+    """``get_*_features`` returns a tensor (transformers 4) or an output with ``pooler_output`` (5)."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+def _embed_dim(config) -> int:
+    if config.model_type == "siglip":  # the text head maps hidden_size → projection_size
+        return int(getattr(config.text_config, "projection_size", None) or config.text_config.hidden_size)
+    return int(config.projection_dim)
+
+
+def _resolve(name: str) -> Path:
+    """A local directory for ``name``: the directory itself, or the hub snapshot (downloaded if needed)."""
+    if os.path.isdir(name):
+        return Path(name)
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+
+    hint = "load_model('/path/to/dir') on a directory written by model.save_pretrained() and processor.save_pretrained()"
+    try:
+        with hub_context(name, hint):
+            return Path(snapshot_download(name, allow_patterns=_DOWNLOAD_PATTERNS))
+    except (RepositoryNotFoundError, GatedRepoError, HFValidationError) as err:
+        raise ModelNotFoundError(
+            f"no model {name!r}: not a local directory, nor a Hugging Face hub repository you can access. "
+            "Use a hub id such as 'openai/clip-vit-base-patch32', a save_pretrained() directory, or "
+            "'open_clip:ARCH/TAG' (vlmreward models lists the open_clip names)."
+        ) from err
+
+
+def load_hf_model(
+    name: str, *, device: torch.device, dtype: torch.dtype | None, resize: ResizeMode, truncate: bool
+) -> HFModel:
+    """Load a ``transformers`` CLIP or SigLIP model with its tokenizer and preprocessing.
+
+    Args:
+        name: hub id or local ``save_pretrained`` directory.
+        device: where the model runs.
+        dtype: weight dtype (default: ``float32``).
+        resize: resize mode of the preprocessing (:data:`~vlmreward.models.preprocess.ResizeMode`).
+        truncate: truncate over-long prompts instead of raising.
+
+    Raises:
+        ModelNotFoundError: unknown hub id, or a ``model_type`` other than CLIP or SigLIP.
+        ModelNotAvailableError: not cached and the hub unreachable.
+    """
+    ensure_torchvision_importable()
+    import transformers
+    from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
+
+    path = _resolve(name)
+    config = AutoConfig.from_pretrained(path)
+    if config.model_type not in SUPPORTED_MODEL_TYPES:
+        raise ModelNotFoundError(
+            f"model {name!r} is a {config.model_type!r} model; the transformers backend loads "
+            f"{' and '.join(SUPPORTED_MODEL_TYPES)} models."
+        )
+    model_class = transformers.SiglipModel if config.model_type == "siglip" else transformers.CLIPModel
+    model = model_class.from_pretrained(path, dtype=dtype or torch.float32).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    processor = AutoImageProcessor.from_pretrained(path, backend="pil")
+    size = processor.crop_size if getattr(processor, "do_center_crop", False) else processor.size
+    image_size = size.get("height") or size.get("shortest_edge") or config.vision_config.image_size
+    preprocess_config = PreprocessConfig(
+        image_size=int(image_size),
+        mean=tuple(processor.image_mean),
+        std=tuple(processor.image_std),
+        interpolation=_PIL_FILTERS.get(int(processor.resample), "bicubic"),
+        resize=resize,
+        crop_rounding="floor",
+    )
+    return HFModel(
+        model,
+        tokenizer,
+        pad_to_max_length=config.model_type == "siglip",  # SigLIP's text tower was trained on padded input
+        name=name,
+        embed_dim=_embed_dim(config),
+        context_length=int(config.text_config.max_position_embeddings),
+        preprocess_config=preprocess_config,
+        device=device,
+        dtype=dtype or torch.float32,
+        truncate=truncate,
+    )

@@ -1,0 +1,216 @@
+"""Batched image preprocessing on tensors: frames ``uint8 [N, H, W, 3]`` → pixels ``[N, 3, S, S]``.
+
+The vision towers of CLIP-family models expect square ``S × S`` inputs, normalised with the
+model's per-channel mean and standard deviation. The libraries do this one PIL image at a time
+(``CLIPImageProcessor``, open_clip's ``preprocess``); here the same steps run on a whole batch at
+once on the model's device:
+
+1. resize, following the ``resize`` mode (:data:`ResizeMode`), with antialiasing, using the
+   model's own interpolation (PIL's bicubic or bilinear filter; PyTorch's antialiased kernels
+   are ports of PIL's);
+2. crop or pad to ``S × S``;
+3. scale to ``[0, 1]`` and normalise: ``(x / 255 - mean) / std``.
+
+On the CPU the resize runs on ``uint8`` (as PIL does, and about three times faster than on
+floats); on other devices it runs on ``float32``. The two agree to within one grey level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Sequence, Union, get_args
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vlmreward.errors import InvalidFramesError, InvalidParameterError
+
+__all__ = ["ResizeMode", "RESIZE_MODES", "DEFAULT_RESIZE", "Frames", "PreprocessConfig", "as_frame_batch", "preprocess"]
+
+ResizeMode = Literal["squash", "crop", "pad"]
+"""How a frame of any aspect ratio becomes the model's square input.
+
+* ``"squash"``: both sides straight to ``S`` (aspect ratio not kept). What the VLM-RM reference
+  code does, and what SigLIP's own processor does.
+* ``"crop"``: shorter side to ``S``, then a centre crop of ``S × S``. What CLIP's own processors
+  (``CLIPImageProcessor``, open_clip) do; on a wide RL frame it can cut the agent out of the
+  picture.
+* ``"pad"``: longer side to ``S``, then padding to ``S × S`` with the model's mean colour
+  (zero after normalisation): a letterbox. Keeps everything and the aspect ratio, at the cost
+  of resolution.
+"""
+
+RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
+
+DEFAULT_RESIZE: ResizeMode = "squash"
+"""The default resize mode, ``"squash"``: RL frames are rarely square (CartPole renders 400×600)
+and the agent moves across the whole frame, so a centre crop can remove exactly what the reward
+is about; squashing keeps the whole frame at full resolution and reproduces the VLM-RM reference
+code, whose results users compare against. Frames that are already square are treated the same
+by all three modes."""
+
+Frames = Union[np.ndarray, torch.Tensor, Sequence[np.ndarray]]
+"""uint8 RGB frames: ``[N, H, W, 3]`` or one ``[H, W, 3]`` frame, NumPy or torch, or a sequence
+of equally sized ``[H, W, 3]`` NumPy arrays."""
+
+Interpolation = Literal["bicubic", "bilinear"]
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """A model's image preprocessing.
+
+    Attributes:
+        image_size: side ``S`` of the square input, in pixels.
+        mean: per-channel mean of the normalisation, in ``[0, 1]`` units (RGB order).
+        std: per-channel standard deviation of the normalisation, in ``[0, 1]`` units.
+        interpolation: resampling filter of the resize (the model's own).
+        resize: how non-square frames are fitted (:data:`ResizeMode`).
+        crop_rounding: where the centre crop starts when the excess is odd: ``"floor"``
+            (``(L - S) // 2``, Hugging Face's ``center_crop``) or ``"round"``
+            (``round((L - S) / 2)``, torchvision's ``CenterCrop``, used by open_clip).
+    """
+
+    image_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: Interpolation = "bicubic"
+    resize: ResizeMode = DEFAULT_RESIZE
+    crop_rounding: Literal["floor", "round"] = "floor"
+
+    def __post_init__(self) -> None:
+        if self.resize not in RESIZE_MODES:
+            raise InvalidParameterError(
+                f"resize={self.resize!r} is not a resize mode; use one of {', '.join(map(repr, RESIZE_MODES))}."
+            )
+        if self.interpolation not in get_args(Interpolation):
+            raise InvalidParameterError(f"interpolation={self.interpolation!r}: use 'bicubic' or 'bilinear'.")
+
+
+def as_frame_batch(frames: Frames) -> torch.Tensor:
+    """Validate frames and return them as one ``uint8 [N, H, W, 3]`` tensor (no copy where possible).
+
+    Args:
+        frames: uint8 RGB frames, ``[N, H, W, 3]`` or ``[H, W, 3]``, as a NumPy array, a torch
+            tensor (any device), or a sequence of equally sized ``[H, W, 3]`` NumPy arrays.
+
+    Returns:
+        ``torch.uint8`` tensor ``[N, H, W, 3]``, on the device the input was on.
+
+    Raises:
+        InvalidFramesError: not uint8, rank not 3 or 4, last axis not 3 (RGB), zero frames or a
+            zero-sized side, or frames of different sizes in a sequence.
+    """
+    if isinstance(frames, (list, tuple)):
+        if len(frames) == 0:
+            raise InvalidFramesError("got zero frames; pass at least one uint8 RGB frame of shape [H, W, 3].")
+        shapes = {np.shape(f) for f in frames}
+        if len(shapes) > 1:
+            raise InvalidFramesError(
+                f"frames in one batch must share one size; got shapes {sorted(shapes)}. Score each size separately."
+            )
+        frames = np.stack([np.asarray(f) for f in frames])
+    if isinstance(frames, np.ndarray):
+        if frames.dtype != np.uint8:
+            raise InvalidFramesError(_dtype_message(str(frames.dtype)))
+        tensor = torch.from_numpy(np.ascontiguousarray(frames))
+    elif isinstance(frames, torch.Tensor):
+        if frames.dtype != torch.uint8:
+            raise InvalidFramesError(_dtype_message(str(frames.dtype).removeprefix("torch.")))
+        tensor = frames
+    else:
+        raise InvalidFramesError(
+            f"frames must be a NumPy array or torch tensor of uint8 RGB pixels; got {type(frames).__name__}."
+        )
+    if tensor.ndim == 3:
+        tensor = tensor.unsqueeze(0)
+    if tensor.ndim != 4:
+        raise InvalidFramesError(
+            f"frames must have shape [N, H, W, 3] or [H, W, 3]; got rank {tensor.ndim} with shape {tuple(tensor.shape)}."
+        )
+    n, h, w, c = tensor.shape
+    if c != 3:
+        hint = " Drop the alpha channel with frames[..., :3]." if c == 4 else ""
+        hint = " Channels-first input? Move the channel axis last." if c != 4 and h in (1, 3, 4) else hint
+        raise InvalidFramesError(f"frames must be RGB with 3 channels last, shape [N, H, W, 3]; got {tuple(tensor.shape)}.{hint}")
+    if n == 0:
+        raise InvalidFramesError("got zero frames; pass at least one uint8 RGB frame of shape [H, W, 3].")
+    if h == 0 or w == 0:
+        raise InvalidFramesError(f"frames have a zero-sized side: shape {tuple(tensor.shape)}.")
+    return tensor
+
+
+def _dtype_message(dtype: str) -> str:
+    return (
+        f"frames must be uint8 RGB in [0, 255]; got dtype {dtype}. Floats in [0, 1] convert with "
+        "(frames * 255).round().astype(np.uint8)."
+    )
+
+
+def preprocess(
+    frames: torch.Tensor,
+    config: PreprocessConfig,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Turn a batch of frames into normalised model inputs, batched on the frames' device.
+
+    Args:
+        frames: ``torch.uint8 [N, H, W, 3]`` RGB frames (see :func:`as_frame_batch`), on the
+            device the model runs on.
+        config: the model's :class:`PreprocessConfig`.
+        dtype: floating dtype of the result.
+
+    Returns:
+        ``[N, 3, S, S]`` tensor of ``dtype`` on the frames' device, ``S = config.image_size``,
+        values ``(pixel / 255 - mean) / std`` (about ``[-2, 2.7]`` for CLIP's statistics; padding
+        is exactly 0).
+
+    Source: the steps of Hugging Face ``CLIPImageProcessor`` / ``SiglipImageProcessor`` and
+    open_clip's ``image_transform`` (resize, centre crop, ``ToTensor``, ``Normalize``), batched.
+    """
+    size = config.image_size
+    n, h, w, _ = frames.shape
+    x = frames.permute(0, 3, 1, 2)  # [N, 3, H, W], a view
+    if config.resize == "squash":
+        x = _resize(x, (size, size), config.interpolation)
+    elif config.resize == "crop":
+        short, long = (h, w) if h <= w else (w, h)
+        new_long = int(size * long / short)  # as HF get_resize_output_image_size and torchvision Resize
+        x = _resize(x, (size, new_long) if h <= w else (new_long, size), config.interpolation)
+        top = _crop_start(x.shape[-2], size, config.crop_rounding)
+        left = _crop_start(x.shape[-1], size, config.crop_rounding)
+        x = x[..., top : top + size, left : left + size]
+    else:  # pad
+        scale = size / max(h, w)
+        new_hw = (size, max(1, round(w * scale))) if h >= w else (max(1, round(h * scale)), size)
+        x = _resize(x, new_hw, config.interpolation)
+    x = _normalise(x, config, dtype)
+    if config.resize == "pad" and tuple(x.shape[-2:]) != (size, size):
+        dh, dw = size - x.shape[-2], size - x.shape[-1]
+        x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=0.0)
+    return x.contiguous()
+
+
+def _crop_start(length: int, size: int, rounding: str) -> int:
+    excess = length - size
+    return int(round(excess / 2.0)) if rounding == "round" else excess // 2
+
+
+def _resize(x: torch.Tensor, hw: tuple[int, int], interpolation: str) -> torch.Tensor:
+    """Antialiased resize of ``[N, 3, H, W]`` (uint8 on CPU, float elsewhere) to ``hw``."""
+    if tuple(x.shape[-2:]) == hw:
+        return x  # PIL and torchvision also leave a same-size image untouched
+    if x.dtype == torch.uint8 and x.device.type != "cpu":
+        x = x.float()
+    # The uint8 kernels want channels-last memory, which the [N, H, W, 3] → [N, 3, H, W] view is.
+    return F.interpolate(x, size=hw, mode=interpolation, antialias=True, align_corners=False)
+
+
+def _normalise(x: torch.Tensor, config: PreprocessConfig, dtype: torch.dtype) -> torch.Tensor:
+    mean = torch.tensor(config.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    if x.dtype != torch.uint8:  # float resize output can overshoot [0, 255]; PIL clamps
+        x = x.round_().clamp_(0, 255)
+    x = (x.float() * (1.0 / 255.0) - mean) / std
+    return x.to(dtype)

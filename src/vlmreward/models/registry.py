@@ -1,0 +1,115 @@
+"""``load_model``: one entry point from a model name to a :class:`VisionLanguageModel`.
+
+Routing, first match wins:
+
+========================================  ==========================================
+name                                      backend
+========================================  ==========================================
+``open_clip:...``, ``hf-hub:...``         ``open_clip`` (:mod:`.openclip`)
+directory with ``open_clip_config.json``  ``open_clip`` (as ``local-dir:``)
+directory with ``config.json``            ``transformers`` (:mod:`.hf`)
+anything else                             ``transformers``, as a hub id
+========================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from vlmreward.errors import InvalidParameterError, ModelNotFoundError
+from vlmreward.models.base import VisionLanguageModel
+from vlmreward.models.preprocess import DEFAULT_RESIZE, RESIZE_MODES, ResizeMode
+
+__all__ = ["load_model", "resolve_dtype"]
+
+_DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+}
+
+
+def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:
+    """``None``, a ``torch`` floating dtype, or one of its names (``"bf16"``, ``"float16"``, ...).
+
+    Raises:
+        InvalidParameterError: an unknown name or a non-floating dtype.
+    """
+    if dtype is None or isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return dtype
+    if isinstance(dtype, str) and dtype.lower().removeprefix("torch.") in _DTYPES:
+        return _DTYPES[dtype.lower().removeprefix("torch.")]
+    raise InvalidParameterError(f"dtype={dtype!r} is not a floating dtype; use one of {', '.join(_DTYPES)}.")
+
+
+def load_model(
+    name_or_path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | str | None = None,
+    resize: ResizeMode = DEFAULT_RESIZE,
+    checkpoint: str | os.PathLike | None = None,
+    truncate: bool = False,
+) -> VisionLanguageModel:
+    """Load a vision-language model for scoring frames.
+
+    Args:
+        name_or_path: a Hugging Face hub id of a CLIP or SigLIP model
+            (``"openai/clip-vit-base-patch32"``), a local ``save_pretrained`` directory,
+            ``"open_clip:ARCH/TAG"`` (``"open_clip:ViT-g-14/laion2b_s34b_b88k"``),
+            ``"open_clip:ARCH"`` together with ``checkpoint``, ``"hf-hub:ORG/REPO"`` (open_clip
+            format) or ``"open_clip:local-dir:PATH"``.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
+        dtype: weight dtype, ``torch.float16``/``"bf16"``/...; default ``float32``. Embeddings are
+            returned as ``float32`` whatever the weights.
+        resize: how frames are fitted to the square model input: ``"squash"`` (default; whole frame,
+            as the VLM-RM reference code), ``"crop"`` (the CLIP processors' shorter side + centre
+            crop) or ``"pad"`` (letterbox). See :data:`vlmreward.models.preprocess.ResizeMode`.
+        checkpoint: local weights file for an ``open_clip:ARCH`` name.
+        truncate: truncate prompts longer than the model's context instead of raising
+            :class:`~vlmreward.errors.PromptTooLongError`.
+
+    Returns:
+        A :class:`VisionLanguageModel` in eval mode on ``device``.
+
+    Raises:
+        ModelNotFoundError: a name no backend knows, an unknown open_clip architecture or tag,
+            an unsupported ``model_type``, or a checkpoint given for a non-open_clip name.
+        ModelNotAvailableError: the weights are not cached and the hub cannot be reached; the
+            message says how to load a local copy.
+        InvalidParameterError: an unknown ``resize`` mode or ``dtype``.
+    """
+    if resize not in RESIZE_MODES:
+        raise InvalidParameterError(f"resize={resize!r} is not a resize mode; use one of {', '.join(RESIZE_MODES)}.")
+    name = os.fspath(name_or_path).strip()
+    if not name:
+        raise ModelNotFoundError("no model name given; e.g. 'openai/clip-vit-base-patch32' or a local directory.")
+    device = torch.device(device)
+    kwargs = dict(device=device, dtype=resolve_dtype(dtype), resize=resize, truncate=truncate)
+    if os.path.isdir(name) and (Path(name) / "open_clip_config.json").is_file():
+        name = f"open_clip:local-dir:{name}"
+    if name.startswith(("open_clip:", "hf-hub:")):
+        from vlmreward.models.openclip import load_open_clip_model
+
+        return load_open_clip_model(name, checkpoint=checkpoint, **kwargs)
+    if checkpoint is not None:
+        raise ModelNotFoundError(
+            f"checkpoint= goes with an open_clip architecture, e.g. load_model('open_clip:ViT-B-32', "
+            f"checkpoint=...); {name!r} is a transformers model, which loads from its directory."
+        )
+    if os.path.isfile(name):
+        raise ModelNotFoundError(
+            f"{name!r} is a file; a weights file needs its architecture: load_model('open_clip:ARCH', "
+            "checkpoint=PATH). A transformers model loads from its save_pretrained() directory."
+        )
+    if os.path.sep in name and name.startswith((".", os.path.sep, "~")) and not os.path.isdir(name):
+        raise ModelNotFoundError(f"model directory {name!r} does not exist.")
+    from vlmreward.models.hf import load_hf_model
+
+    return load_hf_model(name, **kwargs)

@@ -1,0 +1,7 @@
+"""Reward models: pure functions of image embeddings and the prompts' text embeddings."""
+
+from vlmreward.rewards.base import RewardModel, VLMReward
+from vlmreward.rewards.goal_baseline import GoalBaselineReward
+from vlmreward.rewards.softmax_threshold import DEFAULT_TEMPERATURE, SoftmaxThresholdReward
+
+__all__ = ["RewardModel", "VLMReward", "GoalBaselineReward", "SoftmaxThresholdReward", "DEFAULT_TEMPERATURE"]

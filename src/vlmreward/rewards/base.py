@@ -1,0 +1,103 @@
+"""The reward-model interface: frames → embeddings → rewards ``float32 [N]``."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+import torch
+
+from vlmreward.errors import InvalidParameterError, PromptError
+from vlmreward.models.base import VisionLanguageModel
+from vlmreward.models.preprocess import Frames
+
+__all__ = ["RewardModel", "VLMReward", "as_prompt_list"]
+
+
+@runtime_checkable
+class RewardModel(Protocol):
+    """Anything that turns frames into one reward per frame.
+
+    ``from_embeddings`` is the pure part (a function of image embeddings only), so rewards of
+    cached or batched embeddings need no image pass; state-based rewards used in tests implement
+    the same protocol.
+    """
+
+    def __call__(self, frames: Frames) -> np.ndarray:
+        """Rewards of uint8 RGB frames ``[N, H, W, 3]`` (or one ``[H, W, 3]``): ``float32 [N]``."""
+
+    def from_embeddings(self, image_embeddings: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Rewards of unit image embeddings ``[N, D]``: ``float32 [N]``."""
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description: kind, model, prompts, parameters."""
+
+
+class VLMReward(abc.ABC):
+    """Base of the rewards computed from a :class:`VisionLanguageModel`'s embeddings.
+
+    Subclasses embed their prompts once at construction (kept on the model's device) and
+    implement :meth:`_reward`, a batched torch function of unit image embeddings.
+    """
+
+    def __init__(self, model: VisionLanguageModel) -> None:
+        self.model = model
+
+    def __call__(self, frames: Frames, batch_size: int | None = None) -> np.ndarray:
+        """Rewards of frames.
+
+        Args:
+            frames: uint8 RGB ``[N, H, W, 3]`` or ``[H, W, 3]``, NumPy or torch, any size.
+            batch_size: frames per forward pass of the vision tower.
+
+        Returns:
+            ``np.float32 [N]``.
+
+        Raises:
+            InvalidFramesError: frames not uint8 RGB of rank 3 or 4, or zero frames.
+        """
+        return self.from_embeddings(self.model.encode_images(frames, batch_size=batch_size))
+
+    @torch.inference_mode()
+    def from_embeddings(self, image_embeddings: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Rewards of image embeddings.
+
+        Args:
+            image_embeddings: ``[N, D]`` (or one ``[D]``), unit L2 norm, as returned by
+                ``model.encode_images``; NumPy or torch, any device.
+
+        Returns:
+            ``np.float32 [N]``.
+        """
+        x = torch.as_tensor(image_embeddings).to(device=self.model.device, dtype=torch.float32)
+        if x.ndim == 1:
+            x = x.unsqueeze(0)
+        if x.ndim != 2 or x.shape[1] != self.model.embed_dim:
+            raise InvalidParameterError(
+                f"image embeddings must have shape [N, {self.model.embed_dim}]; got {tuple(x.shape)}."
+            )
+        return self._reward(x).float().cpu().numpy()
+
+    @abc.abstractmethod
+    def _reward(self, x: torch.Tensor) -> torch.Tensor:
+        """``float32 [N, D]`` unit embeddings on the model's device → ``[N]`` rewards."""
+
+    @abc.abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """JSON-serialisable description: ``kind``, ``model``, prompts and parameters."""
+
+
+def as_prompt_list(prompts: str | Sequence[str], what: str) -> list[str]:
+    """One prompt or a non-empty sequence of prompts, as a list.
+
+    Raises:
+        PromptError: no prompts, or an element that is not a string.
+    """
+    result = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not result:
+        raise PromptError(f"no {what} prompt given; pass at least one.")
+    for prompt in result:
+        if not isinstance(prompt, str):
+            raise PromptError(f"{what} prompts must be strings; got {type(prompt).__name__}.")
+    return result

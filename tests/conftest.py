@@ -1,0 +1,233 @@
+"""Session fixtures: tiny random-weight models of the real architectures, saved in each library's
+own format, and real rendered gymnasium frames.
+
+No pretrained weights can be downloaded in CI, so the tests build models with 2 layers of width
+32 (CLIP ViT-B/32 and SigLIP layouts, the real tokenizers' formats), save them the way the
+libraries save real checkpoints (``save_pretrained`` directories, open_clip checkpoint files,
+the Hugging Face hub cache layout) and load them through :func:`vlmreward.load_model`, which is
+the same code path a real model takes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+# Before anything imports huggingface_hub: a private cache, and a hub endpoint that refuses
+# connections at once, so no test can reach (or wait for) the network.
+_HF_HOME = tempfile.mkdtemp(prefix="vlmreward-hf-home-")
+os.environ["HF_HOME"] = _HF_HOME
+os.environ["HF_HUB_CACHE"] = os.path.join(_HF_HOME, "hub")
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"
+os.environ.pop("HF_HUB_OFFLINE", None)
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from vlmreward.models._compat import ensure_torchvision_importable  # noqa: E402
+
+ensure_torchvision_importable()
+
+TINY_OPEN_CLIP_ARCH = "vlmreward-tiny-ViT-B-32"
+"""open_clip architecture registered by the fixtures: ViT-B/32 layout, 2 layers of width 32."""
+
+HUB_REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    shutil.rmtree(_HF_HOME, ignore_errors=True)
+
+
+def write_clip_bpe_tokenizer_files(directory: Path) -> tuple[Path, Path]:
+    """CLIP's real BPE vocabulary, rebuilt from the merges file open_clip ships.
+
+    Returns ``(vocab.json, merges.txt)`` as ``CLIPTokenizer`` reads them; the construction is
+    open_clip's ``SimpleTokenizer.__init__`` (bytes, bytes + ``</w>``, merges, special tokens).
+    """
+    import open_clip.tokenizer as oct
+
+    with gzip.open(oct.default_bpe(), "rt", encoding="utf-8") as f:
+        merges = f.read().split("\n")[1 : 49152 - 256 - 2 + 1]
+    byte_chars = list(oct.bytes_to_unicode().values())
+    vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m.split()) for m in merges]
+    vocab += ["<|startoftext|>", "<|endoftext|>"]
+    vocab_file, merges_file = directory / "vocab.json", directory / "merges.txt"
+    vocab_file.write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}), encoding="utf-8")
+    merges_file.write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    return vocab_file, merges_file
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_clip(tmp_path_factory) -> Path:
+    """A ``save_pretrained`` directory of a random 2-layer ``CLIPModel`` with CLIP's tokenizer and processor."""
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+
+    directory = tmp_path_factory.mktemp("tiny-hf-clip")
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=77,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=224, patch_size=32,
+        ),
+        projection_dim=16,
+    )
+    CLIPModel(config).eval().save_pretrained(directory)
+    build = tmp_path_factory.mktemp("clip-bpe")
+    vocab_file, merges_file = write_clip_bpe_tokenizer_files(build)
+    CLIPTokenizer(str(vocab_file), str(merges_file)).save_pretrained(directory)
+    CLIPImageProcessorPil().save_pretrained(directory)  # CLIP's defaults: shortest edge 224, bicubic
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_siglip(tmp_path_factory) -> Path:
+    """A ``save_pretrained`` directory of a random 2-layer ``SiglipModel`` with a SentencePiece tokenizer."""
+    import sentencepiece as spm
+    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipTokenizer
+
+    directory = tmp_path_factory.mktemp("tiny-hf-siglip")
+    build = tmp_path_factory.mktemp("siglip-spm")
+    corpus = build / "corpus.txt"
+    words = "a the photo of robot humanoid kneeling standing cart pole upright car mountain flag red blue green ball box key"
+    corpus.write_text("\n".join(" ".join(np.random.default_rng(i).permutation(words.split())) for i in range(200)))
+    spm.SentencePieceTrainer.train(
+        input=str(corpus), model_prefix=str(build / "spiece"), vocab_size=64, model_type="unigram", hard_vocab_limit=False,
+        pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>",
+        minloglevel=2,
+    )
+    tokenizer = SiglipTokenizer(vocab_file=str(build / "spiece.model"), model_max_length=64)
+    torch.manual_seed(1)
+    config = SiglipConfig(
+        text_config=dict(
+            vocab_size=tokenizer.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=64, pad_token_id=0, bos_token_id=1, eos_token_id=1,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=224, patch_size=32,
+        ),
+    )
+    SiglipModel(config).eval().save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    SiglipImageProcessorPil().save_pretrained(directory)  # SigLIP's defaults: 224 × 224, bicubic
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_open_clip(tmp_path_factory) -> tuple[str, Path]:
+    """``(architecture, checkpoint)``: a registered tiny ViT-B/32-layout open_clip model and its weights file."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    directory = tmp_path_factory.mktemp("tiny-open-clip")
+    config_file = directory / f"{TINY_OPEN_CLIP_ARCH}.json"
+    config_file.write_text(json.dumps(_TINY_OPEN_CLIP_CONFIG))
+    open_clip.add_model_config(config_file)
+    torch.manual_seed(2)
+    model = open_clip.create_model(TINY_OPEN_CLIP_ARCH, pretrained=None)
+    checkpoint = directory / "tiny.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(checkpoint))
+    return TINY_OPEN_CLIP_ARCH, checkpoint
+
+
+_TINY_OPEN_CLIP_CONFIG = {
+    "embed_dim": 16,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 32, "head_width": 16, "patch_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
+}
+
+
+def add_to_hub_cache(repo_id: str, files: dict[str, Path]) -> Path:
+    """Place files in the Hugging Face hub cache layout, as a download of ``repo_id`` leaves them.
+
+    ``models--ORG--NAME/snapshots/REVISION/FILE`` plus ``refs/main``; returns the snapshot folder.
+    """
+    repo = Path(os.environ["HF_HUB_CACHE"]) / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / HUB_REVISION
+    snapshot.mkdir(parents=True, exist_ok=True)
+    for name, source in files.items():
+        shutil.copy(source, snapshot / name)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(HUB_REVISION)
+    return snapshot
+
+
+@pytest.fixture(scope="session")
+def hub_cached_hf_clip(tiny_hf_clip) -> str:
+    """Hub id of the tiny transformers CLIP, present in the hub cache only (the hub is unreachable)."""
+    repo_id = "vlmreward-test/tiny-clip"
+    add_to_hub_cache(repo_id, {p.name: p for p in tiny_hf_clip.iterdir()})
+    return repo_id
+
+
+@pytest.fixture(scope="session")
+def hub_cached_open_clip(tiny_open_clip, tmp_path_factory) -> str:
+    """``hf-hub:`` id of the tiny open_clip model in open_clip's hub format, in the hub cache only."""
+    _, checkpoint = tiny_open_clip
+    build = tmp_path_factory.mktemp("open-clip-hub")
+    config = build / "open_clip_config.json"
+    config.write_text(
+        json.dumps(
+            {
+                "model_cfg": _TINY_OPEN_CLIP_CONFIG,
+                "preprocess_cfg": {
+                    "mean": [0.48145466, 0.4578275, 0.40821073],
+                    "std": [0.26862954, 0.26130258, 0.27577711],
+                    "interpolation": "bicubic",
+                    "resize_mode": "shortest",
+                },
+            }
+        )
+    )
+    repo_id = "vlmreward-test/tiny-open-clip"
+    add_to_hub_cache(repo_id, {"open_clip_config.json": config, "open_clip_model.safetensors": checkpoint})
+    return f"hf-hub:{repo_id}"
+
+
+@pytest.fixture(scope="session")
+def cartpole_frames() -> np.ndarray:
+    """``uint8 [12, 400, 600, 3]``: frames rendered by gymnasium's CartPole-v1 (``rgb_array``), random actions."""
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    frames = []
+    for _ in range(12):
+        frames.append(env.render())
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="session")
+def hf_clip_model(tiny_hf_clip):
+    """The tiny transformers CLIP loaded through ``load_model`` (default resize)."""
+    import vlmreward
+
+    return vlmreward.load_model(tiny_hf_clip)
+
+
+@pytest.fixture()
+def unit_vectors():
+    """``make(n, d, seed)``: ``float32 [n, d]`` random unit vectors."""
+
+    def make(n: int, d: int, seed: int = 0) -> np.ndarray:
+        v = np.random.default_rng(seed).standard_normal((n, d))
+        return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+
+    return make
