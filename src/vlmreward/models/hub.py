@@ -79,10 +79,10 @@ def hub_context(name: str, local_hint: str) -> Iterator[bool]:
     """
     from huggingface_hub import constants
 
-    online = hub_reachable()
-    if online:
+    if hub_reachable():
         yield True
         return
+    message = offline_message(name, local_hint)  # before offline mode is forced below
     saved = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = True
     try:
@@ -90,6 +90,6 @@ def hub_context(name: str, local_hint: str) -> Iterator[bool]:
     except ModelNotAvailableError:
         raise
     except Exception as err:  # anything a cache-only load raises means: not cached
-        raise ModelNotAvailableError(offline_message(name, local_hint)) from err
+        raise ModelNotAvailableError(message) from err
     finally:
         constants.HF_HUB_OFFLINE = saved

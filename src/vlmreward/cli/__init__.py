@@ -1,0 +1,1 @@
+"""The ``vlmreward`` command line (:mod:`vlmreward.cli.main`): ``vlmreward score``, ``vlmreward models``."""
