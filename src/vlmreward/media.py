@@ -122,8 +122,8 @@ def count_frames(path: str | os.PathLike) -> int | None:
     by a frame or two. Meant for progress bars.
 
     Returns:
-        The count, or None when it is unknown or the input cannot be read (:func:`iter_frames`
-        then reports why); never raises on a bad input.
+        The count, or None when it is unknown or the input cannot be read. Never raises on a bad
+        input (:func:`iter_frames` reports what is wrong); a corrupt image file still counts 1.
     """
     try:
         path = check_input(path)

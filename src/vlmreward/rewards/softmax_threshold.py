@@ -84,7 +84,10 @@ class SoftmaxThresholdReward(VLMReward):
 
     def _reward(self, x: torch.Tensor) -> torch.Tensor:
         p = self.probability(x)
-        return p if self.threshold is None else (p >= self.threshold).float()
+        if self.threshold is None:
+            return p
+        # In float64: a float32 comparison would round β first, so p = 0.89999998 would pass β = 0.9.
+        return (p.cpu().double() >= self.threshold).float()
 
     def describe(self) -> dict[str, Any]:
         return {
