@@ -1,0 +1,58 @@
+"""An informative reward read off CartPole's pixels: checks the RL path without a VLM.
+
+A CLIP model with random weights gives no learning signal, and real weights cannot be had in CI.
+:class:`CartPolePixelReward` implements the same :class:`~vlmreward.rewards.base.RewardModel`
+protocol from the rendered frame alone: it finds the pole (gymnasium's CartPole draws it in
+``POLE_COLOUR``), measures its angle from vertical by the principal axis of its pixels, and
+rewards ``cos θ``. Plugged through the same wrappers, batching and deferred scoring as a VLM
+reward, it shows that the whole training path turns a frame-based reward into a policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from vlmreward.models.preprocess import Frames, as_frame_batch
+
+__all__ = ["CartPolePixelReward", "POLE_COLOUR"]
+
+POLE_COLOUR = (202, 152, 101)
+"""RGB of the pole in gymnasium's ``CartPoleEnv.render`` (``pygame`` polygon colour)."""
+
+
+class CartPolePixelReward:
+    """``cos θ`` of the pole angle ``θ`` measured on rendered CartPole frames, in ``[0, 1]``.
+
+    ``from_embeddings`` takes this model's "embedding", ``float32 [N, 2]`` = ``(cos θ, |sin θ|)``
+    from :meth:`embed`; a frame without a visible pole (none in the picture) embeds to ``(0, 1)``.
+    """
+
+    def embed(self, frames: Frames) -> np.ndarray:
+        """Frames ``uint8 [N, H, W, 3]`` → ``float32 [N, 2]``: ``(cos θ, |sin θ|)`` of the pole axis."""
+        batch = as_frame_batch(frames).cpu().numpy()
+        out = np.tile(np.array([0.0, 1.0], dtype=np.float32), (len(batch), 1))
+        mask = np.all(batch == np.array(POLE_COLOUR, dtype=np.uint8), axis=-1)  # [N, H, W]
+        for i in range(len(batch)):
+            rows, cols = np.nonzero(mask[i])
+            if len(rows) < 10:
+                continue
+            coords = np.stack([rows, cols]).astype(np.float64)
+            coords -= coords.mean(axis=1, keepdims=True)
+            _, vectors = np.linalg.eigh(coords @ coords.T)
+            axis = vectors[:, -1]  # principal axis, unit; component 0 along the image's vertical
+            out[i] = (abs(axis[0]), abs(axis[1]))
+        return out
+
+    def __call__(self, frames: Frames) -> np.ndarray:
+        """Rewards of frames: ``float32 [N]`` in ``[0, 1]``, 1 for an upright pole."""
+        return self.from_embeddings(self.embed(frames))
+
+    def from_embeddings(self, image_embeddings: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Rewards of :meth:`embed` outputs ``[N, 2]``: ``float32 [N]`` = ``cos θ``."""
+        return np.asarray(image_embeddings, dtype=np.float32).reshape(-1, 2)[:, 0].copy()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "cartpole_pixel_oracle", "model": None, "reward": "cos(pole angle) measured on pixels"}

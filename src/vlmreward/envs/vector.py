@@ -1,0 +1,305 @@
+"""Vector environments: the frames of all sub-environments scored in one forward pass.
+
+* :class:`VLMRewardVecEnvWrapper`: a stable-baselines3 ``VecEnvWrapper``. Scores each step's
+  frames in one batch, or, with ``deferred=True``, stores them and scores them in large batches
+  (``score_batch_size`` frames) for :mod:`vlmreward.rl.deferred`'s buffers to write into the
+  rollout or replay buffer before the learner reads them: VLM-RM's end-of-episode scoring, with
+  memory bounded by one scoring batch.
+* :class:`VLMRewardVectorWrapper`: the same per-step batching for a gymnasium ``VectorEnv``.
+
+Both keep the environment's reward in ``info["gt_reward"]`` and report finished episodes
+(:class:`EpisodeRecord`: VLM return, ground-truth return, success) for logging side by side.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+
+from vlmreward.errors import InvalidParameterError
+from vlmreward.envs.wrappers import (
+    NotRenderableError,
+    RenderFrame,
+    RewardMode,
+    _check_mode,
+    combine_rewards,
+)
+from vlmreward.rewards.base import RewardModel
+
+__all__ = ["EpisodeRecord", "VLMRewardVecEnvWrapper", "VLMRewardVectorWrapper", "make_vlm_vec_env"]
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One finished episode of one sub-environment.
+
+    Attributes:
+        length: steps in the episode.
+        vlm_return: undiscounted sum of the VLM rewards (before ``weight``).
+        gt_return: undiscounted sum of the environment's own rewards.
+        success: ``info["is_success"]`` at the last step, or None if the environment sets none.
+    """
+
+    env_index: int
+    length: int
+    vlm_return: float
+    gt_return: float
+    success: bool | None
+
+
+class _EpisodeAccounts:
+    """Per-sub-environment running sums, closed into :class:`EpisodeRecord` at episode end."""
+
+    def __init__(self, n_envs: int, maxlen: int = 1000) -> None:
+        self.vlm = np.zeros(n_envs, dtype=np.float64)
+        self.gt = np.zeros(n_envs, dtype=np.float64)
+        self.length = np.zeros(n_envs, dtype=np.int64)
+        self.finished: deque[EpisodeRecord] = deque(maxlen=maxlen)
+
+    def add(
+        self, vlm: np.ndarray, gt: np.ndarray, dones: np.ndarray, successes: list[bool | None], live: np.ndarray | None = None
+    ) -> None:
+        """Add one step of every sub-environment (``live``: those that really stepped; default all)."""
+        live = np.ones(len(self.vlm), dtype=bool) if live is None else live
+        self.vlm += np.where(live, vlm, 0.0)
+        self.gt += np.where(live, gt, 0.0)
+        self.length += live
+        for i in np.flatnonzero(dones):
+            self.finished.append(EpisodeRecord(int(i), int(self.length[i]), float(self.vlm[i]), float(self.gt[i]), successes[i]))
+            self.vlm[i] = self.gt[i] = self.length[i] = 0
+
+    def clear_running(self) -> None:
+        self.vlm[:] = self.gt[:] = self.length[:] = 0
+
+    def pop_finished(self) -> list[EpisodeRecord]:
+        records = list(self.finished)
+        self.finished.clear()
+        return records
+
+
+@dataclass
+class _PendingStep:
+    frames: np.ndarray  # uint8 [n_envs, H, W, 3]; dropped once scored
+    gt: np.ndarray  # float32 [n_envs]
+    dones: np.ndarray  # bool [n_envs]
+    successes: list[bool | None]
+    vlm: np.ndarray | None = None  # float32 [n_envs] once scored
+
+
+class VLMRewardVecEnvWrapper(VecEnvWrapper):
+    """Stable-baselines3 ``VecEnvWrapper`` that rewards every sub-environment with a VLM.
+
+    Each sub-environment must be wrapped in :class:`~vlmreward.envs.wrappers.RenderFrame` (as
+    :func:`make_vlm_vec_env` does), which renders the reached state before any auto-reset.
+
+    Per-step (``deferred=False``): ``step_wait`` scores the ``n_envs`` frames in one forward pass
+    and returns ``weight · r_vlm`` (``"replace"``) or ``r_env + weight · r_vlm`` (``"add"``),
+    ``float32 [n_envs]``.
+
+    Deferred (``deferred=True``): ``step_wait`` returns the placeholder ``0`` (``"replace"``) or
+    ``r_env`` (``"add"``) and keeps the frames; they are scored in batches of
+    ``score_batch_size`` frames as they accumulate, and :meth:`collect` returns the missing
+    ``weight · r_vlm`` of every step since the last call, for the deferred buffers of
+    :mod:`vlmreward.rl.deferred` to add in place. The learner then sees exactly the per-step
+    rewards (``"replace"``; ``"add"`` up to float rounding of the sum's order).
+
+    Infos: ``"gt_reward"`` (environment reward) always, ``"vlm_reward"`` in per-step mode.
+
+    Args:
+        venv: the vector environment, sub-environments wrapped in ``RenderFrame``.
+        reward_model: any :class:`~vlmreward.rewards.base.RewardModel`.
+        mode: ``"replace"`` or ``"add"``.
+        weight: scale of the VLM reward.
+        deferred: defer scoring as described above.
+        score_batch_size: frames per deferred scoring batch (bounds the memory of stored frames).
+
+    Raises:
+        NotRenderableError: sub-environments not wrapped in ``RenderFrame``.
+        InvalidParameterError: unknown ``mode``, non-finite ``weight``, ``score_batch_size < 1``.
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        reward_model: RewardModel,
+        mode: RewardMode = "replace",
+        weight: float = 1.0,
+        deferred: bool = False,
+        score_batch_size: int = 256,
+    ) -> None:
+        super().__init__(venv)
+        _check_mode(mode, weight)
+        if score_batch_size < 1:
+            raise InvalidParameterError(f"score_batch_size must be at least 1; got {score_batch_size}.")
+        if not all(venv.env_is_wrapped(RenderFrame)):
+            raise NotRenderableError(
+                "each sub-environment must be wrapped in vlmreward.envs.RenderFrame (rendered before the "
+                "auto-reset); build the vector environment with vlmreward.envs.make_vlm_vec_env."
+            )
+        self.reward_model = reward_model
+        self.mode = mode
+        self.weight = float(weight)
+        self.deferred = deferred
+        self.score_batch_size = int(score_batch_size)
+        self._steps: list[_PendingStep] = []  # deferred: steps since the last collect(), in order
+        self._n_unscored = 0  # index of the first step in self._steps whose frames are not scored
+        self.episodes = _EpisodeAccounts(self.num_envs)
+
+    def reset(self) -> Any:
+        obs = self.venv.reset()
+        self.episodes.clear_running()
+        return obs
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        frames = np.stack([info.pop("frame") for info in infos])
+        gt = np.asarray(rewards, dtype=np.float32)
+        successes = [info.get("is_success") if done else None for info, done in zip(infos, dones)]
+        if self.deferred:
+            self._steps.append(_PendingStep(frames, gt, np.asarray(dones, dtype=bool), successes))
+            if (len(self._steps) - self._n_unscored) * self.num_envs >= self.score_batch_size:
+                self._score_pending()
+            return obs, combine_rewards(gt, np.zeros_like(gt), self.mode, self.weight), dones, infos
+        vlm = np.asarray(self.reward_model(frames), dtype=np.float32)
+        self.episodes.add(vlm, gt, np.asarray(dones, dtype=bool), successes)
+        for info, value in zip(infos, vlm):
+            info["vlm_reward"] = float(value)
+        return obs, combine_rewards(gt, vlm, self.mode, self.weight), dones, infos
+
+    def _score_pending(self) -> None:
+        """Score every stored, unscored step in batches of ``score_batch_size`` frames."""
+        pending = self._steps[self._n_unscored :]
+        if not pending:
+            return
+        frames = np.concatenate([step.frames for step in pending])
+        vlm = np.concatenate(
+            [
+                np.asarray(self.reward_model(frames[i : i + self.score_batch_size]), dtype=np.float32)
+                for i in range(0, len(frames), self.score_batch_size)
+            ]
+        ).reshape(len(pending), self.num_envs)
+        for step, values in zip(pending, vlm):
+            step.vlm, step.frames = values, step.frames[:0]  # free the frames
+            self.episodes.add(values, step.gt, step.dones, step.successes)
+        self._n_unscored = len(self._steps)
+
+    @property
+    def pending_steps(self) -> int:
+        """Steps stored since the last :meth:`collect` (deferred mode)."""
+        return len(self._steps)
+
+    def collect(self) -> np.ndarray:
+        """Score what is still stored and hand over the deferred rewards.
+
+        Returns:
+            ``float32 [k, n_envs]``: ``weight · r_vlm`` of the ``k`` steps since the last call, in
+            step order; ``k = 0`` when nothing is stored.
+        """
+        self._score_pending()
+        out = np.array([np.float32(self.weight) * step.vlm for step in self._steps], dtype=np.float32)
+        self._steps, self._n_unscored = [], 0
+        return out.reshape(-1, self.num_envs)
+
+    def discard(self) -> None:
+        """Drop stored steps whose transitions no buffer will receive (an interrupted rollout)."""
+        if self._steps:
+            self._steps, self._n_unscored = [], 0
+            self.episodes.clear_running()
+
+    def pop_episodes(self) -> list[EpisodeRecord]:
+        """Episodes finished (and, if deferred, scored) since the last call."""
+        return self.episodes.pop_finished()
+
+
+def make_vlm_vec_env(
+    env_id: str | Callable[..., gym.Env],
+    n_envs: int,
+    reward_model: RewardModel,
+    *,
+    mode: RewardMode = "replace",
+    weight: float = 1.0,
+    deferred: bool = False,
+    score_batch_size: int = 256,
+    seed: int | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    vec_env_cls: type[VecEnv] = DummyVecEnv,
+) -> VLMRewardVecEnvWrapper:
+    """Build ``n_envs`` copies of an environment, each rendering ``rgb_array`` frames, VLM-rewarded.
+
+    Each sub-environment is ``RenderFrame(Monitor(gymnasium.make(env_id, render_mode="rgb_array",
+    **env_kwargs)))``: stable-baselines3's ``Monitor`` records the ground-truth episode returns
+    (logged as ``rollout/ep_rew_mean``), ``RenderFrame`` the frames.
+
+    Raises:
+        NotRenderableError: the environment does not support ``rgb_array`` rendering.
+    """
+    kwargs = {"render_mode": "rgb_array", **(env_kwargs or {})}
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs, wrapper_class=RenderFrame, vec_env_cls=vec_env_cls)
+    return VLMRewardVecEnvWrapper(venv, reward_model, mode=mode, weight=weight, deferred=deferred, score_batch_size=score_batch_size)
+
+
+class VLMRewardVectorWrapper(gym.vector.VectorWrapper):
+    """Gymnasium ``VectorEnv`` wrapper: all sub-environments' frames scored in one forward pass.
+
+    Works with gymnasium's default ``NEXT_STEP`` auto-reset (the step after an episode's end only
+    resets; its reward stays 0, as gymnasium returns it) and with auto-reset disabled. Rewards
+    ``float32 [num_envs]``: ``weight · r_vlm`` or ``r_env + weight · r_vlm``; infos gain
+    ``"gt_reward"`` and ``"vlm_reward"`` arrays.
+
+    Raises:
+        NotRenderableError: the vector environment does not render ``rgb_array``.
+        InvalidParameterError: ``SAME_STEP`` auto-reset (the reached state is gone before it could
+            be rendered), unknown ``mode`` or non-finite ``weight``.
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, reward_model: RewardModel, mode: RewardMode = "replace", weight: float = 1.0) -> None:
+        super().__init__(env)
+        _check_mode(mode, weight)
+        if env.render_mode != "rgb_array":
+            raise NotRenderableError(
+                f"the vector environment has render_mode={env.render_mode!r}; create it with "
+                "gymnasium.make_vec(env_id, num_envs, render_mode='rgb_array')."
+            )
+        autoreset = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
+        if autoreset == gym.vector.AutoresetMode.SAME_STEP:
+            raise InvalidParameterError(
+                "SAME_STEP auto-reset resets a finished sub-environment before it can be rendered; "
+                "use the default NEXT_STEP mode."
+            )
+        self.reward_model = reward_model
+        self.mode = mode
+        self.weight = float(weight)
+        self._resetting = np.zeros(self.num_envs, dtype=bool)
+        self.episodes = _EpisodeAccounts(self.num_envs)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        self._resetting[:] = False
+        self.episodes.clear_running()
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, actions):
+        obs, rewards, terminations, truncations, infos = self.env.step(actions)
+        gt = np.asarray(rewards, dtype=np.float32)
+        vlm = np.zeros(self.num_envs, dtype=np.float32)
+        live = ~self._resetting
+        if live.any():
+            frames = np.stack(self.env.render())  # one frame per sub-environment
+            vlm[live] = np.asarray(self.reward_model(frames[live]), dtype=np.float32)
+        out = combine_rewards(gt, vlm, self.mode, self.weight)
+        out[self._resetting] = gt[self._resetting]
+        dones = np.logical_or(terminations, truncations) & live
+        success = infos.get("is_success", np.full(self.num_envs, None, dtype=object))
+        self.episodes.add(vlm, gt, dones, [success[i] if dones[i] else None for i in range(self.num_envs)], live)
+        self._resetting = np.logical_or(terminations, truncations)
+        infos = {**infos, "gt_reward": gt, "vlm_reward": vlm}
+        return obs, out, terminations, truncations, infos
+
+    def pop_episodes(self) -> list[EpisodeRecord]:
+        """Episodes finished since the last call."""
+        return self.episodes.pop_finished()

@@ -1,0 +1,130 @@
+"""Deferred scoring: VLM rewards written into stable-baselines3's buffers before the learner reads them.
+
+The VLM-RM reference code stores frames with the transitions, scores whole episodes in large
+batches and writes the rewards back into the replay buffer. Here the frames are held by a
+:class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` with ``deferred=True`` (scored in batches
+as they accumulate) and these buffers add the rewards in place:
+
+* :class:`DeferredRolloutBuffer` (PPO, A2C): at rollout end, in ``compute_returns_and_advantage``,
+  before returns and advantages are computed from the rewards;
+* :class:`DeferredReplayBuffer` (SAC, DQN, TD3): in ``sample``, before any transition is read;
+  a position overwritten after wrap-around receives only the reward of its newest transition.
+
+The buffer's reward slot holds the placeholder the environment returned (``0``, or the
+environment's reward in ``"add"`` mode, plus PPO's time-limit bootstrap ``γ V(s_T)``), to which
+``weight · r_vlm`` is added: the learner sees the per-step rewards exactly in ``"replace"`` mode.
+
+Use: ``PPO(..., rollout_buffer_class=DeferredRolloutBuffer)`` or
+``SAC(..., replay_buffer_class=DeferredReplayBuffer)``, then ``attach_reward_source(model, venv)``
+(again after loading a saved model: the link to the environment is not pickled).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
+
+from vlmreward.envs.vector import VLMRewardVecEnvWrapper
+from vlmreward.errors import VLMRewardError
+
+__all__ = ["DeferredRolloutBuffer", "DeferredReplayBuffer", "attach_reward_source", "find_vlm_wrapper"]
+
+
+class _Deferred:
+    """The link from a buffer to the wrapper that holds its transitions' frames (not pickled)."""
+
+    reward_source: VLMRewardVecEnvWrapper | None = None
+
+    def _take_rewards(self, expected_steps: int) -> np.ndarray:
+        if self.reward_source is None:
+            raise VLMRewardError(
+                f"{type(self).__name__} has no reward source; call vlmreward.rl.deferred.attach_reward_source"
+                "(model, vec_env) after creating or loading the model."
+            )
+        rewards = self.reward_source.collect()
+        if len(rewards) != expected_steps:
+            raise VLMRewardError(
+                f"the environment stored {len(rewards)} unscored steps but the buffer expected {expected_steps}; "
+                "the deferred buffer and its environment are out of step (one environment per model)."
+            )
+        return rewards
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("reward_source", None)
+        return state
+
+
+class DeferredRolloutBuffer(_Deferred, RolloutBuffer):
+    """``RolloutBuffer`` whose rewards are completed by the deferred VLM scores at rollout end."""
+
+    def reset(self) -> None:
+        super().reset()
+        if self.reward_source is not None:
+            self.reward_source.discard()  # steps of an interrupted rollout belong to no buffer
+
+    def compute_returns_and_advantage(self, last_values, dones) -> None:  # noqa: ANN001 (SB3's signature)
+        self.rewards[: self.pos] += self._take_rewards(self.pos)
+        super().compute_returns_and_advantage(last_values, dones)
+
+
+class DeferredReplayBuffer(_Deferred, ReplayBuffer):
+    """``ReplayBuffer`` whose rewards are completed by the deferred VLM scores before sampling."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unscored_positions: list[int] = []
+
+    def add(self, obs, next_obs, action, reward, done, infos) -> None:  # noqa: ANN001 (SB3's signature)
+        self._unscored_positions.append(self.pos)
+        super().add(obs, next_obs, action, reward, done, infos)
+
+    def score_pending(self) -> None:
+        """Write the VLM rewards of every stored transition into the buffer (idempotent)."""
+        if not self._unscored_positions:
+            return
+        rewards = self._take_rewards(len(self._unscored_positions))
+        newest: dict[int, int] = {pos: i for i, pos in enumerate(self._unscored_positions)}  # last write wins
+        for pos, i in newest.items():
+            self.rewards[pos] += rewards[i]
+        self._unscored_positions = []
+
+    def sample(self, batch_size: int, env=None):  # noqa: ANN001 (SB3's signature)
+        self.score_pending()
+        return super().sample(batch_size, env)
+
+
+def find_vlm_wrapper(venv) -> VLMRewardVecEnvWrapper | None:  # noqa: ANN001
+    """The :class:`VLMRewardVecEnvWrapper` in a chain of ``VecEnvWrapper``\\ s, or None."""
+    while venv is not None:
+        if isinstance(venv, VLMRewardVecEnvWrapper):
+            return venv
+        venv = getattr(venv, "venv", None)
+    return None
+
+
+def attach_reward_source(model: BaseAlgorithm, venv=None) -> None:  # noqa: ANN001
+    """Link ``model``'s deferred buffer to the deferred :class:`VLMRewardVecEnvWrapper` of ``venv``.
+
+    Args:
+        model: a stable-baselines3 algorithm built with a deferred buffer class.
+        venv: its training environment (default ``model.get_env()``).
+
+    Raises:
+        VLMRewardError: the buffer is deferred but the environment is not (or the reverse).
+    """
+    wrapper = find_vlm_wrapper(venv if venv is not None else model.get_env())
+    buffer = getattr(model, "rollout_buffer", None) or getattr(model, "replay_buffer", None)
+    buffer_deferred = isinstance(buffer, _Deferred)
+    env_deferred = wrapper is not None and wrapper.deferred
+    if buffer_deferred != env_deferred:
+        raise VLMRewardError(
+            "deferred scoring needs both a deferred environment (VLMRewardVecEnvWrapper(deferred=True)) and a "
+            f"deferred buffer (DeferredRolloutBuffer / DeferredReplayBuffer); got buffer {type(buffer).__name__} "
+            f"and {'a deferred' if env_deferred else 'a per-step'} environment."
+        )
+    if buffer_deferred:
+        buffer.reward_source = wrapper
