@@ -1,0 +1,1 @@
+"""Reinforcement learning with VLM rewards on stable-baselines3: deferred scoring, configs, training."""
