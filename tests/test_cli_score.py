@@ -132,8 +132,10 @@ def test_lossless_inputs_match_python_api(kind, inputs, tiny_hf_clip, api_reward
     assert_ok(result)
     rows, rewards = check_outputs(out, 12)
     np.testing.assert_allclose(rewards, api_rewards, rtol=0, atol=1e-5)
-    expected_sources = [f"frame_{i:04d}.png" for i in range(12)] if kind == "png" else [f"cartpole.{kind}#{i}" for i in range(12)]
-    assert [r["source"] for r in rows] == expected_sources
+    if kind == "png":
+        assert [r["source"] for r in rows] == [f"frame_{i:04d}.png" for i in range(12)]
+    else:
+        assert [r["source"] for r in rows] == [f"cartpole.{kind}#{i}" for i in range(12)]
     summary = json.loads((out / "score.json").read_text())
     assert summary["reward"] == {
         "kind": "goal_baseline", "model": str(tiny_hf_clip), "goal": [GOAL], "baseline": [BASELINE], "alpha": 0.5,
@@ -170,11 +172,15 @@ def test_gif_with_open_clip_checkpoint(inputs, tiny_open_clip, tmp_path):
     assert summary["model"]["backend"] == "open_clip"
 
 
-def test_softmax_threshold_writes_p_goal_and_binary_reward(inputs, tiny_hf_clip, hf_clip_model, cartpole_frames, tmp_path):
+def test_softmax_threshold_writes_p_goal_and_binary_reward(
+    inputs, tiny_hf_clip, hf_clip_model, cartpole_frames, tmp_path
+):
     p_api = SoftmaxThresholdReward(hf_clip_model, GOAL, [NEGATIVE])(cartpole_frames)
     threshold = float(np.median(p_api))  # some frames on each side
     out = tmp_path / "out"
-    result = score(inputs["npy"], out, tiny_hf_clip, "--negative", NEGATIVE, "--threshold", repr(threshold), "--batch-size", "4")
+    result = score(
+        inputs["npy"], out, tiny_hf_clip, "--negative", NEGATIVE, "--threshold", repr(threshold), "--batch-size", "4"
+    )
     assert_ok(result)
     rows, rewards = check_outputs(out, 12, softmax=True)
     p_goal = np.array([float(r["p_goal"]) for r in rows])
@@ -191,17 +197,24 @@ def test_softmax_threshold_writes_p_goal_and_binary_reward(inputs, tiny_hf_clip,
 
 def test_softmax_dense_reward_is_p_goal(inputs, tiny_hf_clip, hf_clip_model, cartpole_frames, tmp_path):
     out = tmp_path / "out"
-    assert_ok(score(inputs["npz"], out, tiny_hf_clip, "--negative", NEGATIVE, "--negative", "an empty room", "--temperature", "0.05"))
+    negatives = [NEGATIVE, "an empty room"]
+    args = ["--negative", negatives[0], "--negative", negatives[1], "--temperature", "0.05"]
+    assert_ok(score(inputs["npz"], out, tiny_hf_clip, *args))
     rows, rewards = check_outputs(out, 12, softmax=True)
     assert rewards.tolist() == [float(r["p_goal"]) for r in rows]
-    expected = SoftmaxThresholdReward(hf_clip_model, GOAL, [NEGATIVE, "an empty room"], temperature=0.05)(cartpole_frames)
+    expected = SoftmaxThresholdReward(hf_clip_model, GOAL, negatives, temperature=0.05)(cartpole_frames)
     np.testing.assert_allclose(rewards, expected, atol=1e-5)
 
 
 def test_folder_with_two_image_sizes(tmp_path, cartpole_frames, tiny_hf_clip, hf_clip_model):
     folder = tmp_path / "mixed"
     folder.mkdir()
-    frames = [cartpole_frames[0], cartpole_frames[1, 100:300, 150:450], cartpole_frames[2], cartpole_frames[3, :200, :300]]
+    frames = [
+        cartpole_frames[0],  # 400 × 600
+        cartpole_frames[1, 100:300, 150:450],  # 200 × 300
+        cartpole_frames[2],
+        cartpole_frames[3, :200, :300],
+    ]
     for i, frame in enumerate(frames):
         Image.fromarray(frame).save(folder / f"{i}.png")
     out = tmp_path / "out"
@@ -281,7 +294,7 @@ def test_bad_input_file(name, phrase, bad_inputs, tiny_hf_clip, tmp_path):
     ],
 )
 def test_bad_parameters(args, phrase, inputs, tiny_hf_clip, tmp_path):
-    result = run("score", inputs["npy"], "--model", tiny_hf_clip, "--goal", GOAL, "--device", "cpu", "--out", tmp_path / "o", *args)
+    result = score(inputs["npy"], tmp_path / "o", tiny_hf_clip, *args)
     assert_user_error(result, phrase)
 
 

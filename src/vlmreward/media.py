@@ -345,7 +345,9 @@ def _open_npy(path: Path) -> np.ndarray:
         with open(path, "rb") as f:
             magic = f.read(len(np.lib.format.MAGIC_PREFIX))
         if magic != np.lib.format.MAGIC_PREFIX:
-            raise InputFileError(f"cannot read {str(path)!r}: it is not a .npy file (corrupt, empty, or another format).")
+            raise InputFileError(
+                f"cannot read {str(path)!r}: it is not a .npy file (corrupt, empty, or another format)."
+            )
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except InputFileError:
         raise

@@ -57,10 +57,12 @@ class Resize(str, Enum):
 
 
 def score(
-    input: Annotated[
+    input_path: Annotated[
         Path,
         typer.Argument(
-            help="An image, a folder of images, a video (.mp4, .gif, ...) or a .npy/.npz array of uint8 frames [N, H, W, 3].",
+            metavar="INPUT",
+            help="An image, a folder of images, a video (.mp4, .gif, ...) or a .npy/.npz array of uint8 "
+            "frames [N, H, W, 3].",
             show_default=False,
         ),
     ],
@@ -79,7 +81,11 @@ def score(
     ],
     baseline: Annotated[
         Optional[list[str]],
-        typer.Option("--baseline", "-b", help="Baseline prompt (the scene without the goal); repeat for several.", show_default=False),
+        typer.Option(
+            "--baseline", "-b",
+            help="Baseline prompt (the scene without the goal); repeat for several.",
+            show_default=False,
+        ),
     ] = None,
     alpha: Annotated[
         Optional[float],
@@ -87,7 +93,11 @@ def score(
     ] = None,
     negative: Annotated[
         Optional[list[str]],
-        typer.Option("--negative", "-n", help="Negative prompt; any of them selects the softmax reward p(goal | frame).", show_default=False),
+        typer.Option(
+            "--negative", "-n",
+            help="Negative prompt; any of them selects the softmax reward p(goal | frame). Repeat for several.",
+            show_default=False,
+        ),
     ] = None,
     temperature: Annotated[
         Optional[float],
@@ -95,14 +105,18 @@ def score(
     ] = None,
     threshold: Annotated[
         Optional[float],
-        typer.Option(help="Turn p(goal | frame) into a 0/1 reward at this value in [0, 1] (with --negative).", show_default=False),
+        typer.Option(
+            help="Turn p(goal | frame) into a 0/1 reward at this value in [0, 1] (with --negative).", show_default=False
+        ),
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Frames per forward pass of the vision model.")] = DEFAULT_BATCH_SIZE,
     device: Annotated[
         Optional[str],
         typer.Option(help="cpu, cuda, cuda:1, mps, ...", show_default="cuda if available, else cpu"),
     ] = None,
-    resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
+    resize: Annotated[
+        Resize, typer.Option(help="How frames are fitted to the model's square input.")
+    ] = Resize(DEFAULT_RESIZE),
     checkpoint: Annotated[
         Optional[Path],
         typer.Option(help="Weights file for an open_clip:ARCH model.", show_default=False),
@@ -111,7 +125,9 @@ def score(
         Optional[str],
         typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32"),
     ] = None,
-    truncate: Annotated[bool, typer.Option("--truncate", help="Truncate prompts longer than the model's context.")] = False,
+    truncate: Annotated[
+        bool, typer.Option("--truncate", help="Truncate prompts longer than the model's context.")
+    ] = False,
     out: Annotated[
         Optional[Path],
         typer.Option(help="Output folder.", show_default="./scores/<input name>"),
@@ -121,7 +137,7 @@ def score(
     if batch_size < 1:
         raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
     softmax = _check_reward_options(baseline, alpha, negative, temperature, threshold)
-    path = media.check_input(input)
+    path = media.check_input(input_path)
     interactive = _interactive()
     with _quiet_model_loading(enabled=not interactive):
         vlm = load_model(
@@ -142,8 +158,11 @@ def score(
     with _progress(total, enabled=show_progress) as advance:
         result = score_frames(reward, frames, batch_size, out_dir / CSV_NAME, advance)
 
+    stats = result.stats()
     threshold_line = reward.threshold if isinstance(reward, SoftmaxThresholdReward) else None
-    _write_output(out_dir / PLOT_NAME, lambda p: plot_rewards(p, result.rewards, reward.goal, threshold_line, result.p_goal))
+    _write_output(
+        out_dir / PLOT_NAME, lambda p: plot_rewards(p, result.rewards, reward.goal, threshold_line, result.p_goal)
+    )
     summary = {
         "input": str(path),
         "frames": result.n_frames,
@@ -157,13 +176,12 @@ def score(
             "dtype": str(vlm.dtype).removeprefix("torch."),
         },
         "batch_size": batch_size,
-        "stats": result.stats(),
+        "stats": stats,
         "outputs": {"csv": CSV_NAME, "plot": PLOT_NAME},
         "vlmreward_version": __version__,
     }
     _write_output(out_dir / JSON_NAME, lambda p: p.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8"))
 
-    stats = result.stats()
     typer.echo(f"scored {result.n_frames} frames of {path} ({reward.describe()['kind']} reward, model {vlm.name})")
     typer.echo(f"reward  mean {stats['mean']:.6g}  min {stats['min']:.6g}  max {stats['max']:.6g}")
     typer.echo(f"wrote   {out_dir / CSV_NAME}")
@@ -374,10 +392,11 @@ def _check_reward_options(
             )
         return True
     if temperature is not None or threshold is not None:
-        given = " and ".join(o for o, v in (("--temperature", temperature), ("--threshold", threshold)) if v is not None)
+        given = [o for o, v in (("--temperature", temperature), ("--threshold", threshold)) if v is not None]
+        verb = "set" if len(given) > 1 else "sets"
         raise InvalidParameterError(
-            f"{given} set the softmax reward, which needs --negative prompts to compare the goal against "
-            "(e.g. --negative 'a cart with a fallen pole')."
+            f"{' and '.join(given)} {verb} the softmax reward, which needs --negative prompts to compare the "
+            "goal against (e.g. --negative 'a cart with a fallen pole')."
         )
     return False
 
@@ -417,7 +436,8 @@ def _output_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        raise InvalidParameterError(f"cannot write {str(path)!r}: {err.strerror or err}; choose another --out.") from err
+        reason = err.strerror or err
+        raise InvalidParameterError(f"cannot write {str(path)!r}: {reason}; choose another --out.") from err
 
 
 def _make_dir(path: Path) -> None:
@@ -469,7 +489,14 @@ def _progress(total: int | None, enabled: bool) -> Iterator[Callable[[int], None
         yield lambda n: None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = [TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn()]
     if total is not None:

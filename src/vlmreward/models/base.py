@@ -112,6 +112,7 @@ class VisionLanguageModel(abc.ABC):
 
         Raises:
             InvalidFramesError: frames not uint8, of the wrong rank or channel count, or zero frames.
+            InvalidParameterError: ``batch_size < 1``.
         """
         batch = as_frame_batch(frames)
         step = batch_size or self.batch_size
