@@ -1,6 +1,9 @@
 """Gymnasium and stable-baselines3 adapters: VLM rewards inside environments, single and vectorised."""
 
+from vlmreward.envs.registration import register_envs
 from vlmreward.envs.vector import VLMRewardVecEnvWrapper, VLMRewardVectorWrapper, make_vlm_vec_env
 from vlmreward.envs.wrappers import RenderFrame, VLMRewardWrapper
 
-__all__ = ["VLMRewardWrapper", "RenderFrame", "VLMRewardVecEnvWrapper", "VLMRewardVectorWrapper", "make_vlm_vec_env"]
+register_envs()  # vlmreward/CartPole-v1, vlmreward/MountainCarContinuousTextured-v0, vlmreward/HumanoidTextured-v0
+
+__all__ = ["register_envs", "VLMRewardWrapper", "RenderFrame", "VLMRewardVecEnvWrapper", "VLMRewardVectorWrapper", "make_vlm_vec_env"]

@@ -1,0 +1,86 @@
+"""Gymnasium ids of VLM-RM's environments, with ground-truth ``info["is_success"]``.
+
+- ``vlmreward/CartPole-v1``: gymnasium's CartPole-v1 (600 × 400 frames, 500 steps) with
+  :func:`~vlmreward.envs.success.cartpole_upright`;
+- ``vlmreward/MountainCarContinuousTextured-v0``:
+  :class:`~vlmreward.envs.mountain_car.TexturedMountainCarEnv` (224 × 224 textured frames,
+  999 steps) with :func:`~vlmreward.envs.success.mountain_car_at_flag`;
+- ``vlmreward/HumanoidTextured-v0``: :class:`~vlmreward.envs.humanoid.TexturedHumanoidEnv`
+  (224 × 224 from the front camera, 200 steps as the VLM-RM reference config, no early termination) with the detector of its
+  ``task``; needs MuJoCo.
+
+Entry points are strings, so registering imports neither MuJoCo nor the environment modules;
+``import vlmreward.envs`` registers them. Keyword arguments of ``gymnasium.make`` reach the
+constructors (``task``, ``render_width``, ``render_height``, ``high_quality_render``), and
+``max_episode_steps`` overrides the time limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+from vlmreward.envs.success import cartpole_upright
+
+__all__ = [
+    "register_envs",
+    "CartPoleWithSuccessEnv",
+    "CARTPOLE_ID",
+    "MOUNTAIN_CAR_ID",
+    "HUMANOID_ID",
+    "HUMANOID_EPISODE_STEPS",
+]
+
+CARTPOLE_ID = "vlmreward/CartPole-v1"
+MOUNTAIN_CAR_ID = "vlmreward/MountainCarContinuousTextured-v0"
+HUMANOID_ID = "vlmreward/HumanoidTextured-v0"
+HUMANOID_EPISODE_STEPS = 200
+"""Default fixed Humanoid episode length (steps of 5 × 3 ms = 15 ms, i.e. 1.5 s); override with
+``gymnasium.make(HUMANOID_ID, max_episode_steps=...)``."""
+
+
+class CartPoleWithSuccessEnv(CartPoleEnv):
+    """gymnasium's CartPole with ``info["is_success"]`` = pole upright and cart on the track.
+
+    Dynamics, reward, termination and rendering (``uint8 [400, 600, 3]``) are gymnasium's; the
+    detector is :func:`~vlmreward.envs.success.cartpole_upright` (``|θ| < 0.1`` rad, ``|x| ≤ 2.4``).
+    """
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = super().step(action)
+        info["is_success"] = cartpole_upright(self.state)
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = super().reset(seed=seed, options=options)
+        info["is_success"] = cartpole_upright(self.state)
+        return obs, info
+
+
+def register_envs() -> None:
+    """Register the three ids with gymnasium; calling it again is a no-op."""
+    specs: list[dict[str, Any]] = [
+        dict(
+            id=CARTPOLE_ID,
+            entry_point="vlmreward.envs.registration:CartPoleWithSuccessEnv",
+            max_episode_steps=500,
+            reward_threshold=475.0,
+        ),
+        dict(
+            id=MOUNTAIN_CAR_ID,
+            entry_point="vlmreward.envs.mountain_car:TexturedMountainCarEnv",
+            max_episode_steps=999,
+            reward_threshold=90.0,
+        ),
+        dict(
+            id=HUMANOID_ID,
+            entry_point="vlmreward.envs.humanoid:TexturedHumanoidEnv",
+            max_episode_steps=HUMANOID_EPISODE_STEPS,
+        ),
+    ]
+    for spec in specs:
+        if spec["id"] not in gym.registry:
+            gym.register(**spec)

@@ -1,0 +1,297 @@
+"""Ground-truth success detectors for the VLM-RM environments (CartPole, MountainCar, Humanoid).
+
+They label states as "goal reached" independently of any VLM, so that a policy trained on a
+VLM reward can be scored by its ground-truth success rate, and a VLM reward can be evaluated
+as a goal detector (precision / recall against these labels).
+
+Classic control detectors take the environment's state vector; Humanoid detectors take the
+MuJoCo ``(model, data)`` pair of gymnasium's ``Humanoid-v5`` model (any model with the same
+body, geom and joint names), after ``mj_forward`` or a simulation step so that ``data.xpos``,
+``data.xmat`` and ``data.geom_xpos`` are current. Positions are in metres, world frame, ``z`` up,
+floor at ``z = 0``; the humanoid faces ``+x`` in its initial pose. Angles are in radians.
+
+The Humanoid thresholds are calibrated on the model's own geometry (numbers in the constants'
+docstrings) by setting joint angles by hand: standing straight with the feet on the floor puts
+the torso at 1.29 m, the pelvis at 0.87 m and the knees at 0.42 m; kneeling upright on both knees
+puts the knees at 0.08 m, the pelvis at 0.50 m and the torso at 0.93 m; sitting on the heels puts
+the pelvis at 0.41 m. Body positions come from ``data.xpos`` / ``data.geom_xpos``, joint angles
+from ``data.qpos``, all looked up by name with ``mujoco.mj_name2id``. This module does not import
+MuJoCo at import time (only when a Humanoid detector runs).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from vlmreward.errors import InvalidParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import mujoco
+
+__all__ = [
+    "CARTPOLE_UPRIGHT_MAX_ANGLE",
+    "CARTPOLE_MAX_CART_POSITION",
+    "MOUNTAIN_CAR_GOAL_POSITION",
+    "UPRIGHT_MAX_TILT",
+    "STANDING_MIN_TORSO_HEIGHT",
+    "KNEE_ON_FLOOR_MAX_HEIGHT",
+    "KNEELING_MIN_PELVIS_ABOVE_KNEE",
+    "KNEELING_MIN_KNEE_FLEXION",
+    "ARMS_RAISED_MIN_HAND_ABOVE_HEAD",
+    "SPLITS_MIN_FEET_DISTANCE",
+    "SPLITS_MAX_PELVIS_HEIGHT",
+    "SPLITS_MAX_KNEE_FLEXION",
+    "FOOT_ON_FLOOR_MAX_HEIGHT",
+    "cartpole_upright",
+    "mountain_car_at_flag",
+    "torso_tilt",
+    "humanoid_standing",
+    "humanoid_kneeling",
+    "humanoid_arms_raised",
+    "humanoid_splits",
+    "HUMANOID_POSES",
+    "HumanoidPoseDetector",
+]
+
+HumanoidPoseDetector = Callable[["mujoco.MjModel", "mujoco.MjData"], bool]
+"""A Humanoid pose detector: ``(model, data) -> bool``."""
+
+# --------------------------------------------------------------------------------------------
+# CartPole
+# --------------------------------------------------------------------------------------------
+
+CARTPOLE_UPRIGHT_MAX_ANGLE: float = 0.1
+"""Largest ``|pole angle|`` (rad, ≈ 5.7°) that counts as "pole vertically upright".
+
+gymnasium's CartPole ends the episode at ``|θ| > 12°`` (0.2095 rad): that is the edge of the
+recoverable region, where a pole is visibly leaning and about to fall, not "upright". Half of it
+(rounded to 0.1 rad) keeps the label for poles that a person looking at the frame calls
+vertical (VLM-RM's goal prompt: "pole vertically upright on top of the cart")."""
+
+CARTPOLE_MAX_CART_POSITION: float = 2.4
+"""Largest ``|cart position|`` (m): gymnasium's CartPole termination bound ``x_threshold``;
+its rendering spans exactly ``[-2.4, 2.4]``, so beyond it the cart is off-screen."""
+
+
+def cartpole_upright(
+    state: np.ndarray | Any,
+    max_angle: float = CARTPOLE_UPRIGHT_MAX_ANGLE,
+    max_cart_position: float = CARTPOLE_MAX_CART_POSITION,
+) -> bool:
+    """Whether a CartPole state has the pole upright and the cart on the track.
+
+    Args:
+        state: gymnasium's CartPole state or observation, 4 numbers
+            ``(cart position m, cart velocity m/s, pole angle rad, pole angular velocity rad/s)``.
+        max_angle: largest ``|pole angle|`` in rad (default :data:`CARTPOLE_UPRIGHT_MAX_ANGLE`).
+        max_cart_position: largest ``|cart position|`` in m (default :data:`CARTPOLE_MAX_CART_POSITION`).
+    """
+    s = np.asarray(state, dtype=np.float64).reshape(-1)
+    if s.shape != (4,):
+        raise InvalidParameterError(
+            f"cartpole_upright needs CartPole's 4-number state (x, x_dot, theta, theta_dot), got shape "
+            f"{np.shape(state)}; pass env.unwrapped.state or the observation."
+        )
+    return bool(abs(s[2]) < max_angle and abs(s[0]) <= max_cart_position)
+
+
+# --------------------------------------------------------------------------------------------
+# MountainCar
+# --------------------------------------------------------------------------------------------
+
+MOUNTAIN_CAR_GOAL_POSITION: float = 0.45
+"""Position of the flag (``goal_position`` of gymnasium's ``MountainCarContinuous-v0``), in the
+environment's position units; the environment's own goal (its +100 reward needs this position
+and a non-negative velocity)."""
+
+
+def mountain_car_at_flag(state: np.ndarray | Any, goal_position: float = MOUNTAIN_CAR_GOAL_POSITION) -> bool:
+    """Whether a MountainCar state has the car at (or past) the flag: ``position >= goal_position``.
+
+    Args:
+        state: ``(position, velocity)`` of MountainCar(Continuous); only ``state[0]`` is read.
+        goal_position: the flag's position (default :data:`MOUNTAIN_CAR_GOAL_POSITION`).
+    """
+    s = np.asarray(state, dtype=np.float64).reshape(-1)
+    if s.shape != (2,):
+        raise InvalidParameterError(
+            f"mountain_car_at_flag needs MountainCar's 2-number state (position, velocity), got shape "
+            f"{np.shape(state)}; pass env.unwrapped.state or the observation."
+        )
+    return bool(s[0] >= goal_position)
+
+
+# --------------------------------------------------------------------------------------------
+# Humanoid
+# --------------------------------------------------------------------------------------------
+
+UPRIGHT_MAX_TILT: float = math.radians(30.0)
+"""Largest angle (rad, 30°) between the torso's long axis (its body ``z`` axis) and the vertical
+for the upright poses (standing, kneeling, arms raised, splits). It separates a person holding
+the trunk up (hand-set standing, kneeling and splits poses: 0–15°) from one lying (90°), bent
+over, falling or propped on a hand (≳ 30°)."""
+
+STANDING_MIN_TORSO_HEIGHT: float = 1.1
+"""Lowest torso height (m) for "standing". Standing straight with the feet on the floor puts the
+torso at 1.29 m; kneeling upright at 0.93 m. 1.1 m (85 % of standing height) allows bent knees
+but not kneeling or crouching. gymnasium's own "healthy" range starts at 1.0 m."""
+
+KNEE_ON_FLOOR_MAX_HEIGHT: float = 0.12
+"""Highest knee height (m; origin of the ``*_shin`` body, the knee) for "knee on the floor".
+A knee resting on the floor is at 0.05 m (the shin capsule's radius is 0.049 m), 0.08 m when the
+shin lies flat on its foot sphere (radius 0.075 m); standing it is at 0.42 m, in a deep squat
+with the feet flat ≥ 0.14 m."""
+
+KNEELING_MIN_PELVIS_ABOVE_KNEE: float = 0.15
+"""Least height (m) of the pelvis above the lowest knee for "kneeling". Kneeling upright: 0.42 m;
+sitting back on the heels: 0.36 m; sitting on the floor with the legs out in front (not
+kneeling): 0.04 m."""
+
+KNEELING_MIN_KNEE_FLEXION: float = math.radians(45.0)
+"""Least flexion (rad, 45°) of the knee on the floor for "kneeling" (joint ``*_knee``, range
+-160° to -2°, flexion = minus the angle). Kneeling upright bends it 90°, sitting on the heels
+160°; a straight leg lying on the floor (sitting or lying down) bends it ≈ 2°."""
+
+ARMS_RAISED_MIN_HAND_ABOVE_HEAD: float = 0.0
+"""Least height (m) of each hand's centre above the head's centre for "arms raised". The arms
+hang at 1.46 m beside a 1.59 m head in the initial pose; within the joint limits the hands reach
+0.34 m above the head's centre (e.g. shoulders at ∓85°, ±20°, elbows at -90°). Hands level with
+the head or higher need both upper arms raised."""
+
+SPLITS_MIN_FEET_DISTANCE: float = 1.1
+"""Least horizontal distance (m) between the feet's centres for "doing the splits". The hip to
+foot-centre length is 0.75 m, so 1.1 m means the legs are spread by at least ≈ 95° (more than a
+right angle); the hip joint limits allow at most 130° (front splits: one hip flexed 110°, the
+other extended 20°), 1.38 m. Standing feet are 0.18 m apart, kneeling on one knee with the
+other foot forward 0.77 m."""
+
+SPLITS_MAX_PELVIS_HEIGHT: float = 0.6
+"""Highest pelvis height (m) for "doing the splits" (lowered towards the floor): ≈ 0.6 m with
+legs spread by 90°, 0.43 m at the joint limit; standing 0.87 m."""
+
+SPLITS_MAX_KNEE_FLEXION: float = math.radians(30.0)
+"""Largest flexion (rad, 30°) of either knee for "doing the splits": both legs are extended (a
+lunge or a kneel with the feet far apart bends a knee 90° or more)."""
+
+FOOT_ON_FLOOR_MAX_HEIGHT: float = 0.25
+"""Highest height (m) of a foot sphere's centre (geoms ``*_foot``, radius 0.075 m) for "foot on
+the floor": 0.075 m when resting, 0.25 m leaves room for the heel lifted or the foot on its side."""
+
+
+def _require_mujoco() -> Any:
+    import mujoco  # noqa: PLC0415 (optional dependency, imported only when a detector runs)
+
+    return mujoco
+
+
+def _id(model: Any, obj: str, name: str) -> int:
+    mujoco = _require_mujoco()
+    kind = {"body": mujoco.mjtObj.mjOBJ_BODY, "geom": mujoco.mjtObj.mjOBJ_GEOM, "joint": mujoco.mjtObj.mjOBJ_JOINT}[obj]
+    i = mujoco.mj_name2id(model, kind, name)
+    if i < 0:
+        raise InvalidParameterError(
+            f"the MuJoCo model has no {obj} named {name!r}; the Humanoid pose detectors need "
+            f"gymnasium's Humanoid model (e.g. env.unwrapped.model of vlmreward/HumanoidTextured-v0)."
+        )
+    return int(i)
+
+
+def _body_pos(model: Any, data: Any, name: str) -> np.ndarray:
+    """World position (m) ``float64 [3]`` of a body's frame origin (``data.xpos``)."""
+    return np.asarray(data.xpos[_id(model, "body", name)], dtype=np.float64)
+
+
+def _geom_pos(model: Any, data: Any, name: str) -> np.ndarray:
+    """World position (m) ``float64 [3]`` of a geom's centre (``data.geom_xpos``)."""
+    return np.asarray(data.geom_xpos[_id(model, "geom", name)], dtype=np.float64)
+
+
+def _joint_angle(model: Any, data: Any, name: str) -> float:
+    """Angle (rad) of a hinge joint: its entry of ``data.qpos``."""
+    return float(data.qpos[model.jnt_qposadr[_id(model, "joint", name)]])
+
+
+def torso_tilt(model: "mujoco.MjModel", data: "mujoco.MjData") -> float:
+    """Angle (rad, in ``[0, π]``) between the torso body's ``z`` axis and the world vertical."""
+    rot = np.asarray(data.xmat[_id(model, "body", "torso")], dtype=np.float64).reshape(3, 3)
+    return float(math.acos(float(np.clip(rot[2, 2], -1.0, 1.0))))
+
+
+def _upright(model: Any, data: Any, max_tilt: float = UPRIGHT_MAX_TILT) -> bool:
+    return torso_tilt(model, data) <= max_tilt
+
+
+def humanoid_standing(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
+    """Standing: torso at least :data:`STANDING_MIN_TORSO_HEIGHT` (1.1 m) above the floor, trunk
+    within :data:`UPRIGHT_MAX_TILT` (30°) of vertical and a foot on the floor (not airborne)."""
+    torso_z = _body_pos(model, data, "torso")[2]
+    feet_z = min(_geom_pos(model, data, "right_foot")[2], _geom_pos(model, data, "left_foot")[2])
+    return bool(
+        torso_z >= STANDING_MIN_TORSO_HEIGHT and _upright(model, data) and feet_z <= FOOT_ON_FLOOR_MAX_HEIGHT
+    )
+
+
+def humanoid_kneeling(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
+    """Kneeling: a knee on the floor (below :data:`KNEE_ON_FLOOR_MAX_HEIGHT`, 0.12 m) and bent by
+    at least :data:`KNEELING_MIN_KNEE_FLEXION` (45°), the pelvis at least
+    :data:`KNEELING_MIN_PELVIS_ABOVE_KNEE` (0.15 m) above that knee (not sitting on the floor),
+    the trunk within :data:`UPRIGHT_MAX_TILT` (30°) of vertical and the torso below standing
+    height. One knee down counts (a person on one knee is kneeling), as do both."""
+    pelvis_z = _body_pos(model, data, "pelvis")[2]
+    torso_z = _body_pos(model, data, "torso")[2]
+    if torso_z >= STANDING_MIN_TORSO_HEIGHT or not _upright(model, data):
+        return False
+    for side in ("right", "left"):
+        knee_z = _body_pos(model, data, f"{side}_shin")[2]
+        flexion = -_joint_angle(model, data, f"{side}_knee")
+        if (
+            knee_z <= KNEE_ON_FLOOR_MAX_HEIGHT
+            and flexion >= KNEELING_MIN_KNEE_FLEXION
+            and pelvis_z - knee_z >= KNEELING_MIN_PELVIS_ABOVE_KNEE
+        ):
+            return True
+    return False
+
+
+def humanoid_arms_raised(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
+    """Arms raised: both hands' centres at least :data:`ARMS_RAISED_MIN_HAND_ABOVE_HEAD` (0 m)
+    above the head's centre, with the trunk within :data:`UPRIGHT_MAX_TILT` (30°) of vertical
+    (hands "above the head" of a person lying down are not raised arms)."""
+    head_z = _geom_pos(model, data, "head")[2]
+    hands_z = min(_geom_pos(model, data, "right_hand")[2], _geom_pos(model, data, "left_hand")[2])
+    return bool(hands_z - head_z >= ARMS_RAISED_MIN_HAND_ABOVE_HEAD and _upright(model, data))
+
+
+def humanoid_splits(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
+    """Doing the splits: both feet on the floor (:data:`FOOT_ON_FLOOR_MAX_HEIGHT`), at least
+    :data:`SPLITS_MIN_FEET_DISTANCE` (1.1 m) apart horizontally, both knees straight (bent by
+    at most :data:`SPLITS_MAX_KNEE_FLEXION`, 30°), the pelvis lowered below
+    :data:`SPLITS_MAX_PELVIS_HEIGHT` (0.6 m) and the trunk within :data:`UPRIGHT_MAX_TILT` (30°)
+    of vertical. Front and side splits count alike (only the horizontal distance is used)."""
+    right, left = _geom_pos(model, data, "right_foot"), _geom_pos(model, data, "left_foot")
+    feet_apart = float(np.hypot(right[0] - left[0], right[1] - left[1]))
+    feet_down = max(right[2], left[2]) <= FOOT_ON_FLOOR_MAX_HEIGHT
+    knees_straight = all(
+        -_joint_angle(model, data, f"{side}_knee") <= SPLITS_MAX_KNEE_FLEXION for side in ("right", "left")
+    )
+    pelvis_z = _body_pos(model, data, "pelvis")[2]
+    return bool(
+        feet_down
+        and feet_apart >= SPLITS_MIN_FEET_DISTANCE
+        and knees_straight
+        and pelvis_z <= SPLITS_MAX_PELVIS_HEIGHT
+        and _upright(model, data)
+    )
+
+
+HUMANOID_POSES: dict[str, HumanoidPoseDetector] = {
+    "standing": humanoid_standing,
+    "kneeling": humanoid_kneeling,
+    "arms_raised": humanoid_arms_raised,
+    "splits": humanoid_splits,
+}
+"""Humanoid tasks of VLM-RM with a ground-truth detector, by name (the ``task`` of
+``vlmreward/HumanoidTextured-v0``)."""
