@@ -25,6 +25,7 @@ import pytest  # noqa: E402
 
 import vlmreward.envs  # noqa: E402,F401  (registers the ids)
 from vlmreward.envs import success  # noqa: E402
+from vlmreward.envs.humanoid_poses import HUMANOID_POSES_SET_BY_HAND, set_humanoid_pose  # noqa: E402
 from vlmreward.envs.registration import CARTPOLE_ID, HUMANOID_ID, MOUNTAIN_CAR_ID, register_envs  # noqa: E402
 from vlmreward.errors import InvalidParameterError, VLMRewardError  # noqa: E402
 
@@ -360,29 +361,8 @@ def test_humanoid_render_backend_error(mujoco, monkeypatch):
     gc.collect()  # collect the half-built viewer here, under this test's warning filter
 
 
-# Hand-set poses: joint angles in degrees, root pitch about y in degrees (positive: leaning
-# forward), then the body is lowered until its lowest point touches the floor.
-POSES: dict[str, tuple[dict[str, float], float]] = {
-    "standing": ({}, 0.0),
-    "kneeling": ({"right_knee": -90, "left_knee": -90}, 0.0),
-    "kneeling_one_knee": ({"right_knee": -90, "left_hip_y": -90, "left_knee": -90}, 0.0),
-    "sitting_on_heels": ({"right_knee": -160, "left_knee": -160, "right_hip_y": -30, "left_hip_y": -30}, 0.0),
-    "arms_raised": (
-        {"right_shoulder1": -85, "right_shoulder2": 20, "right_elbow": -90,
-         "left_shoulder1": 85, "left_shoulder2": -20, "left_elbow": -90},
-        0.0,
-    ),
-    "splits": ({"right_hip_y": -110, "left_hip_y": 20, "right_knee": -2, "left_knee": -2, "abdomen_y": 30}, 15.0),
-    "sitting_legs_forward": ({"right_hip_y": -90, "left_hip_y": -90, "right_knee": -2, "left_knee": -2}, 0.0),
-    "lying_arms_up": (
-        {"right_shoulder1": -85, "right_shoulder2": 20, "right_elbow": -90,
-         "left_shoulder1": 85, "left_shoulder2": -20, "left_elbow": -90},
-        -90.0,
-    ),
-    "squat": ({"right_hip_y": -90, "left_hip_y": -90, "right_knee": -110, "left_knee": -110}, 20.0),
-    # legs spread as in the splits but the front knee bent 60° (a lunge, back foot lifted): not splits
-    "lunge": ({"right_hip_y": -110, "left_hip_y": 20, "right_knee": -60, "left_knee": -2, "abdomen_y": 30}, 15.0),
-}
+# Hand-set poses (shared with `vlmreward collect`'s Humanoid sweep), plus gymnasium's standing pose.
+POSES: dict[str, tuple[dict[str, float], float]] = {"standing": ({}, 0.0), **HUMANOID_POSES_SET_BY_HAND}
 
 EXPECTED = {  # pose -> detectors that must say True (all others False)
     "standing": {"standing"},
@@ -398,27 +378,6 @@ EXPECTED = {  # pose -> detectors that must say True (all others False)
 }
 
 
-def set_pose(mujoco, model, data, joints: dict[str, float], pitch_deg: float) -> None:
-    """Set a pose by joint angles and root pitch, zero velocities, feet (lowest point) on the floor."""
-    data.qpos[:] = model.qpos0
-    data.qvel[:] = 0
-    for name, degrees in joints.items():
-        data.qpos[model.jnt_qposadr[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)]] = math.radians(degrees)
-    half = math.radians(pitch_deg) / 2
-    data.qpos[3:7] = [math.cos(half), 0.0, math.sin(half), 0.0]
-    mujoco.mj_forward(model, data)
-    lowest = np.inf
-    for g in range(model.ngeom):
-        if model.geom_bodyid[g] == 0:  # the floor
-            continue
-        z = data.geom_xpos[g, 2] - model.geom_size[g, 0]
-        if model.geom_type[g] == mujoco.mjtGeom.mjGEOM_CAPSULE:
-            z -= abs(data.geom_xmat[g].reshape(3, 3)[2, 2]) * model.geom_size[g, 1]
-        lowest = min(lowest, z)
-    data.qpos[2] -= lowest
-    mujoco.mj_forward(model, data)
-
-
 @pytest.fixture(scope="module")
 def humanoid_model(mujoco):
     env = gym.make(HUMANOID_ID)
@@ -430,7 +389,7 @@ def humanoid_model(mujoco):
 @pytest.mark.parametrize("pose", sorted(POSES))
 def test_humanoid_detectors_on_hand_set_poses(mujoco, humanoid_model, pose):
     model, data = humanoid_model
-    set_pose(mujoco, model, data, *POSES[pose])
+    set_humanoid_pose(model, data, *POSES[pose])
     for name in POSES[pose][0]:  # the set angles respect the joint limits
         j = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, name)
         lo, hi = model.jnt_range[j]

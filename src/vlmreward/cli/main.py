@@ -1,4 +1,5 @@
-"""The ``vlmreward`` command: a typer app with the ``score`` and ``models`` sub-commands.
+"""The ``vlmreward`` command: a typer app with the ``score``, ``models``, ``collect``, ``evaluate``
+and ``sweep`` sub-commands.
 
 Errors a user can cause (:class:`~vlmreward.errors.VLMRewardError`) are reported in one place,
 :meth:`_Group.invoke`: one line ``error: <message>`` on stderr and exit code 2, no traceback.
@@ -17,6 +18,7 @@ import typer
 from typer.core import TyperGroup
 
 from vlmreward import __version__
+from vlmreward.cli.evaluate import collect, evaluate, sweep
 from vlmreward.cli.score import models, score
 from vlmreward.errors import VLMRewardError
 
@@ -65,6 +67,9 @@ def _root(
 
 app.command("score")(score)
 app.command("models")(models)
+app.command("collect")(collect)
+app.command("evaluate")(evaluate)
+app.command("sweep")(sweep)
 
 
 if __name__ == "__main__":  # python -m vlmreward.cli.main

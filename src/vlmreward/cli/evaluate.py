@@ -1,0 +1,243 @@
+"""``vlmreward collect``, ``evaluate`` and ``sweep``: know a reward before training with it.
+
+* ``collect ENV_ID --out DATASET``: record a labelled dataset (:func:`vlmreward.eval.collect.collect`).
+* ``evaluate DATASET --model M --goal …``: AP, ROC-AUC, PR curve, best-F1 threshold, EPIC distance,
+  correlations, reward landscapes and a report (:func:`vlmreward.eval.evaluation.evaluate_dataset`).
+* ``sweep DATASET --model M1 --model M2 --prompts PROMPTS.yaml``: models × prompt sets × reward
+  parameters, one image pass per model (:func:`vlmreward.eval.sweep.run_sweep`).
+
+The commands only parse options; errors a user can cause are :class:`~vlmreward.errors.VLMRewardError`
+and become one ``error:`` line with exit code 2 (:mod:`vlmreward.cli.main`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from vlmreward.cli.score import Resize, _interactive, _progress, _quiet_model_loading, _resolve_device
+from vlmreward.errors import InvalidParameterError
+from vlmreward.models import DEFAULT_RESIZE
+
+__all__ = ["collect", "evaluate", "sweep", "parse_env_kwargs"]
+
+
+def parse_env_kwargs(items: list[str] | None) -> dict[str, Any]:
+    """``["KEY=VALUE", …]`` → ``{KEY: VALUE}``, values parsed as YAML (``224`` → int, ``true`` → bool).
+
+    Raises:
+        InvalidParameterError: an item without ``=``.
+    """
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParameterError(f"--env-kwarg {item!r}: write KEY=VALUE, e.g. --env-kwarg render_width=320.")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _cache_dir(dataset_path: Path, cache_dir: Optional[Path], no_cache: bool) -> Optional[Path]:
+    from vlmreward.eval.embeddings import DEFAULT_CACHE_SUBDIR
+
+    if no_cache:
+        return None
+    return cache_dir if cache_dir is not None else dataset_path / DEFAULT_CACHE_SUBDIR
+
+
+# ---------------------------------------------------------------------------------------------
+# collect
+
+
+def collect(
+    env_id: Annotated[str, typer.Argument(metavar="ENV_ID", help="A gymnasium id, e.g. vlmreward/CartPole-v1.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The dataset directory to create.", show_default=False)],
+    policy: Annotated[
+        str,
+        typer.Option(help="random, scripted (a state sweep: CartPole, MountainCar, Humanoid) or a `vlmreward train` run directory."),
+    ] = "random",
+    episodes: Annotated[
+        Optional[int], typer.Option(help="Episodes to record (random or trained policy).", show_default="10")
+    ] = None,
+    frames: Annotated[
+        Optional[int],
+        typer.Option(help="Frames to record: the sweep's size (default 200), or a cap on episodes.", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the first reset and the random actions.")] = 0,
+    max_steps: Annotated[Optional[int], typer.Option(help="Cut episodes after this many steps.", show_default=False)] = None,
+    env_kwarg: Annotated[
+        Optional[list[str]],
+        typer.Option("--env-kwarg", help="KEY=VALUE keyword argument of gymnasium.make (repeat), e.g. task=splits.", show_default=False),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing dataset at --out.")] = False,
+) -> None:
+    """Record frames with ground-truth state, reward and success labels into a dataset directory."""
+    import os
+
+    from vlmreward.eval.collect import collect as run_collect
+
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array frames need no window (quiets pygame's SDL)
+
+    with _progress(frames, enabled=_interactive()) as advance:
+        result = run_collect(
+            env_id, out, policy, episodes=episodes, frames=frames, env_kwargs=parse_env_kwargs(env_kwarg),
+            seed=seed, max_steps=max_steps, overwrite=overwrite, progress=advance,
+        )
+    h, w = result.render_size
+    positives = "no success label" if result.positives is None else f"{result.positives} labelled successful"
+    unit = "sweep lines" if policy == "scripted" else "episodes"
+    typer.echo(f"collected {result.frames} frames ({result.episodes} {unit}, {positives}) of {env_id} at {w}x{h}")
+    typer.echo(f"wrote     {result.path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+
+
+def evaluate(
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="A dataset directory from `vlmreward collect`.", show_default=False)],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name, as for `vlmreward score`.", show_default=False)],
+    goal: Annotated[list[str], typer.Option("--goal", "-g", help="Goal prompt; repeat to average several.", show_default=False)],
+    baseline: Annotated[
+        Optional[list[str]], typer.Option("--baseline", "-b", help="Baseline prompt (repeatable); enables --alpha > 0.", show_default=False)
+    ] = None,
+    alpha: Annotated[
+        Optional[list[float]],
+        typer.Option(help="Goal-baseline strength in [0, 1]; repeat for one curve each.", show_default="0, or 0 0.25 0.5 0.75 1 with --baseline"),
+    ] = None,
+    negative: Annotated[
+        Optional[list[str]], typer.Option("--negative", "-n", help="Negative prompt (repeatable): evaluate p(goal | frame).", show_default=False)
+    ] = None,
+    temperature: Annotated[
+        Optional[list[float]], typer.Option(help="Softmax temperature (with --negative); repeat for one curve each.", show_default="0.01")
+    ] = None,
+    label: Annotated[
+        Optional[str], typer.Option(help="Binary label column for AP, ROC-AUC and F1.", show_default="is_success")
+    ] = None,
+    reference: Annotated[str, typer.Option(help="Numeric column the EPIC distance and correlations compare with.")] = "gt_reward",
+    x: Annotated[
+        Optional[str], typer.Option("--x", help="State variable of the landscape plot.", show_default="from the dataset")
+    ] = None,
+    facet: Annotated[
+        Optional[str], typer.Option(help="Categorical column: one landscape panel per value.", show_default="from the dataset")
+    ] = None,
+    target_precision: Annotated[
+        Optional[float], typer.Option(help="Also report the threshold reaching this precision.", show_default=False)
+    ] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Weights file for an open_clip:ARCH model.", show_default=False)] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ...", show_default="cuda if available, else cpu")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
+    resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
+    batch_size: Annotated[Optional[int], typer.Option(help="Frames per forward pass.", show_default="64")] = None,
+    truncate: Annotated[bool, typer.Option("--truncate", help="Truncate prompts longer than the model's context.")] = False,
+    cache_dir: Annotated[
+        Optional[Path], typer.Option(help="Embedding cache directory.", show_default="DATASET/embeddings_cache")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached embeddings.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="./evaluations/<dataset name>")] = None,
+) -> None:
+    """Evaluate a VLM reward on a labelled dataset: metrics.json, plots and report.html."""
+    from vlmreward import load_model
+    from vlmreward.eval.dataset import load_dataset
+    from vlmreward.eval.evaluation import evaluate_dataset, reward_settings
+
+    if batch_size is not None and batch_size < 1:
+        raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
+    reward_settings(baseline, negative, alpha, temperature)  # option errors before loading anything
+    data = load_dataset(dataset)
+    interactive = _interactive()
+    with _quiet_model_loading(enabled=not interactive):
+        vlm = load_model(
+            model, device=_resolve_device(device), dtype=dtype, resize=resize.value, checkpoint=checkpoint, truncate=truncate
+        )
+    out_dir = out if out is not None else Path("evaluations") / data.name
+    with _progress(len(data), enabled=interactive) as advance:
+        result = evaluate_dataset(
+            data, vlm, goal, out_dir, baseline=baseline, negatives=negative, alphas=alpha, temperatures=temperature,
+            label=label, reference=reference, x=x, facet=facet, target_precision=target_precision,
+            cache_dir=_cache_dir(dataset, cache_dir, no_cache), batch_size=batch_size, progress=advance,
+        )
+    from vlmreward.eval.report import format_number as f
+
+    cache = "cached embeddings" if result.metrics["embedding_cache"]["hit"] else "one image pass"
+    typer.echo(f"evaluated {len(data)} frames of {data.env_id} with {vlm.name} ({cache})")
+    for r in result.results:
+        s = r.summary()
+        typer.echo(
+            f"  {r.name:<12} AP {f(s['average_precision'], 3):>6}  ROC-AUC {f(s['roc_auc'], 3):>6}  "
+            f"EPIC {f(s['epic_distance'], 3):>6}  Pearson {f(s['pearson'], 3):>6}  Spearman {f(s['spearman'], 3):>6}"
+        )
+    for note in result.metrics["notes"]:
+        typer.echo(f"note: {note}")
+    typer.echo(f"wrote     {result.files['metrics']}")
+    for kind, path in result.files.items():
+        if kind != "metrics":
+            typer.echo(f"          {path}")
+
+
+# ---------------------------------------------------------------------------------------------
+# sweep
+
+
+def sweep(
+    dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="A dataset directory from `vlmreward collect`.", show_default=False)],
+    model: Annotated[
+        list[str],
+        typer.Option("--model", "--models", "-m", help="MODEL or MODEL@CHECKPOINT; repeat for each model.", show_default=False),
+    ],
+    prompts: Annotated[Path, typer.Option(help="YAML file of prompt sets (goal, baseline, negatives).", show_default=False)],
+    alpha: Annotated[Optional[list[float]], typer.Option(help="Goal-baseline strength (repeat).", show_default="0 0.5 1")] = None,
+    temperature: Annotated[
+        Optional[list[float]], typer.Option(help="Softmax temperature for sets with negatives (repeat).", show_default="0.01")
+    ] = None,
+    label: Annotated[Optional[str], typer.Option(help="Binary label column.", show_default="is_success")] = None,
+    reference: Annotated[str, typer.Option(help="Numeric column for EPIC distance and correlations.")] = "gt_reward",
+    target_precision: Annotated[
+        Optional[float], typer.Option(help="Also report the threshold reaching this precision.", show_default=False)
+    ] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ...", show_default="cuda if available, else cpu")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
+    resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
+    batch_size: Annotated[Optional[int], typer.Option(help="Frames per forward pass.", show_default="64")] = None,
+    cache_dir: Annotated[
+        Optional[Path], typer.Option(help="Embedding cache directory.", show_default="DATASET/embeddings_cache")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached embeddings.")] = False,
+    out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="./sweeps/<dataset name>")] = None,
+) -> None:
+    """Models × prompt sets × reward parameters on one dataset: results.csv/.md, plots, report.html."""
+    from vlmreward.eval.dataset import load_dataset
+    from vlmreward.eval.sweep import ModelSpec, load_prompt_sets, run_sweep
+
+    if batch_size is not None and batch_size < 1:
+        raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
+    specs = [ModelSpec.parse(m) for m in model]
+    prompt_sets = load_prompt_sets(prompts)
+    data = load_dataset(dataset)
+    interactive = _interactive()
+    out_dir = out if out is not None else Path("sweeps") / data.name
+    with _quiet_model_loading(enabled=not interactive), _progress(len(data) * len(specs), enabled=interactive) as advance:
+        result = run_sweep(
+            data, specs, prompt_sets, out_dir, alphas=alpha, temperatures=temperature, label=label, reference=reference,
+            target_precision=target_precision, cache_dir=_cache_dir(dataset, cache_dir, no_cache),
+            device=_resolve_device(device), dtype=dtype, resize=resize.value, batch_size=batch_size,
+            progress=lambda _name, n: advance(n),
+        )
+    passes = sum(not m["cache_hit"] for m in result.models)
+    typer.echo(
+        f"swept {len(result.models)} models x {len(prompt_sets)} prompt sets on {len(data)} frames of {data.env_id}: "
+        f"{len(result.rows)} rows, {passes} image pass(es), {len(result.models) - passes} from the cache"
+    )
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    typer.echo(f"wrote     {result.files['csv']}")
+    for kind, path in result.files.items():
+        if kind != "csv":
+            typer.echo(f"          {path}")

@@ -1,0 +1,245 @@
+"""Self-contained reports: one HTML file with the plots embedded (base64 ``data:`` URIs) and the
+metrics as tables, readable offline and safe to mail or attach; and Markdown tables for sweeps.
+
+* :func:`write_report`: the report of ``vlmreward evaluate`` (from its ``metrics.json``).
+* :func:`write_sweep_report`: the report of ``vlmreward sweep``.
+* :func:`markdown_table`, :func:`format_number`: plain-text tables.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+__all__ = ["write_report", "write_sweep_report", "markdown_table", "format_number", "image_data_uri", "METRIC_COLUMNS"]
+
+METRIC_COLUMNS: list[tuple[str, str]] = [
+    ("average_precision", "AP"),
+    ("roc_auc", "ROC-AUC"),
+    ("best_f1", "best F1"),
+    ("best_threshold", "threshold (best F1)"),
+    ("epic_distance", "EPIC distance"),
+    ("epic_distance_to_label", "EPIC to label"),
+    ("pearson", "Pearson"),
+    ("spearman", "Spearman"),
+    ("threshold_at_precision", "threshold (target precision)"),
+]
+"""``(key, heading)`` of the metric columns, in table order."""
+
+_CAPTIONS = {
+    "landscape": "Reward landscape: the reward against the labelled state variable, one curve per setting "
+    "(each min-max normalised over the dataset and averaged over frames sharing the x value; with one or two "
+    "curves, a band shows their min–max; shaded: goal states; dashed: the reference reward).",
+    "pr_curve": "Precision-recall curves of the reward as a goal detector (dot: the best-F1 threshold).",
+    "reward_by_label": "Reward of goal frames (green) and other frames (red).",
+    "frames": "The frames the first setting rewards most and least (✓ goal frame, ✗ not).",
+    "scaling": "Average precision and EPIC distance against the model's parameter count.",
+    "prompts": "Per prompt set: the best AP and the lowest EPIC distance over the reward settings, per model.",
+}
+
+_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto; max-width: 1100px;
+       padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 0.9em; color: #555; }
+.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.4em 0.8em; margin: 0.4em 0; }
+code { background: #f5f5f5; padding: 0 0.2em; }
+footer { margin-top: 2em; font-size: 0.85em; color: #777; }
+"""
+
+
+def format_number(value: Any, digits: int = 4) -> str:
+    """A metric for a table: ``digits`` significant digits, ``—`` for None/NaN, ints as they are."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return "—" if math.isnan(value) else f"{value:.{digits}g}"
+    return str(value)
+
+
+def image_data_uri(path: str | os.PathLike) -> str:
+    """``data:image/png;base64,…`` of a PNG file."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _table(headers: Sequence[str] | None, rows: Sequence[Sequence[Any]], numeric: Sequence[bool] | None = None) -> str:
+    """An HTML table; ``headers=None`` for a key-value table without a header row."""
+    width = len(headers) if headers else (len(rows[0]) if rows else 0)
+    numeric = numeric or [False] * width
+    if headers is None:
+        body = "".join(
+            f"<tr><th>{html.escape(format_number(row[0]))}</th>"
+            + "".join(f"<td>{html.escape(format_number(c))}</td>" for c in row[1:]) + "</tr>"
+            for row in rows
+        )
+        return f"<table><tbody>{body}</tbody></table>"
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f"<td class=\"num\">{html.escape(format_number(c))}</td>" if n else f"<td>{html.escape(format_number(c))}</td>"
+            for c, n in zip(row, numeric)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figures(images: Mapping[str, Path]) -> str:
+    parts = []
+    for kind, path in images.items():
+        caption = _CAPTIONS.get(kind, kind)
+        parts.append(
+            f'<figure><img alt="{html.escape(kind)}" src="{image_data_uri(path)}">'
+            f"<figcaption>{html.escape(caption)} <code>{html.escape(Path(path).name)}</code></figcaption></figure>"
+        )
+    return "\n".join(parts)
+
+
+def _page(title: str, body: str, version: str) -> str:
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
+        f"<h1>{html.escape(title)}</h1>\n{body}\n"
+        f"<footer>Written by vlmreward {html.escape(version)}. Everything shown is in this one file.</footer>"
+        "</body></html>\n"
+    )
+
+
+def _notes(notes: Sequence[str]) -> str:
+    return "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
+
+
+def _write(path: Path, text: str) -> None:
+    from vlmreward.errors import InvalidParameterError
+
+    try:
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        raise InvalidParameterError(f"cannot write {str(path)!r}: {err.strerror or err}; choose another --out.") from err
+
+
+def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Mapping[str, Path]) -> Path:
+    """Write the HTML report of an evaluation.
+
+    Args:
+        path: the ``.html`` file to write.
+        metrics: the content of ``metrics.json`` (:func:`vlmreward.eval.evaluation.evaluate_dataset`).
+        images: ``{kind: PNG path}``; kinds ``landscape``, ``pr_curve``, ``reward_by_label``, ``frames``.
+
+    Returns:
+        ``path``.
+    """
+    path = Path(path)
+    ds, model, prompts = metrics["dataset"], metrics["model"], metrics["prompts"]
+    goal = " | ".join(prompts["goal"])
+    parts = []
+    rows = [
+        ("environment", ds["env_id"]),
+        ("dataset", ds["path"]),
+        ("frames", f"{ds['frames']} at {ds['render_size']['width']}x{ds['render_size']['height']} pixels"),
+        ("policy", (ds.get("policy") or {}).get("kind", "?")),
+        ("label", f"{ds['label']}: {ds.get('label_definition') or ''} ({ds['positives']} positive frames)" if ds["label"] else "none"),
+        ("reference reward", f"{ds['reference']}: {ds.get('reference_definition') or ''}"),
+        ("model", f"{model['name']} ({model['backend']}, {format_number(model['parameters'])} parameters, "
+                  f"{model['image_size']}x{model['image_size']} input, resize={model['resize']})"),
+        ("goal prompt(s)", goal),
+    ]
+    if prompts.get("baseline"):
+        rows.append(("baseline prompt(s)", " | ".join(prompts["baseline"])))
+    if prompts.get("negatives"):
+        rows.append(("negative prompt(s)", " | ".join(prompts["negatives"])))
+    parts.append("<h2>Set-up</h2>" + _table(None, rows))
+    if metrics.get("notes"):
+        parts.append("<h2>Notes</h2>" + _notes(metrics["notes"]))
+    headers = ["setting"] + [h for _, h in METRIC_COLUMNS]
+    table_rows = [[r["name"]] + [r.get(k) for k, _ in METRIC_COLUMNS] for r in metrics["results"]]
+    parts.append(
+        "<h2>Metrics</h2>"
+        + _table(headers, table_rows, [False] + [True] * len(METRIC_COLUMNS))
+        + "<p>AP, ROC-AUC and F1 treat the reward as a detector of the label; the EPIC distance (0 = the same "
+        "reward up to shaping and scale, 0.71 = unrelated, 1 = opposite) and the correlations compare it with "
+        "the reference reward; 'EPIC to label' compares it with the 0/1 label.</p>"
+    )
+    notes = [f"{r['name']}: {n}" for r in metrics["results"] for n in r.get("notes", [])]
+    if notes:
+        parts.append(_notes(notes))
+    calibration = metrics.get("calibration") or {}
+    if calibration.get("alpha_by_epic", {}).get("alpha") is not None:
+        c = calibration["alpha_by_epic"]
+        parts.append(
+            f"<p><b>α by EPIC distance:</b> α = {format_number(c['alpha'])} is closest to "
+            f"<code>{html.escape(str(c['reference']))}</code> (EPIC distance {format_number(c['epic_distance'])}).</p>"
+        )
+    parts.append("<h2>Plots</h2>" + _figures(images))
+    from vlmreward import __version__
+
+    _write(path, _page(f"Reward evaluation: {goal}", "\n".join(parts), metrics.get("vlmreward_version", __version__)))
+    return path
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+    def cell(value: Any) -> str:
+        return format_number(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(cell(h) for h in headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_sweep_report(
+    path: str | os.PathLike,
+    summary: Mapping[str, Any],
+    headers: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    images: Mapping[str, Path],
+) -> Path:
+    """Write the HTML report of a sweep: set-up, the results table and the plots.
+
+    Args:
+        path: the ``.html`` file.
+        summary: ``{"dataset", "env_id", "frames", "label", "reference", "models": [...], "prompt_sets": {...}, "notes": [...]}``.
+        headers, rows: the results table (as in ``results.csv``).
+        images: ``{kind: PNG path}``; kinds ``scaling``, ``prompts``.
+    """
+    path = Path(path)
+    parts = [
+        "<h2>Set-up</h2>"
+        + _table(
+            None,
+            [
+                ("dataset", f"{summary['dataset']} ({summary['env_id']}, {summary['frames']} frames)"),
+                ("label", summary.get("label") or "none"),
+                ("reference reward", summary.get("reference")),
+                ("models", ", ".join(f"{m['name']} ({format_number(m['parameters'])} parameters, image pass: "
+                                     f"{'cached' if m['cache_hit'] else 'computed'})" for m in summary["models"])),
+            ]
+            + [(f"prompt set {name}", "; ".join(f"{k}: {' | '.join(v) if isinstance(v, list) else v}" for k, v in spec.items()))
+               for name, spec in summary["prompt_sets"].items()],
+        )
+    ]
+    if summary.get("notes"):
+        parts.append("<h2>Notes</h2>" + _notes(summary["notes"]))
+    numeric = [isinstance(c, (int, float)) and not isinstance(c, bool) for c in rows[0]] if rows else None
+    parts.append("<h2>Results</h2>" + _table(headers, rows, numeric))
+    parts.append("<h2>Plots</h2>" + _figures(images))
+    from vlmreward import __version__
+
+    _write(path, _page(f"Sweep: {summary['dataset']}", "\n".join(parts), __version__))
+    return path

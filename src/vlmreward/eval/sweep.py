@@ -1,0 +1,364 @@
+"""Sweeps: models × prompt sets × reward parameters on one labelled dataset.
+
+For each model the dataset's frames go through the vision tower once
+(:func:`~vlmreward.eval.embeddings.embed_dataset`, cached on disk, so a second sweep with new
+prompts or parameters runs no image pass at all); every prompt set and reward setting is then a
+function of those embeddings (``from_embeddings``). The result is a table, one row per
+(model, prompt set, setting), with AP, ROC-AUC, best F1, EPIC distance and correlations
+(:func:`~vlmreward.eval.evaluation.score_rewards`), written as ``results.csv`` and
+``results.md``, plus the papers' scaling figure (AP and EPIC distance against parameter count)
+and a prompt comparison, in a self-contained ``report.html``.
+
+Models are named as :func:`vlmreward.load_model` takes them, with an optional local checkpoint
+after ``@``: ``open_clip:ViT-B-32@/path/weights.safetensors`` (:class:`ModelSpec`).
+
+A prompts file (YAML) maps prompt-set names to prompts::
+
+    plain:
+      goal: a pole standing upright on a cart
+      baseline: a pole on a cart
+    descriptive:
+      goal: [a photo of a cart with a vertical pole balanced on top, a pole upright on a cart]
+      baseline: a cart with a pole
+      negatives: [a pole that has fallen over]      # adds the softmax reward p(goal | frame)
+
+(optionally under a top-level ``prompt_sets:`` key). ``goal`` is required; ``baseline`` enables
+``α > 0``; ``negatives`` adds the softmax reward at each temperature.
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from vlmreward.errors import InputFileError, InvalidParameterError
+from vlmreward.eval.dataset import Dataset, json_safe
+from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
+from vlmreward.eval.evaluation import RewardSetting, resolve_label, build_reward, score_rewards
+from vlmreward.rewards import DEFAULT_TEMPERATURE
+
+__all__ = [
+    "ModelSpec",
+    "PromptSet",
+    "SweepResult",
+    "PromptFileError",
+    "load_prompt_sets",
+    "parse_prompt_sets",
+    "run_sweep",
+    "SWEEP_COLUMNS",
+    "DEFAULT_SWEEP_ALPHAS",
+]
+
+DEFAULT_SWEEP_ALPHAS: tuple[float, ...] = (0.0, 0.5, 1.0)
+"""``α`` values of a sweep when none are given (prompt sets without a baseline use ``α = 0`` only)."""
+
+SWEEP_COLUMNS: list[str] = [
+    "model", "parameters", "prompt_set", "reward", "setting", "alpha", "temperature",
+    "average_precision", "roc_auc", "best_f1", "best_threshold", "epic_distance", "epic_distance_to_label",
+    "pearson", "spearman", "threshold_at_precision",
+]
+"""Columns of ``results.csv`` / ``results.md``."""
+
+
+class PromptFileError(InputFileError):
+    """A prompts file that is missing, not YAML, or not a mapping of prompt sets."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model of a sweep: a :func:`vlmreward.load_model` name and an optional checkpoint file."""
+
+    name: str
+    checkpoint: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | ModelSpec) -> ModelSpec:
+        """``MODEL`` or ``MODEL@CHECKPOINT`` (the checkpoint is a local weights file).
+
+        Raises:
+            InvalidParameterError: an empty name or checkpoint.
+        """
+        if isinstance(text, ModelSpec):
+            return text
+        name, sep, checkpoint = str(text).strip().partition("@")
+        if not name or (sep and not checkpoint):
+            raise InvalidParameterError(
+                f"model {text!r}: give MODEL or MODEL@CHECKPOINT, e.g. open_clip:ViT-B-32@weights.safetensors."
+            )
+        return cls(name.strip(), checkpoint.strip() or None)
+
+    @property
+    def label(self) -> str:
+        """Display name: the name, with the checkpoint's file name after ``@``."""
+        return self.name if self.checkpoint is None else f"{self.name}@{Path(self.checkpoint).name}"
+
+
+@dataclass(frozen=True)
+class PromptSet:
+    """A named set of prompts: goal(s), optional baseline(s) and negative(s)."""
+
+    name: str
+    goal: list[str]
+    baseline: list[str] | None = None
+    negatives: list[str] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {k: v for k, v in (("goal", self.goal), ("baseline", self.baseline), ("negatives", self.negatives)) if v}
+
+
+def _prompt_list(value: Any, where: str) -> list[str] | None:
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(p, str) and p.strip() for p in items):
+        raise PromptFileError(f"{where} must be a non-empty prompt or a list of non-empty prompts; got {value!r}.")
+    return list(items)
+
+
+def parse_prompt_sets(data: Any, source: str = "prompts") -> dict[str, PromptSet]:
+    """Prompt sets from parsed YAML (see the module docstring).
+
+    Raises:
+        PromptFileError: not a mapping, an empty one, a set without ``goal``, an unknown key.
+    """
+    if isinstance(data, Mapping) and "prompt_sets" in data:
+        data = data["prompt_sets"]
+    if not isinstance(data, Mapping) or not data:
+        raise PromptFileError(
+            f"{source} must map prompt-set names to {{goal: ..., baseline: ..., negatives: ...}}; e.g.\n"
+            "plain: {goal: a pole upright on a cart, baseline: a pole on a cart}."
+        )
+    sets: dict[str, PromptSet] = {}
+    for name, spec in data.items():
+        where = f"{source}: prompt set {name!r}"
+        if isinstance(spec, str):
+            spec = {"goal": spec}
+        if not isinstance(spec, Mapping):
+            raise PromptFileError(f"{where} must be a mapping with goal (and optionally baseline, negatives).")
+        unknown = sorted(set(spec) - {"goal", "baseline", "negatives"})
+        if unknown:
+            raise PromptFileError(f"{where} has unknown key(s) {unknown}; use goal, baseline and negatives.")
+        goal = _prompt_list(spec.get("goal"), f"{where}: goal")
+        if goal is None:
+            raise PromptFileError(f"{where} has no goal prompt.")
+        sets[str(name)] = PromptSet(
+            str(name), goal, _prompt_list(spec.get("baseline"), f"{where}: baseline"),
+            _prompt_list(spec.get("negatives"), f"{where}: negatives"),
+        )
+    return sets
+
+
+def load_prompt_sets(path: str | os.PathLike) -> dict[str, PromptSet]:
+    """Read a prompts YAML file (see the module docstring).
+
+    Raises:
+        PromptFileError: a missing file, invalid YAML, or content that is not prompt sets.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise PromptFileError(f"prompts file {str(path)!r} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise PromptFileError(f"prompts file {str(path)!r} is not valid YAML{where}.") from err
+    except (OSError, UnicodeDecodeError) as err:
+        raise PromptFileError(f"cannot read prompts file {str(path)!r}: {err}.") from err
+    return parse_prompt_sets(data, str(path))
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` computed and wrote.
+
+    Attributes:
+        rows: one dict per (model, prompt set, setting), keys :data:`SWEEP_COLUMNS` (+ ``cache_hit``).
+        models: per model: ``name``, ``parameters``, ``cache_hit``, ``embed_dim``, ``image_size``.
+        out_dir: output directory.
+        files: ``{kind: path}``.
+        notes: remarks (resizing, skipped settings).
+    """
+
+    rows: list[dict[str, Any]]
+    models: list[dict[str, Any]]
+    out_dir: Path
+    files: dict[str, Path]
+    notes: list[str]
+
+
+def _settings_for(ps: PromptSet, alphas: Sequence[float], temperatures: Sequence[float], notes: list[str]) -> list[RewardSetting]:
+    settings = []
+    usable = [a for a in alphas if ps.baseline or float(a) == 0.0]
+    if len(usable) < len(alphas):
+        notes.append(f"prompt set {ps.name!r} has no baseline, so only α = 0 was evaluated for it.")
+        if not usable:
+            usable = [0.0]
+    settings += [RewardSetting("goal_baseline", alpha=float(a)) for a in dict.fromkeys(usable)]
+    if ps.negatives:
+        settings += [RewardSetting("softmax", temperature=float(t)) for t in dict.fromkeys(temperatures)]
+    return settings
+
+
+def run_sweep(
+    dataset: Dataset,
+    models: Sequence[str | ModelSpec],
+    prompt_sets: Mapping[str, PromptSet],
+    out_dir: str | os.PathLike,
+    *,
+    alphas: Sequence[float] | None = None,
+    temperatures: Sequence[float] | None = None,
+    label: str | None = None,
+    reference: str = "gt_reward",
+    target_precision: float | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    device: Any = "cpu",
+    dtype: Any = None,
+    resize: str = "squash",
+    batch_size: int | None = None,
+    load: Callable[..., Any] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    report: bool = True,
+) -> SweepResult:
+    """Evaluate every model × prompt set × reward setting on ``dataset``; one image pass per model.
+
+    Args:
+        dataset: a loaded dataset.
+        models: names (``MODEL`` or ``MODEL@CHECKPOINT``) or :class:`ModelSpec`.
+        prompt_sets: from :func:`load_prompt_sets`.
+        out_dir: output directory.
+        alphas: ``α`` values (default :data:`DEFAULT_SWEEP_ALPHAS`).
+        temperatures: ``τ`` values of the softmax reward, for prompt sets with negatives
+            (default :data:`~vlmreward.rewards.DEFAULT_TEMPERATURE`).
+        label: binary label column (default ``is_success`` when present).
+        reference: numeric column for EPIC distance and correlations.
+        target_precision: also report the threshold reaching this precision.
+        cache_dir: embedding cache (None: no cache).
+        device, dtype, resize: passed to the model loader.
+        batch_size: frames per forward pass.
+        load: the model loader (default :func:`vlmreward.load_model`).
+        progress: called with ``(model name, frames)`` after each embedded batch.
+        report: also write ``report.html``.
+
+    Returns:
+        :class:`SweepResult`.
+
+    Raises:
+        InvalidParameterError: no models or prompt sets, ``α`` outside ``[0, 1]``, ``τ ≤ 0``.
+        MissingLabelError: ``label`` or ``reference`` is not a column.
+        ModelNotFoundError, ModelNotAvailableError, PromptError: from loading and prompts.
+    """
+    import torch
+
+    from vlmreward import __version__, load_model
+    from vlmreward.eval import landscape as plots
+    from vlmreward.eval.report import markdown_table, write_sweep_report
+
+    specs = [ModelSpec.parse(m) for m in models]
+    if not specs:
+        raise InvalidParameterError("no models given; pass --model at least once.")
+    if not prompt_sets:
+        raise InvalidParameterError("no prompt sets given.")
+    alphas = list(alphas) if alphas else list(DEFAULT_SWEEP_ALPHAS)
+    temperatures = list(temperatures) if temperatures else [DEFAULT_TEMPERATURE]
+    for a in alphas:
+        if not 0.0 <= float(a) <= 1.0:
+            raise InvalidParameterError(f"alpha must be in [0, 1]; got {a}.")
+    for t in temperatures:
+        if not float(t) > 0.0:
+            raise InvalidParameterError(f"temperature must be > 0; got {t}.")
+    load = load or load_model
+    notes: list[str] = []
+    label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
+    ref = dataset.numeric(reference, "reference reward")
+    plans = {name: _settings_for(ps, alphas, temperatures, notes) for name, ps in prompt_sets.items()}
+
+    rows: list[dict[str, Any]] = []
+    model_rows: list[dict[str, Any]] = []
+    for spec in specs:
+        model = load(spec.name, device=device, dtype=dtype, resize=resize, checkpoint=spec.checkpoint)
+        try:
+            parameters = count_parameters(model)
+            note = resize_note(model, dataset.render_size)
+            if note and note not in notes:
+                notes.append(note)
+            callback = None if progress is None else (lambda n, _name=spec.label: progress(_name, n))
+            embedded = embed_dataset(model, dataset, cache_dir=cache_dir, batch_size=batch_size, progress=callback)
+            model_rows.append({
+                "name": spec.label, "parameters": parameters, "cache_hit": embedded.cache_hit,
+                "embed_dim": model.embed_dim, "image_size": model.image_size,
+                "cache_file": None if embedded.path is None else str(embedded.path),
+            })
+            for ps_name, ps in prompt_sets.items():
+                for setting in plans[ps_name]:
+                    reward = build_reward(model, setting, ps.goal, ps.baseline, ps.negatives)
+                    result = score_rewards(
+                        setting.name, reward.from_embeddings(embedded.embeddings), labels, ref, target_precision,
+                        reward.describe(),
+                    )
+                    for n in result.notes:
+                        tagged = f"{spec.label} / {ps_name} / {setting.ascii_name}: {n}"
+                        if tagged not in notes:
+                            notes.append(tagged)
+                    rows.append({
+                        "model": spec.label, "parameters": parameters, "prompt_set": ps_name,
+                        "reward": setting.kind, "setting": setting.ascii_name,
+                        "alpha": setting.alpha, "temperature": setting.temperature,
+                        **result.summary(), "cache_hit": embedded.cache_hit,
+                    })
+        finally:
+            del model
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InvalidParameterError(f"cannot create {str(out)!r}: {err.strerror or err}; choose another --out.") from err
+    files = {"csv": out / "results.csv", "markdown": out / "results.md", "json": out / "sweep.json",
+             "scaling": out / "scaling.png", "prompts": out / "prompts.png"}
+    with open(files["csv"], "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(SWEEP_COLUMNS)
+        for r in rows:
+            writer.writerow([_csv_cell(r.get(c)) for c in SWEEP_COLUMNS])
+    table = [[r.get(c) for c in SWEEP_COLUMNS] for r in rows]
+    files["markdown"].write_text(
+        f"# Sweep on {dataset.name} ({dataset.env_id}, {len(dataset)} frames)\n\n"
+        f"label: `{label_name}`, reference reward: `{reference}`\n\n" + markdown_table(SWEEP_COLUMNS, table)
+        + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else ""),
+        encoding="utf-8",
+    )
+    plots.plot_scaling(files["scaling"], rows)
+    plots.plot_prompt_comparison(files["prompts"], rows)
+    summary = {
+        "dataset": str(dataset.path), "env_id": dataset.env_id, "frames": len(dataset),
+        "label": label_name, "reference": reference, "target_precision": target_precision,
+        "models": model_rows, "prompt_sets": {k: v.describe() for k, v in prompt_sets.items()},
+        "alphas": alphas, "temperatures": temperatures, "notes": notes, "rows": rows,
+        "vlmreward_version": __version__,
+    }
+    files["json"].write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
+    if report:
+        files["report"] = out / "report.html"
+        write_sweep_report(files["report"], summary, SWEEP_COLUMNS, table, {"scaling": files["scaling"], "prompts": files["prompts"]})
+    return SweepResult(rows=rows, models=model_rows, out_dir=out, files=files, notes=notes)
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return str(value)
+
