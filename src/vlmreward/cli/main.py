@@ -1,5 +1,5 @@
-"""The ``vlmreward`` command: a typer app with the ``score``, ``models``, ``collect``, ``evaluate``
-and ``sweep`` sub-commands.
+"""The ``vlmreward`` command: a typer app with the ``score``, ``models``, ``collect``, ``evaluate``,
+``sweep``, ``train`` and ``evaluate-policy`` sub-commands.
 
 Errors a user can cause (:class:`~vlmreward.errors.VLMRewardError`) are reported in one place,
 :meth:`_Group.invoke`: one line ``error: <message>`` on stderr and exit code 2, no traceback.
@@ -12,6 +12,7 @@ exception is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -20,6 +21,7 @@ from typer.core import TyperGroup
 from vlmreward import __version__
 from vlmreward.cli.evaluate import collect, evaluate, sweep
 from vlmreward.cli.score import models, score
+from vlmreward.cli.train import evaluate_policy, train
 from vlmreward.errors import VLMRewardError
 
 __all__ = ["app", "EXIT_USER_ERROR"]
@@ -63,6 +65,8 @@ def _root(
     ),
 ) -> None:
     """Zero-shot rewards for reinforcement learning from vision-language models (CLIP, SigLIP)."""
+    # Every command renders off-screen: keep pygame (CartPole) from looking for a display.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 
 app.command("score")(score)
@@ -70,6 +74,8 @@ app.command("models")(models)
 app.command("collect")(collect)
 app.command("evaluate")(evaluate)
 app.command("sweep")(sweep)
+app.command("train")(train)
+app.command("evaluate-policy")(evaluate_policy)
 
 
 if __name__ == "__main__":  # python -m vlmreward.cli.main

@@ -34,7 +34,10 @@ class CartPolePixelReward:
         """Frames ``uint8 [N, H, W, 3]`` → ``float32 [N, 2]``: ``(cos θ, |sin θ|)`` of the pole axis."""
         batch = as_frame_batch(frames).cpu().numpy()
         out = np.tile(np.array([0.0, 1.0], dtype=np.float32), (len(batch), 1))
-        mask = np.all(batch == np.array(POLE_COLOUR, dtype=np.uint8), axis=-1)  # [N, H, W]
+        r, g, b = POLE_COLOUR
+        mask = batch[..., 0] == r  # [N, H, W]; three compares: ~10× faster than np.all(..., axis=-1)
+        mask &= batch[..., 1] == g
+        mask &= batch[..., 2] == b
         for i in range(len(batch)):
             rows, cols = np.nonzero(mask[i])
             if len(rows) < 10:

@@ -202,8 +202,18 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
             step order; ``k = 0`` when nothing is stored.
         """
         self._score_pending()
-        out = np.array([np.float32(self.weight) * step.vlm for step in self._steps], dtype=np.float32)
-        self._steps, self._n_unscored = [], 0
+        return self.take_scored()
+
+    def take_scored(self) -> np.ndarray:
+        """Hand over the stored steps already scored, oldest first, without scoring the rest.
+
+        Returns:
+            ``float32 [k, n_envs]``: ``weight · r_vlm`` of the ``k`` oldest stored steps that were
+            scored (all of them after :meth:`collect`'s scoring); they are removed from the store.
+        """
+        k = self._n_unscored
+        out = np.array([np.float32(self.weight) * step.vlm for step in self._steps[:k]], dtype=np.float32)
+        self._steps, self._n_unscored = self._steps[k:], 0
         return out.reshape(-1, self.num_envs)
 
     def discard(self) -> None:

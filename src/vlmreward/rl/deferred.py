@@ -21,6 +21,7 @@ Use: ``PPO(..., rollout_buffer_class=DeferredRolloutBuffer)`` or
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,8 @@ from vlmreward.envs.vector import VLMRewardVecEnvWrapper
 from vlmreward.errors import VLMRewardError
 
 __all__ = ["DeferredRolloutBuffer", "DeferredReplayBuffer", "attach_reward_source", "find_vlm_wrapper"]
+
+_log = logging.getLogger(__name__)
 
 
 class _Deferred:
@@ -82,15 +85,76 @@ class DeferredReplayBuffer(_Deferred, ReplayBuffer):
         self._unscored_positions.append(self.pos)
         super().add(obs, next_obs, action, reward, done, infos)
 
+    @property
+    def unscored_positions(self) -> list[int]:
+        """Buffer positions whose VLM reward is still missing, oldest first."""
+        return list(self._unscored_positions)
+
+    def _add_rewards(self, positions: list[int], rewards: np.ndarray) -> None:
+        """Add ``rewards[i]`` (``[k, n_envs]``) at ``positions[i]``; a position written twice takes its newest."""
+        newest = {pos: i for i, pos in enumerate(positions)}  # an overwritten transition's reward is void
+        for pos, i in newest.items():
+            self.rewards[pos] += rewards[i]
+
     def score_pending(self) -> None:
         """Write the VLM rewards of every stored transition into the buffer (idempotent)."""
         if not self._unscored_positions:
             return
-        rewards = self._take_rewards(len(self._unscored_positions))
-        newest: dict[int, int] = {pos: i for i, pos in enumerate(self._unscored_positions)}  # last write wins
-        for pos, i in newest.items():
-            self.rewards[pos] += rewards[i]
+        self._add_rewards(self._unscored_positions, self._take_rewards(len(self._unscored_positions)))
         self._unscored_positions = []
+
+    def complete(self, drop_unscorable: bool = False) -> bool:
+        """Leave no placeholder reward in the buffer, e.g. before it is saved in a checkpoint.
+
+        The environment may hold more unscored steps than the buffer (a step taken but not yet
+        stored when training stopped); those are scored and dropped with the buffer's.
+
+        Args:
+            drop_unscorable: when scoring fails (the reward model raises), keep the rewards of the
+                steps the environment had already scored and drop the remaining (newest)
+                transitions from the buffer instead of raising, where that is possible (the
+                buffer has not wrapped around since); the environment's stored frames are discarded.
+
+        Returns:
+            True when the buffer holds no placeholder reward afterwards; False when scoring failed
+            and the unscored transitions could not be dropped.
+
+        Raises:
+            Exception: whatever the reward model raised, unless ``drop_unscorable``.
+            VLMRewardError: no reward source, or buffer and environment out of step.
+        """
+        positions = self._unscored_positions
+        if not positions:
+            return True
+        source = self.reward_source
+        if source is None:
+            raise VLMRewardError("the deferred replay buffer has no reward source; call attach_reward_source(model, venv).")
+        if source.pending_steps < len(positions):
+            raise VLMRewardError(
+                f"the environment holds {source.pending_steps} unscored steps but the replay buffer {len(positions)}; "
+                "they are out of step (one environment per model)."
+            )
+        try:
+            self._add_rewards(positions, source.collect()[: len(positions)])  # extra steps never reached the buffer
+            self._unscored_positions = []
+            return True
+        except Exception:
+            if not drop_unscorable:
+                raise
+        if len(set(positions)) != len(positions):
+            return False  # the buffer wrapped around within the unscored steps: nothing to salvage safely
+        scored = source.take_scored()[: len(positions)]
+        self._add_rewards(positions[: len(scored)], scored)
+        rest = self._unscored_positions = positions[len(scored) :]
+        source.discard()
+        if not rest:
+            return True
+        if self.full or rest != list(range(rest[0], self.pos)):
+            return False
+        _log.warning("dropping the newest %d transitions, whose VLM rewards could not be computed", len(rest))
+        self.pos = rest[0]
+        self._unscored_positions = []
+        return True
 
     def sample(self, batch_size: int, env=None):  # noqa: ANN001 (SB3's signature)
         self.score_pending()

@@ -1,0 +1,137 @@
+"""``vlmreward train`` and ``vlmreward evaluate-policy``: train an agent from a sentence, then check it.
+
+``vlmreward train CONFIG [--set KEY=VALUE ...]`` runs :func:`vlmreward.rl.train.train` on a YAML
+config (see ``configs/``) and prints the run directory; ``vlmreward train --resume RUN_DIR``
+continues an interrupted run from its latest checkpoint. Ctrl-C writes a checkpoint, says where,
+and exits with code 130.
+
+``vlmreward evaluate-policy RUN_DIR`` rolls out the run's final (else latest checkpointed) policy
+on the run's environment and reward, prints the ground-truth return, success rate and VLM return,
+and writes ``RUN_DIR/evaluation.json`` and ``RUN_DIR/videos/evaluation.mp4``.
+
+The functions are plain typer commands; :mod:`vlmreward.cli.main` registers them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+
+__all__ = ["train", "evaluate_policy", "EXIT_INTERRUPTED"]
+
+EXIT_INTERRUPTED = 130
+"""Exit code after Ctrl-C (128 + SIGINT), once the checkpoint is written."""
+
+
+class _StderrHandler(logging.Handler):
+    """Writes records to whatever ``sys.stderr`` is when they are emitted."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 (logging must not raise)
+            self.handleError(record)
+
+
+@contextmanager
+def _progress_messages() -> Iterator[None]:
+    """Show the trainer's INFO messages (run directory, resume point, warnings) on stderr meanwhile."""
+    logger = logging.getLogger("vlmreward.rl")
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def train(
+    config: Annotated[
+        Optional[Path],
+        typer.Argument(help="YAML run config, e.g. configs/cartpole.yaml.", show_default=False),
+    ] = None,
+    set: Annotated[  # noqa: A002 (the option is --set)
+        Optional[list[str]],
+        typer.Option(
+            "--set",
+            "-s",
+            help="Override a config key, KEY=VALUE with a dotted KEY: --set model=openai/clip-vit-base-patch32, "
+            "--set total_steps=2000, --set reward.alpha=0.5. Repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    resume: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--resume",
+            help="Continue the run in RUN_DIR from its latest checkpoint (--set may then change total_steps, "
+            "eval_every, checkpoint_every, ...).",
+            show_default=False,
+            metavar="RUN_DIR",
+        ),
+    ] = None,
+) -> None:
+    """Train an agent whose reward is a vision-language model's judgement of a sentence."""
+    from vlmreward.rl.train import TrainingInterrupted
+    from vlmreward.rl.train import resume as resume_run
+    from vlmreward.rl.train import train as train_run
+
+    if (config is None) == (resume is None):
+        raise typer.BadParameter(
+            "give a CONFIG file to start a run, or --resume RUN_DIR to continue one (not both).", param_hint="CONFIG"
+        )
+    overrides = list(set or [])
+    try:
+        with _progress_messages():
+            run_dir = resume_run(resume, overrides) if resume is not None else train_run(config, overrides)  # type: ignore[arg-type]
+    except TrainingInterrupted as stop:
+        typer.echo("", err=True)
+        if stop.checkpoint is not None:
+            typer.echo(f"interrupted: checkpoint at {stop.num_timesteps} steps written to {stop.checkpoint}", err=True)
+        else:
+            typer.echo("interrupted: no new checkpoint could be written; the previous one (if any) stands", err=True)
+        typer.echo(f"resume with: vlmreward train --resume {stop.run_dir}", err=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    typer.echo(f"run directory: {run_dir}")
+    typer.echo(f"final model:   {run_dir / 'final_model.zip'}")
+    typer.echo(f"logs:          {run_dir / 'logs'} (tensorboard --logdir {run_dir / 'logs'})")
+    typer.echo(f"evaluate with: vlmreward evaluate-policy {run_dir}")
+
+
+def _mean_std(values: list[float]) -> str:
+    import numpy as np
+
+    return f"{float(np.mean(values)):.4g} ± {float(np.std(values)):.3g}" if values else "n/a"
+
+
+def evaluate_policy(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory made by `vlmreward train`.", show_default=False)],
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to roll out.")] = 10,
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic/--stochastic", help="The policy's mode action, or samples.")
+    ] = True,
+    video: Annotated[bool, typer.Option("--video/--no-video", help="Write videos/evaluation.mp4 of the first episode.")] = True,
+) -> None:
+    """Roll out a trained policy; report ground-truth return, success rate and VLM return."""
+    from vlmreward.rl.train import EVALUATION_FILE, evaluate_run
+
+    data = evaluate_run(run_dir, episodes, deterministic=deterministic, video=video)
+    successes = [s for s in data["successes"] if s is not None]
+    typer.echo(f"policy:              {data['policy']} ({data['num_timesteps']} steps) of {run_dir}")
+    typer.echo(f"ground-truth return: {_mean_std(data['gt_returns'])} over {data['episodes']} episodes")
+    if successes:
+        typer.echo(f"success rate:        {100 * sum(successes) / len(successes):.0f}% ({sum(successes)}/{len(successes)})")
+    else:
+        typer.echo("success rate:        n/a (the environment reports no success)")
+    typer.echo(f"VLM return:          {_mean_std(data['vlm_returns'])}")
+    typer.echo(f"wrote {run_dir / EVALUATION_FILE}" + (f" and {data['video']}" if data.get("video") else ""))

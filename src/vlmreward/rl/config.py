@@ -1,0 +1,589 @@
+"""The run configuration: one YAML file describes a training run.
+
+A config names the environment, the reward (a sentence for a VLM, or a non-VLM reference reward),
+the vision-language model, the stable-baselines3 algorithm and the run's bookkeeping::
+
+    env: {id: CartPole-v1, n_envs: 4}
+    reward: {kind: goal_baseline, goal: "pole vertically upright on top of the cart",
+             baseline: "pole and cart", alpha: 0.5}
+    model: openai/clip-vit-base-patch32          # or {name: ..., device: cuda, dtype: bf16}
+    algorithm: DQN
+    algorithm_kwargs: {learning_rate: 2.3e-3}
+    total_steps: 50000
+
+:func:`load_config` reads such a file, applies ``--set KEY=VALUE`` overrides and validates it into
+a :class:`RunConfig`. Every problem (a missing file, bad YAML, an unknown key, a value out of
+range) is a :class:`ConfigError` whose message names the key path (``reward.alpha``) and what is
+allowed there.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Iterable, Literal, Optional, Union
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from vlmreward.errors import VLMRewardError
+from vlmreward.rewards.softmax_threshold import DEFAULT_TEMPERATURE
+
+__all__ = [
+    "ConfigError",
+    "RunConfig",
+    "EnvConfig",
+    "ModelConfig",
+    "LogConfig",
+    "RewardConfig",
+    "GoalBaselineRewardConfig",
+    "SoftmaxThresholdRewardConfig",
+    "CartPolePixelOracleRewardConfig",
+    "GroundTruthRewardConfig",
+    "CustomRewardConfig",
+    "ALGORITHMS",
+    "REWARD_KINDS",
+    "VLM_REWARD_KINDS",
+    "RESUME_OVERRIDABLE",
+    "load_config",
+    "parse_config",
+    "apply_overrides",
+    "dump_config",
+    "save_config",
+]
+
+ALGORITHMS: tuple[str, ...] = ("PPO", "SAC", "DQN")
+REWARD_KINDS: tuple[str, ...] = ("goal_baseline", "softmax_threshold", "cartpole_pixel_oracle", "ground_truth", "custom")
+VLM_REWARD_KINDS: tuple[str, ...] = ("goal_baseline", "softmax_threshold")
+"""Reward kinds computed from a vision-language model's embeddings (they need ``model.name``)."""
+
+RESUME_OVERRIDABLE: tuple[str, ...] = (
+    "total_steps",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "eval_every",
+    "eval_episodes",
+    "video",
+    "log",
+    "model.device",
+    "model.batch_size",
+    "score_batch_size",
+)
+"""Keys that ``--set`` may change when a run is resumed; the rest would make it another run."""
+
+_SET_BY_TRAINER = ("env", "policy", "seed", "verbose", "tensorboard_log", "_init_setup_model")
+
+
+class ConfigError(VLMRewardError, ValueError):
+    """A run configuration that cannot be read or is invalid; the message names the key and what is allowed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# field types
+
+
+def _unit_interval(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"must be a number in [0, 1]; got {value}")
+    return value
+
+
+def _positive(value: float) -> float:
+    if not value > 0.0:
+        raise ValueError(f"must be a number > 0; got {value}")
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number; got {value}")
+    return value
+
+
+def _at_least_one(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be an integer ≥ 1; got {value}")
+    return value
+
+
+def _prompt(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must be a non-empty sentence")
+    return value
+
+
+UnitFloat = Annotated[float, AfterValidator(_unit_interval)]
+PositiveFloat = Annotated[float, AfterValidator(_positive)]
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+Count = Annotated[int, AfterValidator(_at_least_one)]
+Prompt = Annotated[str, AfterValidator(_prompt)]
+
+
+def _prompts(value: Any) -> Any:
+    if isinstance(value, str) and value.strip():
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
+        return value
+    raise ValueError(f"must be a non-empty sentence or a non-empty list of them; got {value!r}")
+
+
+Prompts = Annotated[Union[str, list[str]], BeforeValidator(_prompts)]
+"""One prompt or several (their unit embeddings are averaged)."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# sections
+
+
+class EnvConfig(_Strict):
+    """``env``: which environment, how many copies.
+
+    Attributes:
+        id: a gymnasium id (``CartPole-v1``, ``vlmreward/HumanoidTextured-v0``); rendered with
+            ``render_mode="rgb_array"``.
+        kwargs: keyword arguments of ``gymnasium.make`` (``max_episode_steps``, the environment's own).
+        n_envs: sub-environments stepped together; their frames are scored in one batch.
+        normalize_observations: wrap the vector environment in ``VecNormalize`` (observations only;
+            the statistics are checkpointed with the model).
+    """
+
+    id: Annotated[str, AfterValidator(_prompt)]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    n_envs: Count = 1
+    normalize_observations: bool = False
+
+    @field_validator("kwargs")
+    @classmethod
+    def _no_render_mode(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if "render_mode" in value:
+            raise ValueError("render_mode is always 'rgb_array' (the reward needs frames); remove it")
+        return value
+
+
+class GoalBaselineRewardConfig(_Strict):
+    """``reward`` of kind ``goal_baseline``: VLM-RM's regularised CLIP reward (:class:`~vlmreward.GoalBaselineReward`)."""
+
+    kind: Literal["goal_baseline"]
+    goal: Prompts
+    baseline: Optional[Prompts] = None
+    alpha: UnitFloat = 0.0
+
+    @model_validator(mode="after")
+    def _baseline_for_alpha(self) -> "GoalBaselineRewardConfig":
+        if self.alpha > 0 and self.baseline is None:
+            raise ValueError(
+                f"reward.baseline is required when reward.alpha > 0 (got alpha {self.alpha}); add a sentence "
+                "describing the scene without the goal (e.g. 'a humanoid robot'), or set reward.alpha: 0"
+            )
+        return self
+
+
+class SoftmaxThresholdRewardConfig(_Strict):
+    """``reward`` of kind ``softmax_threshold``: Baumli et al.'s reward (:class:`~vlmreward.SoftmaxThresholdReward`)."""
+
+    kind: Literal["softmax_threshold"]
+    goal: Prompts
+    negatives: Annotated[list[Prompt], Field(min_length=1)]
+    temperature: PositiveFloat = DEFAULT_TEMPERATURE
+    threshold: Optional[UnitFloat] = None
+
+
+class CartPolePixelOracleRewardConfig(_Strict):
+    """``reward`` of kind ``cartpole_pixel_oracle``: cos(pole angle) measured on the frames, no VLM
+    (:class:`~vlmreward.envs.oracle.CartPolePixelReward`); checks the training path."""
+
+    kind: Literal["cartpole_pixel_oracle"]
+
+
+class GroundTruthRewardConfig(_Strict):
+    """``reward`` of kind ``ground_truth``: the environment's own reward, no VLM (a baseline run).
+
+    ``mode`` and ``weight`` are ignored: the agent gets the environment's reward, and the logs keep
+    the same columns as a VLM run (the VLM return is 0).
+    """
+
+    kind: Literal["ground_truth"]
+
+
+class CustomRewardConfig(_Strict):
+    """``reward`` of kind ``custom``: any :class:`~vlmreward.RewardModel` built by ``factory(**kwargs)``.
+
+    ``factory`` is ``"package.module:callable"``; when ``model.name`` is set, the loaded
+    vision-language model is passed as ``model=``.
+    """
+
+    kind: Literal["custom"]
+    factory: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")]
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+RewardConfig = Annotated[
+    Union[
+        GoalBaselineRewardConfig,
+        SoftmaxThresholdRewardConfig,
+        CartPolePixelOracleRewardConfig,
+        GroundTruthRewardConfig,
+        CustomRewardConfig,
+    ],
+    Field(discriminator="kind"),
+]
+
+
+def _model_shortcut(value: Any) -> Any:
+    return {"name": value} if isinstance(value, (str, os.PathLike)) else value
+
+
+class ModelConfig(_Strict):
+    """``model``: the vision-language model (arguments of :func:`vlmreward.load_model`).
+
+    ``model: NAME`` in YAML (or ``--set model=NAME``) is short for ``model: {name: NAME}``.
+
+    Attributes:
+        name: hub id, ``save_pretrained`` directory, ``open_clip:ARCH/TAG``, ...; None for rewards
+            that need no VLM.
+        device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda:1"``, ...
+        dtype: weight dtype (``float32``, ``float16``, ``bfloat16``, ...) or None for float32.
+        resize: how frames are fitted to the square model input.
+        checkpoint: weights file for an ``open_clip:ARCH`` name.
+        batch_size: frames per forward pass of the vision tower.
+    """
+
+    name: Optional[str] = None
+    device: str = "auto"
+    dtype: Optional[Literal["float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16"]] = None
+    resize: Literal["squash", "crop", "pad"] = "squash"
+    checkpoint: Optional[str] = None
+    batch_size: Count = 64
+
+
+class LogConfig(_Strict):
+    """``log``: SB3 logger outputs in ``RUN_DIR/logs`` (``progress.csv`` always).
+
+    Attributes:
+        tensorboard: also write TensorBoard event files.
+        stdout: also print SB3's tables (off: a progress bar shows progress on a terminal).
+        stats_window: episodes averaged into the ``rollout/*`` means.
+    """
+
+    tensorboard: bool = True
+    stdout: bool = False
+    stats_window: Count = 100
+
+
+class RunConfig(_Strict):
+    """A whole training run. See the module docstring and ``configs/*.yaml``.
+
+    Attributes:
+        env: :class:`EnvConfig`.
+        reward: one of the reward kinds (:data:`REWARD_KINDS`), chosen by ``kind``.
+        mode: ``"replace"`` (the agent sees ``weight · r_vlm``, VLM-RM's set-up) or ``"add"``
+            (``r_env + weight · r_vlm``).
+        weight: scale of the VLM reward.
+        model: :class:`ModelConfig`.
+        scoring: ``"per_step"`` (each step's frames scored at once) or ``"deferred"`` (frames kept
+            and scored in batches of ``score_batch_size`` before the learner reads them).
+        score_batch_size: frames per deferred scoring batch.
+        algorithm: ``"PPO"``, ``"SAC"`` or ``"DQN"`` (stable-baselines3).
+        policy: SB3 policy name.
+        algorithm_kwargs: keyword arguments of the algorithm (``learning_rate``, ``batch_size``, ...);
+            ``learning_rate``/``clip_range`` may be ``"lin_<value>"`` (linear decay to 0, as the RL
+            zoo), ``policy_kwargs.activation_fn`` a ``torch.nn`` name (``"ReLU"``).
+        total_steps: environment steps in all (summed over sub-environments). PPO stops at the end
+            of a rollout, so make it a multiple of ``n_steps · n_envs`` to stop exactly.
+        seed: seeds Python, NumPy, PyTorch, the algorithm and the environments.
+        output_dir: where run directories are created.
+        run_name: the run directory's name under ``output_dir`` (default ``<algo>-<env>-<time>``).
+        checkpoint_every: steps between checkpoints (None: only on interruption and at the end).
+        keep_checkpoints: most recent checkpoints kept on disk (None: all).
+        eval_every: steps between evaluations (None: none).
+        eval_episodes: episodes per evaluation.
+        video: save a video of the first episode of each evaluation.
+        log: :class:`LogConfig`.
+    """
+
+    env: EnvConfig
+    reward: RewardConfig
+    mode: Literal["replace", "add"] = "replace"
+    weight: FiniteFloat = 1.0
+    model: Annotated[ModelConfig, BeforeValidator(_model_shortcut)] = Field(default_factory=ModelConfig)
+    scoring: Literal["per_step", "deferred"] = "per_step"
+    score_batch_size: Count = 256
+    algorithm: Literal["PPO", "SAC", "DQN"]
+    policy: str = "MlpPolicy"
+    algorithm_kwargs: dict[str, Any] = Field(default_factory=dict)
+    total_steps: Count
+    seed: int = 0
+    output_dir: Path = Path("runs")
+    run_name: Optional[Annotated[str, Field(pattern=r"^[\w.\-]+$")]] = None
+    checkpoint_every: Optional[Count] = 10_000
+    keep_checkpoints: Optional[Count] = 2
+    eval_every: Optional[Count] = 10_000
+    eval_episodes: Count = 5
+    video: bool = True
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @property
+    def needs_vlm(self) -> bool:
+        """Whether the reward needs a vision-language model loaded."""
+        return self.reward.kind in VLM_REWARD_KINDS or (self.reward.kind == "custom" and self.model.name is not None)
+
+    @property
+    def deferred(self) -> bool:
+        return self.scoring == "deferred"
+
+    @model_validator(mode="after")
+    def _check_model_and_kwargs(self) -> "RunConfig":
+        if self.reward.kind in VLM_REWARD_KINDS and not self.model.name:
+            raise ValueError(
+                f"model.name is required for reward.kind '{self.reward.kind}'; set it in the config or with "
+                "--set model=openai/clip-vit-base-patch32 (any name vlmreward.load_model accepts)"
+            )
+        _check_algorithm_kwargs(self.algorithm, self.algorithm_kwargs, self.deferred)
+        return self
+
+
+def _check_algorithm_kwargs(algorithm: str, kwargs: dict[str, Any], deferred: bool) -> None:
+    """Reject keyword arguments the algorithm does not take, or that the trainer sets itself."""
+    import stable_baselines3
+
+    cls = getattr(stable_baselines3, algorithm)
+    allowed = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", *_SET_BY_TRAINER)]
+    for key in kwargs:
+        if key in _SET_BY_TRAINER:
+            where = {"env": "env", "policy": "policy", "seed": "seed"}.get(key)
+            raise ValueError(
+                f"algorithm_kwargs.{key} is set by the trainer"
+                + (f"; use the top-level '{where}' key instead" if where else "; remove it")
+            )
+        if key not in allowed:
+            raise ValueError(
+                f"algorithm_kwargs.{key} is not an argument of {algorithm}; allowed: {', '.join(sorted(allowed))}"
+            )
+        if deferred and key in ("rollout_buffer_class", "replay_buffer_class"):
+            raise ValueError(f"algorithm_kwargs.{key} is set by the trainer for scoring: deferred; remove it")
+
+
+# ---------------------------------------------------------------------------------------------
+# reading, overriding, validating
+
+
+def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> RunConfig:
+    """Read a YAML run config, apply ``--set`` overrides and validate it.
+
+    Args:
+        path: the YAML file.
+        overrides: ``"KEY=VALUE"`` strings; ``KEY`` is dotted (``model.name``, ``reward.alpha``,
+            ``algorithm_kwargs.learning_rate``), ``VALUE`` a YAML scalar or flow collection
+            (``0.5``, ``true``, ``null``, ``[a, b]``); ``model=NAME`` sets ``model.name``.
+
+    Returns:
+        The validated :class:`RunConfig`.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not valid YAML or not a mapping, an
+            override is malformed, or validation fails (the message names every offending key
+            and what is allowed).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/cartpole.yaml.")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {err}.") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(err).split())}") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys (env:, reward:, ...); got a {type(data).__name__}.")
+    return parse_config(apply_overrides(data, overrides), source=str(path))
+
+
+def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Validate a config mapping (as read from YAML) into a :class:`RunConfig`.
+
+    Raises:
+        ConfigError: every validation problem, one per key path, with the allowed values.
+    """
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as err:
+        problems = [_describe_error(e) for e in err.errors()]
+        raise ConfigError(f"invalid {source}: " + "; ".join(problems) + ".") from None
+
+
+_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+
+
+def _parse_value(text: str) -> Any:
+    """A ``--set`` value: YAML (``0.5``, ``true``, ``[1, 2]``), with ``1e-3`` read as a number."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str) and _NUMBER.match(value.strip()):
+        return float(value)
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Apply ``"KEY=VALUE"`` overrides to a config mapping (a copy; the input is unchanged).
+
+    Raises:
+        ConfigError: an override without ``=``, an empty key, or a key below a non-mapping value.
+    """
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set expects KEY=VALUE with a dotted KEY (e.g. --set reward.alpha=0.5); got {item!r}.")
+        value = _parse_value(text)
+        parts = key.split(".")
+        if parts == ["model"] and not isinstance(value, dict):
+            parts = ["model", "name"]  # --set model=NAME
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif part == "model" and i == 0 and isinstance(child, str):
+                child = node[part] = {"name": child}
+            elif not isinstance(child, dict):
+                here = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {key}: {here} is {child!r}, not a section with keys.")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def dump_config(config: RunConfig) -> str:
+    """The resolved config (every default filled in) as YAML text that :func:`load_config` reads back."""
+    data = config.model_dump(mode="json")
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
+def save_config(config: RunConfig, path: str | os.PathLike) -> Path:
+    """Write :func:`dump_config` to ``path`` atomically (a temporary name, then ``os.replace``)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(dump_config(config), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# error messages
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that holds the field at ``loc[-1]`` (None when ``loc`` leaves the models)."""
+    cls: Any = RunConfig
+    i = 0
+    while i < len(loc) - 1:
+        part = loc[i]
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        if part == "reward" and cls is RunConfig:
+            kinds = {m.model_fields["kind"].annotation.__args__[0]: m for m in _REWARD_MODELS}
+            if i + 1 < len(loc) and loc[i + 1] in kinds:
+                cls = kinds[loc[i + 1]]
+                i += 2
+                continue
+            return None
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            cls = annotation
+            i += 1
+            continue
+        return None
+    return cls
+
+
+_REWARD_MODELS = (
+    GoalBaselineRewardConfig,
+    SoftmaxThresholdRewardConfig,
+    CartPolePixelOracleRewardConfig,
+    GroundTruthRewardConfig,
+    CustomRewardConfig,
+)
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """Dotted key path of a pydantic error location, without union tags (``reward.alpha``)."""
+    parts: list[str] = []
+    for i, part in enumerate(loc):
+        if i == 1 and loc[0] == "reward" and part in REWARD_KINDS:
+            continue  # the discriminated union's tag
+        if isinstance(part, int):
+            parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
+            continue
+        if isinstance(part, str) and part in ("str", "list[str]"):
+            continue  # union member names of prompt fields
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def _describe_error(error: dict[str, Any]) -> str:
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    path = _key_path(loc) or "config"
+    value = error.get("input")
+    msg = str(error.get("msg", "")).removeprefix("Value error, ")
+    if kind == "extra_forbidden":
+        section = _section_model(loc)
+        where = ".".join(_key_path(loc).split(".")[:-1]) or "the top level"
+        allowed = ", ".join(section.model_fields) if section is not None else "see the documentation"
+        return f"{path}: unknown key; allowed keys in {where}: {allowed}"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "literal_error":
+        return f"{path}: {value!r} is not allowed; use one of {ctx.get('expected', '')}"
+    if kind == "union_tag_invalid":
+        return f"{path}.kind: {ctx.get('tag')!r} is not a reward kind; use one of {ctx.get('expected_tags')}"
+    if kind == "union_tag_not_found":
+        return f"{path}.kind: missing; use one of {', '.join(map(repr, REWARD_KINDS))}"
+    if kind == "value_error":
+        if _is_model_level(loc):
+            return msg  # a model validator's message names its keys itself
+        return f"{path}: {msg}"
+    if kind == "too_short":
+        return f"{path}: must hold at least {ctx.get('min_length', 1)} item(s); got {value!r}"
+    if kind == "string_pattern_mismatch":
+        return f"{path}: {value!r} does not match the pattern {ctx.get('pattern')}"
+    return f"{path}: {msg.rstrip('.')}; got {value!r}"
+
+
+def _is_model_level(loc: tuple[Any, ...]) -> bool:
+    """Whether an error location points at a whole section (a model validator) rather than a field."""
+    if not loc:
+        return True
+    if loc[0] == "reward":
+        return len(loc) <= 2
+    if len(loc) == 1:
+        return False
+    section = _section_model(loc)
+    return section is None or loc[-1] not in section.model_fields

@@ -1,0 +1,497 @@
+"""Training from a sentence: run configs, short runs, checkpoints, interruption and resume, learning.
+
+Every run goes through the real path: ``vlmreward.load_model`` (the tiny random CLIP of the
+``tiny_hf_clip`` fixture), the VLM-rewarded vector environment, stable-baselines3, the
+callbacks, checkpoints and videos. A random-weight CLIP teaches nothing, so the learning test
+uses the pixel oracle (:class:`~vlmreward.envs.oracle.CartPolePixelReward`) through the same
+deferred-scoring path.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import typer
+import yaml
+from stable_baselines3 import DQN, PPO
+from typer.testing import CliRunner
+
+from vlmreward.errors import VLMRewardError
+from vlmreward.rl.callbacks import latest_checkpoint
+from vlmreward.rl.config import ConfigError, RunConfig, apply_overrides, load_config, parse_config
+from vlmreward.rl.train import resume, train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """The tiny CLIP and the MLP policies run fastest on one thread; on a busy CI machine OpenMP's
+    spinning threads make them 20-50 times slower (measured: 3 ms vs 66-148 ms a batch)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _app() -> typer.Typer:
+    """The two commands as vlmreward.cli.main registers them."""
+    from vlmreward.cli.train import evaluate_policy
+    from vlmreward.cli.train import train as train_command
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command("train")(train_command)
+    app.command("evaluate-policy")(evaluate_policy)
+    return app
+
+
+def _write_yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _base(tmp_path: Path, model: Path | None = None, **changes) -> dict:
+    """A small CartPole run config as a mapping (PPO, tiny CLIP, 2 envs)."""
+    data = {
+        "env": {"id": "CartPole-v1", "n_envs": 2},
+        "reward": {
+            "kind": "goal_baseline",
+            "goal": "pole vertically upright on top of the cart",
+            "baseline": "pole and cart",
+            "alpha": 0.5,
+        },
+        "model": {"name": str(model) if model else None, "device": "cpu"},
+        "algorithm": "PPO",
+        "algorithm_kwargs": {"n_steps": 64, "batch_size": 64, "n_epochs": 2, "device": "cpu"},
+        "total_steps": 512,
+        "seed": 0,
+        "output_dir": str(tmp_path / "runs"),
+        "checkpoint_every": 256,
+        "eval_every": None,
+        "log": {"tensorboard": True},
+    }
+    data.update(changes)
+    return data
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+# ---------------------------------------------------------------------------------------------
+# config
+
+
+@pytest.mark.parametrize("name", ["cartpole.yaml", "mountain_car.yaml", "humanoid_kneeling.yaml"])
+def test_shipped_configs_load(name):
+    config = load_config(REPO / "configs" / name)
+    assert config.reward.kind == "goal_baseline" and config.reward.alpha == 0.5
+    assert config.total_steps > 0 and config.model.name
+
+
+def test_config_yaml_loads_with_defaults(tmp_path):
+    path = _write_yaml(tmp_path / "run.yaml", _base(tmp_path, model=Path("some/model")))
+    config = load_config(path)
+    assert isinstance(config, RunConfig)
+    assert (config.algorithm, config.env.n_envs, config.total_steps) == ("PPO", 2, 512)
+    assert config.model.name == "some/model" and config.model.resize == "squash"
+    assert config.scoring == "per_step" and config.mode == "replace" and config.weight == 1.0
+    assert config.reward.goal == "pole vertically upright on top of the cart"
+
+
+def test_set_overrides(tmp_path):
+    data = _base(tmp_path)
+    data["model"] = "openai/clip-vit-base-patch32"  # the string shortcut in YAML
+    path = _write_yaml(tmp_path / "run.yaml", data)
+    config = load_config(
+        path,
+        [
+            "model=/path/to/tiny",
+            "total_steps=2000",
+            "reward.alpha=0.25",
+            "model.device=cpu",
+            "algorithm_kwargs.learning_rate=1e-3",
+            "env.kwargs.max_episode_steps=100",
+            "reward.goal=[a pole upright, an upright pole]",
+            "scoring=deferred",
+        ],
+    )
+    assert config.model.name == "/path/to/tiny" and config.model.device == "cpu"
+    assert config.total_steps == 2000 and config.reward.alpha == 0.25
+    assert config.algorithm_kwargs["learning_rate"] == pytest.approx(1e-3)
+    assert config.env.kwargs == {"max_episode_steps": 100}
+    assert config.reward.goal == ["a pole upright", "an upright pole"]
+    assert config.deferred
+    assert apply_overrides({"model": {"name": "x"}}, ["model.name=y"]) == {"model": {"name": "y"}}
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (["reward.alpha=2"], ["reward.alpha", "[0, 1]"]),
+        (["reward.colour=red"], ["reward.colour", "unknown key", "goal", "baseline", "alpha"]),
+        (["flavour=1"], ["flavour", "unknown key", "total_steps", "algorithm"]),
+        (["algorithm=A2C"], ["algorithm", "'A2C'", "'PPO', 'SAC' or 'DQN'"]),
+        (["reward.kind=clip"], ["reward.kind", "'goal_baseline'", "'softmax_threshold'", "'ground_truth'"]),
+        (["mode=both"], ["mode", "'replace' or 'add'"]),
+        (["total_steps=0"], ["total_steps", "≥ 1"]),
+        (["model.resize=stretch"], ["model.resize", "'squash', 'crop' or 'pad'"]),
+        (["algorithm_kwargs.n_stepz=5"], ["algorithm_kwargs.n_stepz", "n_steps"]),
+        (["algorithm_kwargs.seed=3"], ["algorithm_kwargs.seed", "top-level 'seed'"]),
+        (["reward.baseline=null"], ["reward.baseline", "reward.alpha"]),
+        (["model.name=null"], ["model.name", "--set model="]),
+    ],
+)
+def test_config_errors_name_key_and_allowed_values(tmp_path, change, expected):
+    path = _write_yaml(tmp_path / "run.yaml", _base(tmp_path, model=Path("m")))
+    with pytest.raises(ConfigError) as info:
+        load_config(path, change)
+    message = str(info.value)
+    for fragment in expected:
+        assert fragment in message, message
+    assert isinstance(info.value, VLMRewardError) and isinstance(info.value, ValueError)
+
+
+def test_config_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("env: {id: CartPole-v1\nreward: [", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- a\n- b\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(listing)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        load_config(_write_yaml(tmp_path / "ok.yaml", _base(tmp_path, model=Path("m"))), ["total_steps"])
+
+
+def test_unknown_env_and_wrong_action_space(tmp_path):
+    with pytest.raises(ConfigError, match="env.id"):
+        train(parse_config(_base(tmp_path, env={"id": "NoSuchEnv-v9"}, reward={"kind": "ground_truth"})))
+    with pytest.raises(ConfigError, match="SAC supports Box"):
+        train(parse_config(_base(tmp_path, reward={"kind": "ground_truth"}, algorithm="SAC", algorithm_kwargs={})))
+
+
+# ---------------------------------------------------------------------------------------------
+# short runs
+
+
+def _check_run_outputs(run_dir: Path, config: RunConfig) -> None:
+    saved = load_config(run_dir / "config.yaml")
+    assert saved == config  # the resolved config round-trips
+    header = _csv_rows(run_dir / "logs" / "progress.csv")
+    assert header, "progress.csv has no rows"
+    columns = header[0].keys()
+    assert {"rollout/vlm_return", "rollout/gt_return", "rollout/episode_length"} <= set(columns)
+    assert any(row["rollout/vlm_return"] for row in header) and any(row["rollout/gt_return"] for row in header)
+    assert list((run_dir / "logs").glob("events.out.tfevents.*")), "no tensorboard event file"
+    episodes = _csv_rows(run_dir / "episodes.csv")
+    assert episodes and set(episodes[0]) == {"timesteps", "env_index", "length", "vlm_return", "gt_return", "success"}
+    for row in episodes:  # CartPole-v1: reward 1 per step, so the ground-truth return is the length
+        assert float(row["gt_return"]) == pytest.approx(int(row["length"]))
+    info = latest_checkpoint(run_dir)
+    assert info.reason == "final" and info.num_timesteps == config.total_steps
+    assert (run_dir / "final_model.zip").is_file()
+
+
+def test_short_ppo_run_leaves_all_outputs(tmp_path, tiny_hf_clip):
+    import imageio.v2 as imageio
+
+    config = parse_config(
+        _base(
+            tmp_path, model=tiny_hf_clip, eval_every=256, eval_episodes=1, video=True,
+            env={"id": "CartPole-v1", "n_envs": 2, "kwargs": {"max_episode_steps": 100}},  # bounds evaluation time
+        )
+    )
+    run_dir = train(config, progress_bar=False)
+    _check_run_outputs(run_dir, config)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["latest.json", "step_000000256", "step_000000512"]
+    model = PPO.load(run_dir / "final_model.zip", device="cpu")
+    assert model.num_timesteps == 512
+    rows = _csv_rows(run_dir / "logs" / "progress.csv")
+    assert any(row.get("eval/gt_return") for row in rows) and any(row.get("eval/vlm_return") for row in rows)
+    videos = sorted((run_dir / "videos").glob("eval_*.mp4"))
+    assert [v.name for v in videos] == ["eval_256.mp4", "eval_512.mp4"]
+    reader = imageio.get_reader(videos[0])
+    first = reader.get_data(0)
+    n_frames = sum(1 for _ in reader)
+    reader.close()
+    assert n_frames >= 8  # one per step of the first evaluation episode
+    height, width, _ = first.shape
+    assert width >= 600 and height > 400 and height % 16 == 0  # frame on top, reward plot below
+
+    result = CliRunner().invoke(_app(), ["evaluate-policy", str(run_dir), "--episodes", "2"])
+    assert result.exit_code == 0, result.output
+    assert "ground-truth return" in result.output and "VLM return" in result.output
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert evaluation["episodes"] == 2 and evaluation["num_timesteps"] == 512
+    assert evaluation["mean_gt_return"] == pytest.approx(np.mean(evaluation["gt_returns"]))
+    assert max(evaluation["lengths"]) <= 100  # env.kwargs reached gymnasium.make
+    assert evaluation["success_rate"] is None  # plain CartPole-v1 reports no success
+    assert (run_dir / "videos" / "evaluation.mp4").stat().st_size > 0
+
+
+def test_short_dqn_deferred_run(tmp_path, tiny_hf_clip):
+    config = parse_config(
+        _base(
+            tmp_path,
+            model=tiny_hf_clip,
+            algorithm="DQN",
+            scoring="deferred",
+            score_batch_size=48,
+            total_steps=384,
+            checkpoint_every=128,
+            algorithm_kwargs={"learning_starts": 64, "train_freq": 4, "buffer_size": 2000, "device": "cpu"},
+        )
+    )
+    run_dir = train(config, progress_bar=False)
+    _check_run_outputs(run_dir, config)
+    info = latest_checkpoint(run_dir)
+    assert info.replay_buffer is not None
+    with open(info.replay_buffer, "rb") as f:
+        buffer = pickle.load(f)
+    assert buffer.pos * 2 == 384 and buffer._unscored_positions == []
+    assert np.all(buffer.rewards[: buffer.pos] != 0)  # every placeholder replaced by its VLM reward
+    assert DQN.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 384
+
+
+def test_ground_truth_run_logs_the_same_columns(tmp_path):
+    config = parse_config(_base(tmp_path, reward={"kind": "ground_truth"}, total_steps=256, checkpoint_every=None))
+    run_dir = train(config, progress_bar=False)
+    episodes = _csv_rows(run_dir / "episodes.csv")
+    assert episodes and all(float(r["vlm_return"]) == 0.0 for r in episodes)
+    columns = _csv_rows(run_dir / "logs" / "progress.csv")[0].keys()
+    assert {"rollout/vlm_return", "rollout/gt_return"} <= set(columns)
+    assert latest_checkpoint(run_dir).reason == "final"
+
+
+def test_episode_video_layout(tmp_path):
+    import imageio.v2 as imageio
+
+    from vlmreward.rl.callbacks import write_episode_video
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (100, 150, 3), dtype=np.uint8) for _ in range(30)]
+    rewards = list(np.sin(np.arange(30) / 4))
+    rewards[5] = float("nan")  # a missing value leaves a gap, not a crash
+    path = write_episode_video(tmp_path / "v" / "episode.mp4", frames, rewards, fps=10)
+    reader = imageio.get_reader(path)
+    first = reader.get_data(0)
+    n_frames = sum(1 for _ in reader)
+    reader.close()
+    assert n_frames == 30
+    height, width, _ = first.shape  # frames scaled to at least 448 wide, the plot strip below
+    assert width >= 448 and height > 100 * 3 and width % 16 == 0 and height % 16 == 0
+    assert not list(path.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_cli_train_usage_errors(tmp_path):
+    result = CliRunner().invoke(_app(), ["train"])
+    assert result.exit_code == 2 and "--resume" in result.output
+    path = _write_yaml(tmp_path / "run.yaml", _base(tmp_path, model=Path("m")))
+    result = CliRunner().invoke(_app(), ["train", str(path), "--set", "reward.alpha=3"])
+    assert isinstance(result.exception, ConfigError) and "reward.alpha" in str(result.exception)
+
+
+# ---------------------------------------------------------------------------------------------
+# interruption and resume
+
+_CLI_SCRIPT = """
+import sys
+import typer
+from vlmreward.cli.train import evaluate_policy, train
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command("train")(train)
+app.command("evaluate-policy")(evaluate_policy)
+app(sys.argv[1:], prog_name="vlmreward")
+"""
+
+
+def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip):
+    total = 1000  # not a multiple of train_freq: the resumed run must still stop exactly there
+    data = _base(
+        tmp_path,
+        algorithm="DQN",
+        env={"id": "CartPole-v1", "n_envs": 1},
+        scoring="deferred",
+        score_batch_size=64,
+        total_steps=total,
+        checkpoint_every=100,
+        run_name="killed",
+        algorithm_kwargs={
+            "learning_starts": 50, "train_freq": 24, "gradient_steps": 4, "buffer_size": 5000, "device": "cpu",
+        },
+    )
+    config_path = _write_yaml(tmp_path / "run.yaml", data)
+    script = tmp_path / "cli.py"
+    script.write_text(_CLI_SCRIPT, encoding="utf-8")
+    run_dir = tmp_path / "runs" / "killed"
+    pointer = run_dir / "checkpoints" / "latest.json"
+
+    log = tmp_path / "stderr.txt"
+    with open(log, "w", encoding="utf-8") as err:  # a file, not a pipe: a full pipe would stall the child
+        proc = subprocess.Popen(
+            [sys.executable, str(script), "train", str(config_path), "--set", f"model={tiny_hf_clip}"],
+            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while not pointer.exists() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert proc.poll() is None, f"the run ended before it could be interrupted:\n{log.read_text()}"
+            assert pointer.exists(), "no checkpoint appeared in time"
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    stderr = log.read_text(encoding="utf-8")
+    assert proc.returncode == 130, stderr
+    assert "resume with: vlmreward train --resume" in stderr
+
+    info = latest_checkpoint(run_dir)
+    assert info.reason == "interrupt" and 0 < info.num_timesteps < total
+    state = info.load_state()
+    assert state["num_timesteps"] == info.num_timesteps and {"python", "numpy", "torch"} <= set(state["rng"])
+    model = DQN.load(info.model, device="cpu")
+    assert model.num_timesteps == info.num_timesteps
+    assert info.replay_buffer is not None
+    with open(info.replay_buffer, "rb") as f:
+        buffer = pickle.load(f)
+    assert info.num_timesteps - 1 <= buffer.pos <= info.num_timesteps  # the step in flight may be unstored
+    assert buffer._unscored_positions == [] and np.all(buffer.rewards[: buffer.pos] != 0)
+    interrupted_at = info.num_timesteps
+
+    with pytest.raises(ConfigError, match="cannot change when resuming"):
+        resume(run_dir, ["reward.alpha=0.1"])
+    assert resume(run_dir, progress_bar=False) == run_dir
+    final = DQN.load(run_dir / "final_model.zip", device="cpu")
+    assert final.num_timesteps == total
+    done = latest_checkpoint(run_dir)
+    assert done.reason == "final" and done.num_timesteps == total
+    steps_logged = [int(row["time/total_timesteps"]) for row in _csv_rows(run_dir / "logs" / "progress.csv")
+                    if row.get("time/total_timesteps")]
+    assert min(steps_logged) < interrupted_at < max(steps_logged)  # one log across the interruption
+    assert max(int(r["timesteps"]) for r in _csv_rows(run_dir / "episodes.csv")) > interrupted_at
+    assert resume(run_dir, progress_bar=False) == run_dir  # a finished run stays finished
+
+
+_FLAKY_REWARD = '''
+import numpy as np
+
+
+class FlakyReward:
+    """Mean brightness + 0.5 (never 0); raises from its ``fail_from_call``-th call on, like a dead GPU."""
+
+    def __init__(self, fail_from_call):
+        self.calls = 0
+        self.fail_from_call = fail_from_call
+
+    def __call__(self, frames):
+        self.calls += 1
+        if self.calls >= self.fail_from_call:
+            raise RuntimeError(f"reward model failed on call {self.calls}")
+        frames = np.asarray(frames)
+        frames = frames[None] if frames.ndim == 3 else frames
+        return (frames.mean(axis=(1, 2, 3)) / 255.0 + 0.5).astype(np.float32)
+
+    def from_embeddings(self, embeddings):
+        return np.asarray(embeddings, dtype=np.float32).reshape(-1)
+
+    def describe(self):
+        return {"kind": "flaky"}
+'''
+
+
+@pytest.mark.parametrize("algorithm", ["PPO", "DQN"])
+def test_reward_model_crash_reraises_after_checkpoint(tmp_path, monkeypatch, algorithm):
+    (tmp_path / "flaky_reward.py").write_text(_FLAKY_REWARD, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    changes = {
+        "reward": {"kind": "custom", "factory": "flaky_reward:FlakyReward", "kwargs": {"fail_from_call": 150}},
+        "checkpoint_every": None,
+        "total_steps": 4096,
+    }
+    if algorithm == "DQN":
+        changes.update(
+            scoring="deferred", score_batch_size=32,
+            algorithm_kwargs={"learning_starts": 400, "train_freq": 4, "buffer_size": 5000, "device": "cpu"},
+            env={"id": "CartPole-v1", "n_envs": 1},
+        )
+        changes["reward"]["kwargs"]["fail_from_call"] = 12  # 11 batches of 32 frames, then a dead model
+    config = parse_config(_base(tmp_path, algorithm=algorithm, **changes))
+    with pytest.raises(RuntimeError, match="reward model failed") as info:
+        train(config, progress_bar=False)
+    assert any("checkpoint written to" in note for note in getattr(info.value, "__notes__", []))
+    run_dir = next((tmp_path / "runs").iterdir())
+    checkpoint = latest_checkpoint(run_dir)
+    assert checkpoint.reason == "error" and checkpoint.num_timesteps > 0
+    if algorithm == "PPO":
+        # 149 steps × 2 envs scored; the rollout in flight (from 256) is dropped, not half-counted
+        assert checkpoint.num_timesteps == 256
+        assert PPO.load(checkpoint.model, device="cpu").num_timesteps == 256
+    else:
+        with open(checkpoint.replay_buffer, "rb") as f:
+            buffer = pickle.load(f)
+        # 11 × 32 = 352 steps were scored; the unscored ones are dropped, none keeps a placeholder
+        assert buffer.pos == 352 and np.all(buffer.rewards[: buffer.pos] > 0.5)
+        assert DQN.load(checkpoint.model, device="cpu").num_timesteps >= 352
+
+
+# ---------------------------------------------------------------------------------------------
+# learning
+
+
+@pytest.mark.slow
+def test_ppo_learns_cartpole_from_pixels(tmp_path):
+    """PPO with the pixel oracle as the only reward (deferred scoring) balances the pole.
+
+    rl-zoo's CartPole PPO settings; 20 480 steps. A random policy gets about 20.
+    """
+    from vlmreward.rl.train import evaluate_run
+
+    config = parse_config(
+        _base(
+            tmp_path,
+            env={"id": "CartPole-v1", "n_envs": 8},
+            reward={"kind": "cartpole_pixel_oracle"},
+            mode="replace",
+            scoring="deferred",
+            score_batch_size=256,
+            total_steps=20_480,
+            checkpoint_every=None,
+            algorithm_kwargs={
+                "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98, "n_epochs": 20,
+                "ent_coef": 0.0, "learning_rate": "lin_1e-3", "clip_range": "lin_0.2", "device": "cpu",
+            },
+        )
+    )
+    start = time.monotonic()
+    run_dir = train(config, progress_bar=False)
+    trained = time.monotonic() - start
+    result = evaluate_run(run_dir, episodes=10, deterministic=True, video=False)
+    episodes = _csv_rows(run_dir / "episodes.csv")
+    first = np.mean([float(r["gt_return"]) for r in episodes[:50]])
+    print(
+        f"\nPPO from pixel-oracle rewards, {config.total_steps} steps in {trained:.0f} s: "
+        f"first 50 training episodes {first:.1f}; deterministic evaluation "
+        f"{result['mean_gt_return']:.1f} ± {result['std_gt_return']:.1f} over 10 episodes "
+        f"{[int(r) for r in result['gt_returns']]}"
+    )
+    assert result["mean_gt_return"] >= 150
