@@ -9,7 +9,7 @@
 
 from vlmreward.errors import VLMRewardError
 from vlmreward.models import VisionLanguageModel, load_model
-from vlmreward.rewards import GoalBaselineReward, RewardModel, SoftmaxThresholdReward
+from vlmreward.rewards import GoalBaselineReward, GoalFamilySoftmaxReward, RewardModel, SoftmaxThresholdReward
 
 __version__ = "0.1.0"
 
@@ -19,6 +19,7 @@ __all__ = [
     "RewardModel",
     "GoalBaselineReward",
     "SoftmaxThresholdReward",
+    "GoalFamilySoftmaxReward",
     "VLMRewardError",
     "__version__",
 ]

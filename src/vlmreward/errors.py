@@ -18,6 +18,8 @@ __all__ = [
     "ModelNotFoundError",
     "ModelNotAvailableError",
     "InputFileError",
+    "BackendNotAvailableError",
+    "ExportError",
 ]
 
 
@@ -51,3 +53,11 @@ class ModelNotAvailableError(VLMRewardError, OSError):
 
 class InputFileError(VLMRewardError, OSError):
     """An input file that does not exist, cannot be read, or holds no frames."""
+
+
+class BackendNotAvailableError(VLMRewardError, ImportError):
+    """A runtime backend (``backend="onnx"``) whose optional packages are not installed."""
+
+
+class ExportError(VLMRewardError, RuntimeError):
+    """A model that could not be exported to another runtime (ONNX); the torch backend still works."""

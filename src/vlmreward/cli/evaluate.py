@@ -3,8 +3,11 @@
 * ``collect ENV_ID --out DATASET``: record a labelled dataset (:func:`vlmreward.eval.collect.collect`).
 * ``evaluate DATASET --model M --goal …``: AP, ROC-AUC, PR curve, best-F1 threshold, EPIC distance,
   correlations, reward landscapes and a report (:func:`vlmreward.eval.evaluation.evaluate_dataset`).
+  Without ``--goal`` on a goal dataset (``collect vlmreward/MiniWorldGoals-v0``): every frame against
+  its own goal with the goal family's negatives, metrics per goal type (``--group-by``).
 * ``sweep DATASET --model M1 --model M2 --prompts PROMPTS.yaml``: models × prompt sets × reward
-  parameters, one image pass per model (:func:`vlmreward.eval.sweep.run_sweep`).
+  parameters, one image pass per model (:func:`vlmreward.eval.sweep.run_sweep`); with
+  ``goal_templates:`` in the prompts file, prompt templates per goal type compared by AP per goal type.
 
 The commands only parse options; errors a user can cause are :class:`~vlmreward.errors.VLMRewardError`
 and become one ``error:`` line with exit code 2 (:mod:`vlmreward.cli.main`).
@@ -21,7 +24,22 @@ from vlmreward.cli.score import Resize, _interactive, _progress, _quiet_model_lo
 from vlmreward.errors import InvalidParameterError
 from vlmreward.models import DEFAULT_RESIZE
 
-__all__ = ["collect", "evaluate", "sweep", "parse_env_kwargs"]
+__all__ = ["collect", "evaluate", "sweep", "parse_env_kwargs", "parse_templates"]
+
+
+def parse_templates(items: list[str] | None) -> dict[str, list[str]]:
+    """``["TYPE=TEMPLATE", …]`` → ``{TYPE: [TEMPLATE, …]}`` (a type given twice: a prompt ensemble).
+
+    Raises:
+        InvalidParameterError: an item without ``=``.
+    """
+    out: dict[str, list[str]] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidParameterError(f"--template {item!r}: write TYPE=TEMPLATE, e.g. --template 'find=a photo of a {{object}}'.")
+        out.setdefault(key.strip(), []).append(value.strip())
+    return out
 
 
 def parse_env_kwargs(items: list[str] | None) -> dict[str, Any]:
@@ -104,7 +122,14 @@ def collect(
 def evaluate(
     dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="A dataset directory from `vlmreward collect`.", show_default=False)],
     model: Annotated[str, typer.Option("--model", "-m", help="Model name, as for `vlmreward score`.", show_default=False)],
-    goal: Annotated[list[str], typer.Option("--goal", "-g", help="Goal prompt; repeat to average several.", show_default=False)],
+    goal: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--goal", "-g",
+            help="Goal prompt; repeat to average several. Leave out for a goal dataset: each frame against its own goal.",
+            show_default=False,
+        ),
+    ] = None,
     baseline: Annotated[
         Optional[list[str]], typer.Option("--baseline", "-b", help="Baseline prompt (repeatable); enables --alpha > 0.", show_default=False)
     ] = None,
@@ -142,15 +167,36 @@ def evaluate(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached embeddings.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="./evaluations/<dataset name>")] = None,
+    goal_family: Annotated[
+        Optional[Path], typer.Option(help="Goal-family YAML for a goal dataset.", show_default="the dataset's own")
+    ] = None,
+    family_negatives: Annotated[
+        str, typer.Option(help="Negatives of each frame's goal: all, same_template or k_sampled (goal datasets).")
+    ] = "all",
+    k: Annotated[Optional[int], typer.Option("--k", help="Negatives per goal with k_sampled.", show_default=False)] = None,
+    template: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            help="TYPE=TEMPLATE: the reward's prompt for a goal type, e.g. 'find=a photo of a {object} in a room' (repeat).",
+            show_default=False,
+        ),
+    ] = None,
+    group_by: Annotated[
+        Optional[str], typer.Option(help="Also report the metrics per value of this column.", show_default="goal_type for goal datasets")
+    ] = None,
 ) -> None:
     """Evaluate a VLM reward on a labelled dataset: metrics.json, plots and report.html."""
     from vlmreward import load_model
     from vlmreward.eval.dataset import load_dataset
     from vlmreward.eval.evaluation import evaluate_dataset, reward_settings
+    from vlmreward.goals import load_goal_family
 
     if batch_size is not None and batch_size < 1:
         raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
-    reward_settings(baseline, negative, alpha, temperature)  # option errors before loading anything
+    if goal:
+        reward_settings(baseline, negative, alpha, temperature)  # option errors before loading anything
+    templates = parse_templates(template)
+    family = load_goal_family(goal_family) if goal_family is not None else None
     data = load_dataset(dataset)
     interactive = _interactive()
     with _quiet_model_loading(enabled=not interactive):
@@ -163,6 +209,7 @@ def evaluate(
             data, vlm, goal, out_dir, baseline=baseline, negatives=negative, alphas=alpha, temperatures=temperature,
             label=label, reference=reference, x=x, facet=facet, target_precision=target_precision,
             cache_dir=_cache_dir(dataset, cache_dir, no_cache), batch_size=batch_size, progress=advance,
+            goal_family=family, family_negatives=family_negatives, k=k, templates=templates or None, group_by=group_by,
         )
     from vlmreward.eval.report import format_number as f
 
@@ -174,6 +221,11 @@ def evaluate(
             f"  {r.name:<12} AP {f(s['average_precision'], 3):>6}  ROC-AUC {f(s['roc_auc'], 3):>6}  "
             f"EPIC {f(s['epic_distance'], 3):>6}  Pearson {f(s['pearson'], 3):>6}  Spearman {f(s['spearman'], 3):>6}"
         )
+        for value, g in r.groups.items():
+            typer.echo(
+                f"    {result.metrics['group_by']} {value:<10} AP {f(g['average_precision'], 3):>6}  "
+                f"ROC-AUC {f(g['roc_auc'], 3):>6}  ({g['frames']} frames, {g['positives']} positive)"
+            )
     for note in result.metrics["notes"]:
         typer.echo(f"note: {note}")
     typer.echo(f"wrote     {result.files['metrics']}")
@@ -211,10 +263,17 @@ def sweep(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached embeddings.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="./sweeps/<dataset name>")] = None,
+    group_by: Annotated[
+        Optional[str], typer.Option(help="Also one row per value of this column.", show_default="goal_type with goal_templates")
+    ] = None,
+    goal_family: Annotated[
+        Optional[Path], typer.Option(help="Goal-family YAML for goal_templates.", show_default="the dataset's own")
+    ] = None,
 ) -> None:
     """Models × prompt sets × reward parameters on one dataset: results.csv/.md, plots, report.html."""
     from vlmreward.eval.dataset import load_dataset
     from vlmreward.eval.sweep import ModelSpec, load_prompt_sets, run_sweep
+    from vlmreward.goals import load_goal_family
 
     if batch_size is not None and batch_size < 1:
         raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
@@ -228,7 +287,8 @@ def sweep(
             data, specs, prompt_sets, out_dir, alphas=alpha, temperatures=temperature, label=label, reference=reference,
             target_precision=target_precision, cache_dir=_cache_dir(dataset, cache_dir, no_cache),
             device=_resolve_device(device), dtype=dtype, resize=resize.value, batch_size=batch_size,
-            progress=lambda _name, n: advance(n),
+            progress=lambda _name, n: advance(n), group_by=group_by,
+            goal_family=load_goal_family(goal_family) if goal_family is not None else None,
         )
     passes = sum(not m["cache_hit"] for m in result.models)
     typer.echo(

@@ -52,6 +52,19 @@ class Resize(str, Enum):
     pad = "pad"
 
 
+class Backend(str, Enum):
+    """``--backend`` choices (:data:`vlmreward.models.registry.RUNTIME_BACKENDS`)."""
+
+    torch = "torch"
+    onnx = "onnx"
+
+
+class Quantize(str, Enum):
+    """``--quantize`` choices (:data:`vlmreward.models.onnx.QUANTIZE_MODES`)."""
+
+    int8 = "int8"
+
+
 # ---------------------------------------------------------------------------------------------
 # the command
 
@@ -128,6 +141,17 @@ def score(
     truncate: Annotated[
         bool, typer.Option("--truncate", help="Truncate prompts longer than the model's context.")
     ] = False,
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            help="What runs the vision tower: torch, or onnx (ONNX Runtime; exported once and cached, "
+            "needs pip install 'vlmreward[onnx]')."
+        ),
+    ] = Backend.torch,
+    quantize: Annotated[
+        Optional[Quantize],
+        typer.Option(help="With --backend onnx: quantise the weights (int8).", show_default="none (float32)"),
+    ] = None,
     out: Annotated[
         Optional[Path],
         typer.Option(help="Output folder.", show_default="./scores/<input name>"),
@@ -147,6 +171,8 @@ def score(
             resize=resize.value,
             checkpoint=checkpoint,
             truncate=truncate,
+            backend=backend.value,
+            quantize=quantize.value if quantize is not None else None,
         )
     reward = build_reward(vlm, goal, baseline, alpha, negative if softmax else None, temperature, threshold)
 
@@ -174,6 +200,8 @@ def score(
             "image_size": vlm.image_size,
             "device": str(vlm.device),
             "dtype": str(vlm.dtype).removeprefix("torch."),
+            "runtime": "onnx" if backend == Backend.onnx else "torch",
+            "quantize": quantize.value if quantize is not None else None,
         },
         "batch_size": batch_size,
         "stats": stats,

@@ -6,8 +6,9 @@ continues an interrupted run from its latest checkpoint. Ctrl-C writes a checkpo
 and exits with code 130.
 
 ``vlmreward evaluate-policy RUN_DIR`` rolls out the run's final (else latest checkpointed) policy
-on the run's environment and reward, prints the ground-truth return, success rate and VLM return,
-and writes ``RUN_DIR/evaluation.json`` and ``RUN_DIR/videos/evaluation.mp4``.
+on the run's environment and reward, prints the ground-truth return, success rate and VLM return
+(for a goal-conditioned run: on training and held-out goals separately, per goal type), and writes
+``RUN_DIR/evaluation.json`` and ``RUN_DIR/videos/evaluation.mp4``.
 
 The functions are plain typer commands; :mod:`vlmreward.cli.main` registers them.
 """
@@ -134,4 +135,11 @@ def evaluate_policy(
     else:
         typer.echo("success rate:        n/a (the environment reports no success)")
     typer.echo(f"VLM return:          {_mean_std(data['vlm_returns'])}")
+    for name, part in (data.get("goal_sets") or {}).items():  # goal-conditioned: per goal set and goal type
+        rate = part.get("success_rate")
+        by_type = ", ".join(f"{t} {100 * r:.0f}%" for t, r in (part.get("success_rate_by_goal_type") or {}).items())
+        typer.echo(
+            f"{name + ' goals:':<20} success {'n/a' if rate is None else f'{100 * rate:.0f}%'} over {part['episodes']} "
+            f"episodes ({by_type or 'no goal types'}); VLM return {_mean_std(part['vlm_returns'])}"
+        )
     typer.echo(f"wrote {run_dir / EVALUATION_FILE}" + (f" and {data['video']}" if data.get("video") else ""))

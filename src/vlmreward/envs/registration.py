@@ -7,9 +7,12 @@
   999 steps) with :func:`~vlmreward.envs.success.mountain_car_at_flag`;
 - ``vlmreward/HumanoidTextured-v0``: :class:`~vlmreward.envs.humanoid.TexturedHumanoidEnv`
   (224 × 224 from the front camera, 200 steps as the VLM-RM reference config, no early termination) with the detector of its
-  ``task``; needs MuJoCo.
+  ``task``; needs MuJoCo;
+- ``vlmreward/MiniWorldGoals-v0``: :class:`~vlmreward.envs.miniworld_goals.MiniWorldGoalsEnv`
+  (language goals about coloured objects in a MiniWorld room, 100 steps) with the detectors of
+  its goal types; needs MiniWorld.
 
-Entry points are strings, so registering imports neither MuJoCo nor the environment modules;
+Entry points are strings, so registering imports neither MuJoCo, MiniWorld nor the environment modules;
 ``import vlmreward.envs`` registers them. Keyword arguments of ``gymnasium.make`` reach the
 constructors (``task``, ``render_width``, ``render_height``, ``high_quality_render``), and
 ``max_episode_steps`` overrides the time limit.
@@ -32,12 +35,18 @@ __all__ = [
     "MOUNTAIN_CAR_ID",
     "HUMANOID_ID",
     "HUMANOID_EPISODE_STEPS",
+    "MINIWORLD_GOALS_ID",
+    "MINIWORLD_GOALS_EPISODE_STEPS",
 ]
 
 CARTPOLE_ID = "vlmreward/CartPole-v1"
 MOUNTAIN_CAR_ID = "vlmreward/MountainCarContinuousTextured-v0"
 HUMANOID_ID = "vlmreward/HumanoidTextured-v0"
 HUMANOID_EPISODE_STEPS = 200
+MINIWORLD_GOALS_ID = "vlmreward/MiniWorldGoals-v0"
+MINIWORLD_GOALS_EPISODE_STEPS = 100
+"""Default MiniWorldGoals episode length: crossing the default 5 m room takes about 35 steps of
+0.15 m and turning up to 12 of 15°, a Pick-and-place twice that."""
 """Default fixed Humanoid episode length (steps of 5 × 3 ms = 15 ms, i.e. 1.5 s); override with
 ``gymnasium.make(HUMANOID_ID, max_episode_steps=...)``."""
 
@@ -61,7 +70,7 @@ class CartPoleWithSuccessEnv(CartPoleEnv):
 
 
 def register_envs() -> None:
-    """Register the three ids with gymnasium; calling it again is a no-op."""
+    """Register the four ids with gymnasium; calling it again is a no-op."""
     specs: list[dict[str, Any]] = [
         dict(
             id=CARTPOLE_ID,
@@ -79,6 +88,11 @@ def register_envs() -> None:
             id=HUMANOID_ID,
             entry_point="vlmreward.envs.humanoid:TexturedHumanoidEnv",
             max_episode_steps=HUMANOID_EPISODE_STEPS,
+        ),
+        dict(
+            id=MINIWORLD_GOALS_ID,
+            entry_point="vlmreward.envs.miniworld_goals:MiniWorldGoalsEnv",
+            max_episode_steps=MINIWORLD_GOALS_EPISODE_STEPS,
         ),
     ]
     for spec in specs:

@@ -8,7 +8,9 @@
 * :class:`VLMRewardVectorWrapper`: the same per-step batching for a gymnasium ``VectorEnv``.
 
 Both keep the environment's reward in ``info["gt_reward"]`` and report finished episodes
-(:class:`EpisodeRecord`: VLM return, ground-truth return, success) for logging side by side.
+(:class:`EpisodeRecord`: VLM return, ground-truth return, success, goal) for logging side by side.
+Goal-aware reward models (``score_with_goals``) get each frame's ``info["goal"]``, stored with the
+frame when scoring is deferred (:func:`~vlmreward.envs.wrappers.goal_info_key`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from vlmreward.envs.wrappers import (
     RewardMode,
     _check_mode,
     combine_rewards,
+    goal_info_key,
+    score_frames,
 )
 from vlmreward.rewards.base import RewardModel
 
@@ -44,6 +48,7 @@ class EpisodeRecord:
         vlm_return: undiscounted sum of the VLM rewards (before ``weight``).
         gt_return: undiscounted sum of the environment's own rewards.
         success: ``info["is_success"]`` at the last step, or None if the environment sets none.
+        goal: ``info["goal"]`` at the last step (goal-conditioned environments), else None.
     """
 
     env_index: int
@@ -51,6 +56,7 @@ class EpisodeRecord:
     vlm_return: float
     gt_return: float
     success: bool | None
+    goal: Any = None
 
 
 class _EpisodeAccounts:
@@ -63,7 +69,13 @@ class _EpisodeAccounts:
         self.finished: deque[EpisodeRecord] = deque(maxlen=maxlen)
 
     def add(
-        self, vlm: np.ndarray, gt: np.ndarray, dones: np.ndarray, successes: list[bool | None], live: np.ndarray | None = None
+        self,
+        vlm: np.ndarray,
+        gt: np.ndarray,
+        dones: np.ndarray,
+        successes: list[bool | None],
+        live: np.ndarray | None = None,
+        goals: list[Any] | None = None,
     ) -> None:
         """Add one step of every sub-environment (``live``: those that really stepped; default all)."""
         live = np.ones(len(self.vlm), dtype=bool) if live is None else live
@@ -71,7 +83,10 @@ class _EpisodeAccounts:
         self.gt += np.where(live, gt, 0.0)
         self.length += live
         for i in np.flatnonzero(dones):
-            self.finished.append(EpisodeRecord(int(i), int(self.length[i]), float(self.vlm[i]), float(self.gt[i]), successes[i]))
+            goal = None if goals is None else goals[i]
+            self.finished.append(
+                EpisodeRecord(int(i), int(self.length[i]), float(self.vlm[i]), float(self.gt[i]), successes[i], goal)
+            )
             self.vlm[i] = self.gt[i] = self.length[i] = 0
 
     def clear_running(self) -> None:
@@ -90,6 +105,8 @@ class _PendingStep:
     dones: np.ndarray  # bool [n_envs]
     successes: list[bool | None]
     vlm: np.ndarray | None = None  # float32 [n_envs] once scored
+    goals: list[Any] | None = None  # info[goal key] per sub-environment (goal-aware reward models)
+    episode_goals: list[Any] | None = None  # info["goal"] of sub-environments whose episode ended
 
 
 class VLMRewardVecEnvWrapper(VecEnvWrapper):
@@ -143,6 +160,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
                 "auto-reset); build the vector environment with vlmreward.envs.make_vlm_vec_env."
             )
         self.reward_model = reward_model
+        self.goal_key = goal_info_key(reward_model)
         self.mode = mode
         self.weight = float(weight)
         self.deferred = deferred
@@ -161,13 +179,15 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         frames = np.stack([info.pop("frame") for info in infos])
         gt = np.asarray(rewards, dtype=np.float32)
         successes = [info.get("is_success") if done else None for info, done in zip(infos, dones)]
+        goals = None if self.goal_key is None else [info.get(self.goal_key) for info in infos]
+        episode_goals = [info.get("goal") if done else None for info, done in zip(infos, dones)]
         if self.deferred:
-            self._steps.append(_PendingStep(frames, gt, np.asarray(dones, dtype=bool), successes))
+            self._steps.append(_PendingStep(frames, gt, np.asarray(dones, dtype=bool), successes, None, goals, episode_goals))
             if (len(self._steps) - self._n_unscored) * self.num_envs >= self.score_batch_size:
                 self._score_pending()
             return obs, combine_rewards(gt, np.zeros_like(gt), self.mode, self.weight), dones, infos
-        vlm = np.asarray(self.reward_model(frames), dtype=np.float32)
-        self.episodes.add(vlm, gt, np.asarray(dones, dtype=bool), successes)
+        vlm = score_frames(self.reward_model, frames, goals)
+        self.episodes.add(vlm, gt, np.asarray(dones, dtype=bool), successes, goals=episode_goals)
         for info, value in zip(infos, vlm):
             info["vlm_reward"] = float(value)
         return obs, combine_rewards(gt, vlm, self.mode, self.weight), dones, infos
@@ -178,15 +198,20 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         if not pending:
             return
         frames = np.concatenate([step.frames for step in pending])
+        goals = None if self.goal_key is None else [g for step in pending for g in (step.goals or [None] * self.num_envs)]
         vlm = np.concatenate(
             [
-                np.asarray(self.reward_model(frames[i : i + self.score_batch_size]), dtype=np.float32)
+                score_frames(
+                    self.reward_model,
+                    frames[i : i + self.score_batch_size],
+                    None if goals is None else goals[i : i + self.score_batch_size],
+                )
                 for i in range(0, len(frames), self.score_batch_size)
             ]
         ).reshape(len(pending), self.num_envs)
         for step, values in zip(pending, vlm):
             step.vlm, step.frames = values, step.frames[:0]  # free the frames
-            self.episodes.add(values, step.gt, step.dones, step.successes)
+            self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals)
         self._n_unscored = len(self._steps)
 
     @property
@@ -239,18 +264,22 @@ def make_vlm_vec_env(
     seed: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     vec_env_cls: type[VecEnv] = DummyVecEnv,
+    wrapper: Callable[[gym.Env], gym.Env] | None = None,
 ) -> VLMRewardVecEnvWrapper:
     """Build ``n_envs`` copies of an environment, each rendering ``rgb_array`` frames, VLM-rewarded.
 
-    Each sub-environment is ``RenderFrame(Monitor(gymnasium.make(env_id, render_mode="rgb_array",
-    **env_kwargs)))``: stable-baselines3's ``Monitor`` records the ground-truth episode returns
-    (logged as ``rollout/ep_rew_mean``), ``RenderFrame`` the frames.
+    Each sub-environment is ``RenderFrame(wrapper(Monitor(gymnasium.make(env_id,
+    render_mode="rgb_array", **env_kwargs))))``: stable-baselines3's ``Monitor`` records the
+    ground-truth episode returns (logged as ``rollout/ep_rew_mean``), ``RenderFrame`` the frames;
+    ``wrapper`` (optional) changes the observations, e.g.
+    ``lambda env: GoalObservation(env, model)`` for a goal-conditioned environment.
 
     Raises:
         NotRenderableError: the environment does not support ``rgb_array`` rendering.
     """
     kwargs = {"render_mode": "rgb_array", **(env_kwargs or {})}
-    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs, wrapper_class=RenderFrame, vec_env_cls=vec_env_cls)
+    wrapper_class = RenderFrame if wrapper is None else (lambda env: RenderFrame(wrapper(env)))
+    venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs, wrapper_class=wrapper_class, vec_env_cls=vec_env_cls)
     return VLMRewardVecEnvWrapper(venv, reward_model, mode=mode, weight=weight, deferred=deferred, score_batch_size=score_batch_size)
 
 
@@ -300,7 +329,11 @@ class VLMRewardVectorWrapper(gym.vector.VectorWrapper):
         live = ~self._resetting
         if live.any():
             frames = np.stack(self.env.render())  # one frame per sub-environment
-            vlm[live] = np.asarray(self.reward_model(frames[live]), dtype=np.float32)
+            key, goals = goal_info_key(self.reward_model), None
+            if key is not None:  # gymnasium vector infos: one array per key
+                values = infos.get(key)
+                goals = [None if values is None else values[i] for i in np.flatnonzero(live)]
+            vlm[live] = score_frames(self.reward_model, frames[live], goals)
         out = combine_rewards(gt, vlm, self.mode, self.weight)
         out[self._resetting] = gt[self._resetting]
         dones = np.logical_or(terminations, truncations) & live

@@ -7,6 +7,11 @@
 
 The environment's own reward is kept in ``info["gt_reward"]`` (ground truth, for evaluation and
 logging); ``info["is_success"]`` is left as the environment sets it.
+
+Goal-aware reward models (a ``score_with_goals(frames, goals)`` method, e.g.
+:class:`~vlmreward.rewards.GoalFamilySoftmaxReward`) are given each frame's goal: the value of
+``info[reward_model.goal_info_key]`` (default ``"goal"``) of the step that reached the frame
+(:func:`goal_info_key`, :func:`score_frames`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,16 @@ import numpy as np
 from vlmreward.errors import InvalidFramesError, InvalidParameterError, VLMRewardError
 from vlmreward.rewards.base import RewardModel
 
-__all__ = ["VLMRewardWrapper", "RenderFrame", "RewardMode", "combine_rewards", "check_rgb_render", "NotRenderableError"]
+__all__ = [
+    "VLMRewardWrapper",
+    "RenderFrame",
+    "RewardMode",
+    "combine_rewards",
+    "check_rgb_render",
+    "NotRenderableError",
+    "goal_info_key",
+    "score_frames",
+]
 
 RewardMode = Literal["replace", "add"]
 
@@ -64,6 +78,25 @@ def combine_rewards(gt_reward: np.ndarray, vlm_reward: np.ndarray, mode: RewardM
     return np.asarray(gt_reward, dtype=np.float32) + scaled
 
 
+def goal_info_key(reward_model: RewardModel) -> str | None:
+    """The ``info`` key whose per-step value a goal-aware reward model scores frames against, or None.
+
+    A reward model is goal-aware when it has ``score_with_goals(frames, goals)``; its
+    ``goal_info_key`` attribute names the key (default ``"goal"``).
+    """
+    if not callable(getattr(reward_model, "score_with_goals", None)):
+        return None
+    return str(getattr(reward_model, "goal_info_key", "goal"))
+
+
+def score_frames(reward_model: RewardModel, frames: np.ndarray, goals: list[Any] | None = None) -> np.ndarray:
+    """``float32 [N]`` rewards of ``frames``: ``score_with_goals(frames, goals)`` for a goal-aware
+    model (``goals`` from :func:`goal_info_key`), else ``reward_model(frames)``."""
+    if goals is not None:
+        return np.asarray(reward_model.score_with_goals(frames, goals), dtype=np.float32)  # type: ignore[attr-defined]
+    return np.asarray(reward_model(frames), dtype=np.float32)
+
+
 def _rendered(env: gym.Env) -> np.ndarray:
     frame = env.render()
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
@@ -80,7 +113,8 @@ class VLMRewardWrapper(gym.Wrapper):
     After each ``step`` the environment is rendered (``rgb_array``, ``uint8 [H, W, 3]``) and
     scored by ``reward_model``; the reward returned is ``weight · r_vlm`` (``mode="replace"``,
     VLM-RM's set-up) or ``r_env + weight · r_vlm`` (``mode="add"``), as a Python float.
-    ``info["gt_reward"]`` keeps the environment's reward, ``info["vlm_reward"]`` the VLM's.
+    ``info["gt_reward"]`` keeps the environment's reward, ``info["vlm_reward"]`` the VLM's. A
+    goal-aware reward model scores the frame against the step's ``info["goal"]``.
 
     For many environments, score all frames of a step in one batch with
     :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` instead.
@@ -103,10 +137,12 @@ class VLMRewardWrapper(gym.Wrapper):
         self.reward_model = reward_model
         self.mode = mode
         self.weight = float(weight)
+        self.goal_key = goal_info_key(reward_model)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, gt_reward, terminated, truncated, info = self.env.step(action)
-        vlm_reward = self.reward_model(_rendered(self.env)[None])
+        goals = None if self.goal_key is None else [info.get(self.goal_key)]
+        vlm_reward = score_frames(self.reward_model, _rendered(self.env)[None], goals)
         info["gt_reward"] = float(gt_reward)
         info["vlm_reward"] = float(vlm_reward[0])
         reward = combine_rewards(np.float32(gt_reward), vlm_reward, self.mode, self.weight)

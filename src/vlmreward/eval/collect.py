@@ -11,6 +11,10 @@
     position (``±1.8`` m), velocities zero (``env.unwrapped.state``);
   - MountainCar(Continuous): the car at evenly spaced positions over the whole track
     ``[-1.2, 0.6]``, velocity zero (``env.unwrapped.state``);
+  - MiniWorldGoals (``vlmreward/MiniWorldGoals-v0``): goal after goal of the goal set, a room
+    each, with hand-set states about half of which achieve the goal (Find: the agent at or away
+    from the object, facing it or not; Lift: carrying the object, another, or none; Place: the
+    object next to the target, away from it, or carried beside it);
   - Humanoid (MuJoCo): hand-set poses (kneeling on both knees and on one, sitting on the heels,
     arms raised, the splits, and look-alikes that are not goals: sitting with the legs
     forward, lying with the arms up, squatting, a lunge), each approached from standing in
@@ -23,8 +27,11 @@
 
 Each frame is the state *reached* by a step (or set by the sweep); its row holds the episode,
 step, ground-truth reward, binary success labels (the detectors of
-:mod:`vlmreward.envs.success`; for Humanoid every pose's detector) and the state variables by
-name. The metadata documents all of them (definitions, thresholds, units).
+:mod:`vlmreward.envs.success`; for Humanoid every pose's detector; for MiniWorldGoals the success
+of the frame's own goal) and the state variables by name (MiniWorldGoals: the frame's ``goal``,
+``goal_key`` and ``goal_type`` too, and the goal family in the metadata, so that ``evaluate``
+can score each frame against its goal and report AP per goal type). The metadata documents all
+of them (definitions, thresholds, units).
 """
 
 from __future__ import annotations
@@ -141,6 +148,10 @@ class _Adapter:
     def sweep_reward(self) -> float:
         """The ground-truth reward of the state just set by :meth:`sweep`."""
         raise NotImplementedError
+
+    def extra_metadata(self) -> dict[str, Any]:
+        """Entries added to ``metadata.json``."""
+        return {}
 
     episode_reward_definition = "the reward env.step returned for the step that reached the frame's state"
     sweep_reward_definition = ""
@@ -380,6 +391,92 @@ class _HumanoidAdapter(_Adapter):
         return float(success.HUMANOID_POSES[self.task](u.model, u.data))
 
 
+class _MiniWorldGoalsAdapter(_Adapter):
+    """``vlmreward/MiniWorldGoals-v0``: the frame's goal, the agent and goal object, success of the goal."""
+
+    family = "miniworld_goals"
+    landscape_x = "object_distance"
+    episode_reward_definition = "1 on a step whose state achieves the episode's goal, else 0 (MiniWorldGoals' ground truth)"
+    sweep_reward_definition = "1 if the state set achieves the frame's goal, else 0"
+    sweep_description = (
+        "goal after goal of the goal set (types interleaved), a fresh room each, with hand-set states about half of "
+        "which achieve the goal (MiniWorldGoalsEnv.sweep_states)"
+    )
+    sweep_landscape = ("object_distance", "goal_type")
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.state_kind = "episode"
+
+    def state_variables(self):
+        text = {
+            "goal": "the goal sentence of the frame's episode (or sweep line)",
+            "goal_key": "the goal's task, independent of its phrasing (type:object[>target])",
+            "goal_type": "the goal type (find, lift, place)",
+            "carrying": "the object the agent carries, empty if none",
+            "state_kind": "what a scripted sweep set (at_object, carrying_other, next_to_target, ...); 'episode' for episodes",
+        }
+        numbers = {
+            "agent_x": ("m", "agent position x"),
+            "agent_z": ("m", "agent position z"),
+            "agent_dir": ("rad", "agent heading (MiniWorld's dir)"),
+            "object_distance": ("m", "distance from the agent to the goal object (centres)"),
+            "object_bearing": ("rad", "angle from the agent's heading to the goal object, positive to the left"),
+            "target_distance": ("m", "distance from the goal object to the target object (place goals; else nan)"),
+        }
+        out = {k: {"type": "str", "unit": "", "description": v} for k, v in text.items()}
+        out.update({k: {"type": "float", "unit": u, "description": d} for k, (u, d) in numbers.items()})
+        return out
+
+    def labels(self):
+        from vlmreward.envs import miniworld_goals as mg
+
+        return {
+            "is_success": {
+                "definition": "the frame's goal is achieved: find = the goal object on the floor, nearer than MiniWorld's "
+                "near threshold (r_agent + r_object + 1.1 max forward step) and within FIND_MAX_BEARING of the heading; "
+                "lift = the agent carries it; place = not carried and within near(object, target) of the target",
+                "detector": "vlmreward.envs.miniworld_goals.goal_success",
+                "thresholds": {"FIND_MAX_BEARING": mg.FIND_MAX_BEARING},
+            }
+        }
+
+    def state_row(self):
+        u = self.env.unwrapped
+        state = u.goal_state()
+        carried = u.agent.carrying
+        names = {id(ent): obj.name for obj, ent in u.objects.items()}
+        return {
+            "goal": u.goal.sentence, "goal_key": u.goal.key, "goal_type": u.goal.type,
+            "carrying": "" if carried is None else names.get(id(carried), "?"), "state_kind": self.state_kind,
+            "agent_x": float(u.agent.pos[0]), "agent_z": float(u.agent.pos[2]), "agent_dir": float(u.agent.dir),
+            "object_distance": state.object_distance, "object_bearing": state.object_bearing,
+            "target_distance": state.target_distance,
+        }
+
+    def label_row(self, info):
+        return {"is_success": bool(self.env.unwrapped.goal_state().success)}
+
+    def sweep(self, n):
+        u = self.env.unwrapped
+        seed = int(u.np_random.integers(2**31))
+        for line, index, extra in u.sweep_states(n, seed=seed):
+            self.state_kind = extra.get("state_kind", "")
+            yield line, index, {}
+        self.state_kind = "episode"
+
+    def sweep_reward(self):
+        return float(self.env.unwrapped.goal_state().success)
+
+    def extra_metadata(self):
+        u = self.env.unwrapped
+        return {
+            "goal_family": u.family.to_dict(),
+            "goal_set": u.goal_set,
+            "goals": [g.sentence for g in u.goal_list],
+        }
+
+
 class _GenericAdapter(_Adapter):
     """Any environment: observation entries as state variables (up to 32), ``info["is_success"]`` if reported."""
 
@@ -438,6 +535,8 @@ def _adapter(env: gym.Env, reset_info: Mapping[str, Any]) -> _Adapter:
         return _MountainCarAdapter(env)
     if any(cls.__name__ == "HumanoidEnv" for cls in type(u).__mro__):
         return _HumanoidAdapter(env)
+    if any(cls.__name__ == "MiniWorldGoalsEnv" for cls in type(u).__mro__):
+        return _MiniWorldGoalsAdapter(env)
     return _GenericAdapter(env, reports_success="is_success" in reset_info)
 
 
@@ -456,6 +555,7 @@ class _Policy:
     description: dict[str, Any]
     env_id: str | None = None
     env_kwargs: dict[str, Any] | None = None
+    wrap: Callable[[gym.Env], gym.Env] | None = None  # what the policy's observations need (goal embedding)
 
 
 def _random_policy(env: gym.Env, seed: int) -> _Policy:
@@ -499,13 +599,23 @@ def _run_policy(run_dir: Path) -> _Policy:
         action, _ = model.predict(obs, deterministic=True)
         return action
 
+    wrap = None
+    if config.goals is not None:  # a goal-conditioned policy reads the goal's embedding beside the observation
+        from vlmreward.envs.goal_conditioning import GoalObservation
+
+        encoder = rl_train.goal_text_encoder(config)
+
+        def wrap(env: gym.Env) -> gym.Env:
+            return GoalObservation(env, encoder)
+
     return _Policy(
         "run",
         act,
         {"kind": "run", "run_dir": str(run_dir), "source": source, "model_file": str(model_path),
          "algorithm": config.algorithm, "deterministic": True},
         env_id=config.env.id,
-        env_kwargs=dict(config.env.kwargs),
+        env_kwargs=rl_train.env_kwargs_of(config),
+        wrap=wrap,
     )
 
 
@@ -589,6 +699,8 @@ def collect(
     if env_id == HUMANOID_ID:
         kwargs.setdefault("task", "kneeling")
     env = _make_env(env_id, kwargs)
+    if run is not None and run.wrap is not None:
+        env = run.wrap(env)
     try:
         first_obs, reset_info = env.reset(seed=seed)
         adapter = _adapter(env, reset_info)
@@ -620,7 +732,7 @@ def collect(
         assert all(columns[c]["type"] == t for c, t in REQUIRED_COLUMNS.items())
         metadata = {
             "env_id": env_id,
-            "env_kwargs": kwargs,
+            "env_kwargs": {k: v.to_dict() if hasattr(v, "to_dict") else v for k, v in kwargs.items()},
             "render": {"render_mode": "rgb_array"},
             "policy": pol.description,
             "seed": seed,
@@ -633,6 +745,7 @@ def collect(
         }
         if isinstance(adapter, _HumanoidAdapter):
             metadata["task"] = adapter.task
+        metadata.update(adapter.extra_metadata())
         with DatasetWriter(out, metadata, overwrite=overwrite) as writer:
             if scripted:
                 n_lines = _record_sweep(env, adapter, writer, n, progress)

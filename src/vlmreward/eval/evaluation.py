@@ -14,6 +14,11 @@ scores each against the dataset's labels (:func:`score_rewards`):
 
 It writes ``metrics.json``, ``landscape.png``, ``pr_curve.png``, ``reward_by_label.png``,
 ``frames.png`` and a self-contained ``report.html`` into the output directory.
+
+Datasets of goal-conditioned environments (each frame with its own goal, :mod:`vlmreward.eval.goal_eval`)
+are evaluated without a ``goal``: each frame's reward is ``p(its goal | frame)`` against the goal
+family's negatives (Baumli et al.). ``group_by`` (by default ``goal_type`` for such datasets) adds
+every metric per value of a column (``metrics.json``: ``results[i].groups``, ``metric_by_group.png``).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -72,7 +77,7 @@ class RewardSetting:
 
     @property
     def name(self) -> str:
-        """Short display name: ``"α = 0.5"`` or ``"τ = 0.01"``."""
+        """Short display name: ``"α = 0.5"`` or ``"τ = 0.01"`` (softmax and goal-family rewards)."""
         return f"α = {self.alpha:g}" if self.kind == "goal_baseline" else f"τ = {self.temperature:g}"
 
     @property
@@ -142,6 +147,8 @@ class RewardEvaluation:
         pearson, spearman: correlations with the reference reward (NaN when undefined).
         threshold_at_precision: the calibrated threshold, when a target precision was given and reached.
         notes: why something is missing.
+        groups: per value of the grouping column: the scalar metrics (:meth:`summary`) on its
+            frames, with ``frames`` and ``positives``.
     """
 
     name: str
@@ -154,6 +161,7 @@ class RewardEvaluation:
     spearman: float
     threshold_at_precision: ThresholdChoice | None = None
     notes: list[str] = field(default_factory=list)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """Scalar metrics: AP, ROC-AUC, best F1 and its threshold, EPIC distances, correlations."""
@@ -182,6 +190,8 @@ class RewardEvaluation:
         )
         out["pr_curve"] = None if d is None else {"precision": d.precision, "recall": d.recall, "thresholds": d.thresholds}
         out["notes"] = self.notes
+        if self.groups:
+            out["groups"] = self.groups
         return json_safe(out)
 
 
@@ -265,6 +275,29 @@ class EvaluationResult:
     files: dict[str, Path]
 
 
+def group_summaries(
+    rewards: np.ndarray,
+    labels: np.ndarray | None,
+    reference: np.ndarray,
+    groups: np.ndarray,
+    target_precision: float | None = None,
+) -> dict[str, dict[str, Any]]:
+    """:meth:`RewardEvaluation.summary` per value of ``groups`` (``[N]``), with ``frames``, ``positives`` and notes."""
+    out: dict[str, dict[str, Any]] = {}
+    for value in dict.fromkeys(groups.tolist()):
+        mask = groups == value
+        part = score_rewards(str(value), rewards[mask], None if labels is None else labels[mask], reference[mask], target_precision)
+        d = part.detection
+        out[str(value)] = {
+            **part.summary(),
+            "frames": int(mask.sum()),
+            "positives": None if labels is None else int(labels[mask].sum()),
+            "pr_curve": None if d is None else {"precision": d.precision, "recall": d.recall, "thresholds": d.thresholds},
+            "notes": part.notes,
+        }
+    return out
+
+
 def resolve_label(dataset: Dataset, label: str | None, notes: list[str], needed: bool) -> tuple[str | None, np.ndarray | None]:
     """The label column to score against: ``label`` if given (required), else ``is_success`` if present.
 
@@ -309,7 +342,7 @@ def _landscape_axes(dataset: Dataset, x: str | None, facet: str | None) -> tuple
 def evaluate_dataset(
     dataset: Dataset,
     model: VisionLanguageModel,
-    goal: Sequence[str],
+    goal: Sequence[str] | None,
     out_dir: str | os.PathLike,
     *,
     baseline: Sequence[str] | None = None,
@@ -325,13 +358,18 @@ def evaluate_dataset(
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     report: bool = True,
+    goal_family: Any = None,
+    family_negatives: str = "all",
+    k: int | None = None,
+    templates: Mapping[str, str | Sequence[str]] | None = None,
+    group_by: str | None = None,
 ) -> EvaluationResult:
     """Evaluate a VLM reward on a labelled dataset and write metrics, plots and a report.
 
     Args:
         dataset: from :func:`~vlmreward.eval.dataset.load_dataset`.
         model: the vision-language model.
-        goal: goal prompt(s).
+        goal: goal prompt(s); None (or empty) for a goal dataset: each frame against its own goal.
         out_dir: output directory (created).
         baseline: baseline prompt(s) of the goal-baseline reward.
         negatives: negative prompts; select the softmax reward ``p(goal | frame)``.
@@ -347,23 +385,53 @@ def evaluate_dataset(
         batch_size: frames per forward pass.
         progress: called with the number of frames of each embedded batch.
         report: also write ``report.html``.
+        goal_family: the goal family of a goal dataset (default: the one in its metadata).
+        family_negatives: ``all``, ``same_template`` or ``k_sampled`` (goal datasets).
+        k: negatives per goal for ``k_sampled``.
+        templates: the reward's prompt templates per goal type (goal datasets).
+        group_by: also report every metric per value of this column (default ``goal_type`` for
+            goal datasets, else none).
 
     Returns:
         :class:`EvaluationResult`.
 
     Raises:
-        MissingLabelError: ``label``, ``reference``, ``x`` or ``facet`` is not a column of the
-            dataset (or ``target_precision`` without any label).
-        InvalidParameterError, PromptError: bad reward parameters or prompts.
+        MissingLabelError: ``label``, ``reference``, ``x``, ``facet`` or ``group_by`` is not a column
+            of the dataset (or ``target_precision`` without any label).
+        InvalidParameterError, PromptError: bad reward parameters or prompts; no ``goal`` for a
+            dataset without per-frame goals; ``baseline``, ``negatives`` or ``alphas`` with per-frame goals.
     """
     from vlmreward import __version__
+    from vlmreward.eval import goal_eval
     from vlmreward.eval import landscape as plots
     from vlmreward.eval.report import write_report
 
     out = Path(out_dir)
     notes: list[str] = []
-    settings = reward_settings(baseline, negatives, alphas, temperatures)
-    rewards_objects = [(s, build_reward(model, s, goal, baseline, negatives)) for s in settings]  # prompt errors first
+    frame_goals: list[str] | None = None
+    if not goal:  # each frame against its own goal (Baumli et al.'s goal-family reward)
+        if not goal_eval.is_goal_dataset(dataset) and goal_family is None:
+            raise InvalidParameterError(
+                f"dataset {str(dataset.path)!r} has no per-frame goals, so give the goal prompt (--goal ...)."
+            )
+        if baseline or negatives or alphas:
+            raise InvalidParameterError(
+                "each frame is scored against its own goal, with the goal family's other goals as negatives; "
+                "--baseline, --negative and --alpha do not apply (give --goal to score one sentence instead)."
+            )
+        family = goal_eval.dataset_goal_family(dataset, goal_family)
+        frame_goals = goal_eval.dataset_goals(dataset)
+        settings = [RewardSetting("goal_family", temperature=float(t)) for t in dict.fromkeys(temperatures or [DEFAULT_TEMPERATURE])]
+        rewards_objects = [
+            (s, goal_eval.goal_family_reward(model, family, s.temperature, family_negatives, k, templates)) for s in settings
+        ]
+        goal = [f"each frame's own goal (family {family.name!r}, negatives: {family_negatives})"]
+        if group_by is None and goal_eval.DEFAULT_GROUP_BY in dataset.table:
+            group_by = goal_eval.DEFAULT_GROUP_BY
+    else:
+        settings = reward_settings(baseline, negatives, alphas, temperatures)
+        rewards_objects = [(s, build_reward(model, s, goal, baseline, negatives)) for s in settings]  # prompt errors first
+    groups = None if group_by is None else goal_eval.group_values(dataset, group_by)
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
     ref = dataset.numeric(reference, "reference reward")
     x_name, facet_name = _landscape_axes(dataset, x, facet)
@@ -372,10 +440,15 @@ def evaluate_dataset(
         notes.append(note)
 
     embedded = embed_dataset(model, dataset, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
-    results = [
-        score_rewards(s.name, r.from_embeddings(embedded.embeddings), labels, ref, target_precision, r.describe())
-        for s, r in rewards_objects
-    ]
+    results = []
+    for s, r in rewards_objects:
+        values = r.from_embeddings(embedded.embeddings) if frame_goals is None else r.from_embeddings_with_goals(
+            embedded.embeddings, frame_goals
+        )
+        result = score_rewards(s.name, values, labels, ref, target_precision, r.describe())
+        if groups is not None:
+            result.groups = group_summaries(result.rewards, labels, ref, groups, target_precision)
+        results.append(result)
 
     calibration: dict[str, Any] = {}
     if len(settings) > 1 and settings[0].kind == "goal_baseline":
@@ -412,6 +485,21 @@ def evaluate_dataset(
     if labels is not None and labels.any() and not labels.all():
         files["reward_by_label"] = out / PLOT_FILES["reward_by_label"]
         plots.plot_reward_by_label(files["reward_by_label"], curves, labels, label_name or "goal")
+    if groups is not None and labels is not None:
+        by_group = {}
+        for value in dict.fromkeys(groups.tolist()):
+            mask = groups == value
+            if labels[mask].any() and not labels[mask].all():
+                by_group[f"{group_by} = {value}"] = detection_metrics(results[0].rewards[mask], labels[mask])
+        if by_group:
+            files["pr_curve_by_group"] = out / "pr_curve_by_group.png"
+            plots.plot_pr_curves(files["pr_curve_by_group"], by_group, title=f"{results[0].name}: per {group_by}")
+        files["metric_by_group"] = out / "metric_by_group.png"
+        goal_eval.plot_metric_by_group(
+            files["metric_by_group"],
+            {r.name: {g: v["average_precision"] for g, v in r.groups.items()} for r in results},
+            title=f"average precision per {group_by}",
+        )
     files["frames"] = out / PLOT_FILES["frames"]
     plots.plot_extreme_frames(files["frames"], dataset.frames, results[0].rewards, labels, title=f"{results[0].name}: {title}")
 
@@ -443,7 +531,14 @@ def evaluate_dataset(
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
         },
-        "prompts": {"goal": list(goal), "baseline": list(baseline) if baseline else None, "negatives": list(negatives) if negatives else None},
+        "prompts": {
+            "goal": list(goal), "baseline": list(baseline) if baseline else None,
+            "negatives": list(negatives) if negatives else None,
+            **({"per_frame_goals": True, "family_negatives": family_negatives, "k": k,
+                "templates": {t: [v] if isinstance(v, str) else list(v) for t, v in (templates or {}).items()} or None}
+               if frame_goals is not None else {}),
+        },
+        "group_by": group_by,
         "embedding_cache": {"hit": embedded.cache_hit, "path": None if embedded.path is None else str(embedded.path)},
         "results": [r.to_json() for r in results],
         "calibration": calibration,

@@ -179,6 +179,16 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
     notes = [f"{r['name']}: {n}" for r in metrics["results"] for n in r.get("notes", [])]
     if notes:
         parts.append(_notes(notes))
+    grouped = [
+        [r["name"], group, g.get("frames"), g.get("positives"), g.get("average_precision"), g.get("roc_auc"), g.get("best_f1")]
+        for r in metrics["results"] for group, g in (r.get("groups") or {}).items()
+    ]
+    if grouped:
+        by = html.escape(str(metrics.get("group_by") or "group"))
+        parts.append(
+            f"<h2>Metrics per {by}</h2>"
+            + _table(["setting", by, "frames", "positives", "AP", "ROC-AUC", "best F1"], grouped, [False, False] + [True] * 5)
+        )
     calibration = metrics.get("calibration") or {}
     if calibration.get("alpha_by_epic", {}).get("alpha") is not None:
         c = calibration["alpha_by_epic"]

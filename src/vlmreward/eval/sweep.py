@@ -24,6 +24,13 @@ A prompts file (YAML) maps prompt-set names to prompts::
 
 (optionally under a top-level ``prompt_sets:`` key). ``goal`` is required; ``baseline`` enables
 ``α > 0``; ``negatives`` adds the softmax reward at each temperature.
+
+For a goal dataset (each frame with its own goal, e.g. ``collect vlmreward/MiniWorldGoals-v0``) a
+``goal_templates:`` section gives sets of prompt templates per goal type instead
+(:func:`vlmreward.eval.goal_eval.parse_goal_template_sets`); each set is the goal-family reward
+``p(goal | frame)`` with those prompts, and the table gains one row per goal type (``group``
+column; ``--group-by``), the comparison of Baumli et al.'s prompt-engineering figure
+(``prompts_by_group.png``).
 """
 
 from __future__ import annotations
@@ -54,6 +61,9 @@ __all__ = [
     "SWEEP_COLUMNS",
     "DEFAULT_SWEEP_ALPHAS",
 ]
+
+GROUP_COLUMN = "group"
+"""The extra ``results.csv`` column of grouped sweeps: ``all``, or a value of the grouping column."""
 
 DEFAULT_SWEEP_ALPHAS: tuple[float, ...] = (0.0, 0.5, 1.0)
 """``α`` values of a sweep when none are given (prompt sets without a baseline use ``α = 0`` only)."""
@@ -101,14 +111,20 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class PromptSet:
-    """A named set of prompts: goal(s), optional baseline(s) and negative(s)."""
+    """A named set of prompts: goal(s), optional baseline(s) and negative(s); or, for a goal dataset,
+    prompt ``templates`` per goal type (``{}``: the family's own sentences) with the family's negatives."""
 
     name: str
     goal: list[str]
     baseline: list[str] | None = None
     negatives: list[str] | None = None
+    templates: dict[str, list[str]] | None = None
+    family_negatives: str = "all"
+    k: int | None = None
 
     def describe(self) -> dict[str, Any]:
+        if self.templates is not None:
+            return {"templates": self.templates, "family_negatives": self.family_negatives, "k": self.k}
         return {k: v for k, v in (("goal", self.goal), ("baseline", self.baseline), ("negatives", self.negatives)) if v}
 
 
@@ -127,6 +143,20 @@ def parse_prompt_sets(data: Any, source: str = "prompts") -> dict[str, PromptSet
     Raises:
         PromptFileError: not a mapping, an empty one, a set without ``goal``, an unknown key.
     """
+    if isinstance(data, Mapping) and "goal_templates" in data:
+        from vlmreward.eval.goal_eval import parse_goal_template_sets
+
+        unknown = sorted(set(data) - {"goal_templates", "negatives", "k", "prompt_sets"})
+        if unknown:
+            raise PromptFileError(f"{source} has unknown top-level key(s) {unknown}; use goal_templates, negatives, k, prompt_sets.")
+        template_sets, options = parse_goal_template_sets(data, source)
+        sets = {
+            name: PromptSet(name, [], templates=t, family_negatives=options["negatives"], k=options["k"])
+            for name, t in template_sets.items()
+        }
+        if "prompt_sets" in data:
+            sets.update(parse_prompt_sets(data["prompt_sets"], source))
+        return sets
     if isinstance(data, Mapping) and "prompt_sets" in data:
         data = data["prompt_sets"]
     if not isinstance(data, Mapping) or not data:
@@ -196,6 +226,8 @@ class SweepResult:
 
 
 def _settings_for(ps: PromptSet, alphas: Sequence[float], temperatures: Sequence[float], notes: list[str]) -> list[RewardSetting]:
+    if ps.templates is not None:
+        return [RewardSetting("goal_family", temperature=float(t)) for t in dict.fromkeys(temperatures)]
     settings = []
     usable = [a for a in alphas if ps.baseline or float(a) == 0.0]
     if len(usable) < len(alphas):
@@ -227,6 +259,8 @@ def run_sweep(
     load: Callable[..., Any] | None = None,
     progress: Callable[[str, int], None] | None = None,
     report: bool = True,
+    group_by: str | None = None,
+    goal_family: Any = None,
 ) -> SweepResult:
     """Evaluate every model × prompt set × reward setting on ``dataset``; one image pass per model.
 
@@ -247,6 +281,9 @@ def run_sweep(
         load: the model loader (default :func:`vlmreward.load_model`).
         progress: called with ``(model name, frames)`` after each embedded batch.
         report: also write ``report.html``.
+        group_by: also one row per value of this column (``group``); default ``goal_type`` when
+            a prompt set has goal templates.
+        goal_family: the goal family of template sets (default: the dataset's own).
 
     Returns:
         :class:`SweepResult`.
@@ -280,6 +317,16 @@ def run_sweep(
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
     ref = dataset.numeric(reference, "reference reward")
     plans = {name: _settings_for(ps, alphas, temperatures, notes) for name, ps in prompt_sets.items()}
+    from vlmreward.eval import goal_eval
+    from vlmreward.eval.evaluation import group_summaries
+
+    family = frame_goals = None
+    if any(ps.templates is not None for ps in prompt_sets.values()):
+        family = goal_eval.dataset_goal_family(dataset, goal_family)
+        frame_goals = goal_eval.dataset_goals(dataset)
+        if group_by is None and goal_eval.DEFAULT_GROUP_BY in dataset.table:
+            group_by = goal_eval.DEFAULT_GROUP_BY
+    groups = None if group_by is None else goal_eval.group_values(dataset, group_by)
 
     rows: list[dict[str, Any]] = []
     model_rows: list[dict[str, Any]] = []
@@ -299,21 +346,31 @@ def run_sweep(
             })
             for ps_name, ps in prompt_sets.items():
                 for setting in plans[ps_name]:
-                    reward = build_reward(model, setting, ps.goal, ps.baseline, ps.negatives)
-                    result = score_rewards(
-                        setting.name, reward.from_embeddings(embedded.embeddings), labels, ref, target_precision,
-                        reward.describe(),
-                    )
+                    if setting.kind == "goal_family":
+                        reward = goal_eval.goal_family_reward(
+                            model, family, setting.temperature, ps.family_negatives, ps.k, ps.templates
+                        )
+                        values = reward.from_embeddings_with_goals(embedded.embeddings, frame_goals)
+                    else:
+                        reward = build_reward(model, setting, ps.goal, ps.baseline, ps.negatives)
+                        values = reward.from_embeddings(embedded.embeddings)
+                    result = score_rewards(setting.name, values, labels, ref, target_precision, reward.describe())
                     for n in result.notes:
                         tagged = f"{spec.label} / {ps_name} / {setting.ascii_name}: {n}"
                         if tagged not in notes:
                             notes.append(tagged)
-                    rows.append({
+                    row = {
                         "model": spec.label, "parameters": parameters, "prompt_set": ps_name,
                         "reward": setting.kind, "setting": setting.ascii_name,
                         "alpha": setting.alpha, "temperature": setting.temperature,
                         **result.summary(), "cache_hit": embedded.cache_hit,
-                    })
+                    }
+                    if groups is None:
+                        rows.append(row)
+                        continue
+                    rows.append({**row, GROUP_COLUMN: "all"})
+                    for value, summary in group_summaries(result.rewards, labels, ref, groups, target_precision).items():
+                        rows.append({**row, **{k: summary[k] for k in result.summary()}, GROUP_COLUMN: value})
         finally:
             del model
             gc.collect()
@@ -327,31 +384,44 @@ def run_sweep(
         raise InvalidParameterError(f"cannot create {str(out)!r}: {err.strerror or err}; choose another --out.") from err
     files = {"csv": out / "results.csv", "markdown": out / "results.md", "json": out / "sweep.json",
              "scaling": out / "scaling.png", "prompts": out / "prompts.png"}
+    columns = SWEEP_COLUMNS + ([GROUP_COLUMN] if groups is not None else [])
     with open(files["csv"], "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(SWEEP_COLUMNS)
+        writer.writerow(columns)
         for r in rows:
-            writer.writerow([_csv_cell(r.get(c)) for c in SWEEP_COLUMNS])
-    table = [[r.get(c) for c in SWEEP_COLUMNS] for r in rows]
+            writer.writerow([_csv_cell(r.get(c)) for c in columns])
+    table = [[r.get(c) for c in columns] for r in rows]
     files["markdown"].write_text(
         f"# Sweep on {dataset.name} ({dataset.env_id}, {len(dataset)} frames)\n\n"
-        f"label: `{label_name}`, reference reward: `{reference}`\n\n" + markdown_table(SWEEP_COLUMNS, table)
+        f"label: `{label_name}`, reference reward: `{reference}`"
+        + (f", grouped by `{group_by}`" if groups is not None else "") + "\n\n" + markdown_table(columns, table)
         + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else ""),
         encoding="utf-8",
     )
-    plots.plot_scaling(files["scaling"], rows)
-    plots.plot_prompt_comparison(files["prompts"], rows)
+    overall = [r for r in rows if r.get(GROUP_COLUMN, "all") == "all"]
+    plots.plot_scaling(files["scaling"], overall)
+    plots.plot_prompt_comparison(files["prompts"], overall)
+    if groups is not None:
+        files["prompts_by_group"] = out / "prompts_by_group.png"
+        several_models = len({r["model"] for r in rows}) > 1
+        several_settings = len({(r["prompt_set"], r["setting"]) for r in rows}) > len({r["prompt_set"] for r in rows})
+        by_series: dict[str, dict[str, float]] = {}
+        for r in rows:
+            name = r["prompt_set"] + (f" · {r['setting']}" if several_settings else "") + (f" · {r['model']}" if several_models else "")
+            by_series.setdefault(name, {})[str(r[GROUP_COLUMN])] = r["average_precision"]
+        goal_eval.plot_metric_by_group(files["prompts_by_group"], by_series, title=f"average precision per {group_by}")
     summary = {
         "dataset": str(dataset.path), "env_id": dataset.env_id, "frames": len(dataset),
         "label": label_name, "reference": reference, "target_precision": target_precision,
         "models": model_rows, "prompt_sets": {k: v.describe() for k, v in prompt_sets.items()},
-        "alphas": alphas, "temperatures": temperatures, "notes": notes, "rows": rows,
+        "alphas": alphas, "temperatures": temperatures, "notes": notes, "rows": rows, "group_by": group_by,
         "vlmreward_version": __version__,
     }
     files["json"].write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
     if report:
         files["report"] = out / "report.html"
-        write_sweep_report(files["report"], summary, SWEEP_COLUMNS, table, {"scaling": files["scaling"], "prompts": files["prompts"]})
+        images = {k: files[k] for k in ("scaling", "prompts", "prompts_by_group") if k in files}
+        write_sweep_report(files["report"], summary, columns, table, images)
     return SweepResult(rows=rows, models=model_rows, out_dir=out, files=files, notes=notes)
 
 

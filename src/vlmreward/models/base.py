@@ -3,22 +3,37 @@
 :class:`VisionLanguageModel` holds everything the backends share: frame validation, batched
 preprocessing (:mod:`vlmreward.models.preprocess`), batching, L2 normalisation, prompt
 validation and the per-prompt text-embedding cache. A backend (Hugging Face ``transformers``,
-``open_clip``) only implements the three library calls: :meth:`~VisionLanguageModel._embed_pixels`,
-:meth:`~VisionLanguageModel._embed_prompts` and :meth:`~VisionLanguageModel.count_tokens`.
+``open_clip``, ONNX Runtime) only implements the three library calls:
+:meth:`~VisionLanguageModel._embed_pixels`, :meth:`~VisionLanguageModel._embed_prompts` and
+:meth:`~VisionLanguageModel.count_tokens`.
+
+On a CUDA device the image path also uses pinned host memory with non-blocking copies, autocast
+(``bf16``/``fp16``) and, when a batch does not fit in GPU memory, splits it in halves until it
+does (:meth:`VisionLanguageModel.encode_images`). On the CPU none of this applies.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Sequence
+import contextlib
+import logging
+import uuid
+from typing import ContextManager, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from vlmreward.errors import InvalidParameterError, PromptError, PromptTooLongError
+from vlmreward.models.cache import EmbeddingCache, frame_keys
 from vlmreward.models.preprocess import Frames, PreprocessConfig, as_frame_batch, preprocess
 
-__all__ = ["VisionLanguageModel", "DEFAULT_BATCH_SIZE"]
+__all__ = ["VisionLanguageModel", "DEFAULT_BATCH_SIZE", "HALF_DTYPES"]
+
+_log = logging.getLogger(__name__)
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+"""Dtypes autocast can run in: a model with weights in one of them autocasts to it on CUDA."""
 
 DEFAULT_BATCH_SIZE = 64
 """Frames per forward pass of the vision tower unless ``batch_size`` says otherwise."""
@@ -40,6 +55,12 @@ class VisionLanguageModel(abc.ABC):
         dtype: floating dtype of the model's weights (outputs are always ``float32``).
         preprocess_config: the image preprocessing (:class:`PreprocessConfig`).
         truncate: whether prompts longer than ``context_length`` are truncated instead of rejected.
+        batch_size: frames per forward pass of the vision tower unless a call says otherwise.
+        autocast_dtype: ``torch.bfloat16``/``torch.float16`` to run the towers under
+            ``torch.autocast`` on CUDA (default: the weights' dtype when it is one of these), or
+            None. Ignored off CUDA.
+        embedding_cache: an :class:`~vlmreward.models.cache.EmbeddingCache` every
+            :meth:`encode_images` call uses unless it passes its own; None (default) for none.
     """
 
     backend: str = "abstract"
@@ -55,6 +76,7 @@ class VisionLanguageModel(abc.ABC):
         dtype: torch.dtype,
         truncate: bool = False,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        autocast_dtype: torch.dtype | None = None,
     ) -> None:
         self.name = name
         self.embed_dim = int(embed_dim)
@@ -64,7 +86,11 @@ class VisionLanguageModel(abc.ABC):
         self.dtype = dtype
         self.truncate = truncate
         self.batch_size = batch_size
+        self.autocast_dtype = autocast_dtype if autocast_dtype is not None else (dtype if dtype in HALF_DTYPES else None)
+        self.embedding_cache: EmbeddingCache | None = None
         self._text_cache: dict[str, torch.Tensor] = {}
+        self._fitted_batch_size: int | None = None  # lowered after a CUDA out-of-memory error
+        self._cache_namespace = uuid.uuid4().bytes  # this instance's keys in a shared EmbeddingCache
 
     @property
     def image_size(self) -> int:
@@ -99,13 +125,18 @@ class VisionLanguageModel(abc.ABC):
         return preprocess(batch, self.preprocess_config, self.dtype)
 
     @torch.inference_mode()
-    def encode_images(self, frames: Frames, batch_size: int | None = None) -> torch.Tensor:
+    def encode_images(
+        self, frames: Frames, batch_size: int | None = None, cache: EmbeddingCache | None = None
+    ) -> torch.Tensor:
         """Embed frames.
 
         Args:
             frames: uint8 RGB frames ``[N, H, W, 3]`` or one ``[H, W, 3]`` frame, NumPy or torch,
                 any ``H`` and ``W``; fitted to the model's input by the ``resize`` mode.
             batch_size: frames per forward pass (default: the model's ``batch_size``); bounds memory.
+            cache: an :class:`~vlmreward.models.cache.EmbeddingCache`: frames whose content it
+                holds skip the vision tower, the others are embedded and stored (default: the
+                model's ``embedding_cache``, usually None).
 
         Returns:
             ``torch.float32 [N, D]`` on the model's device, each row of unit L2 norm.
@@ -113,17 +144,80 @@ class VisionLanguageModel(abc.ABC):
         Raises:
             InvalidFramesError: frames not uint8, of the wrong rank or channel count, or zero frames.
             InvalidParameterError: ``batch_size < 1``.
+            torch.cuda.OutOfMemoryError: a single frame does not fit in GPU memory.
+
+        On CUDA, frames move to the GPU from pinned host memory with non-blocking copies, the
+        towers run under ``torch.autocast`` when ``autocast_dtype`` is set, and a batch that runs
+        out of GPU memory is split in halves (recursively) and retried; the smaller size is then
+        kept for the model's later calls. The results are those of one pass over all frames.
         """
         batch = as_frame_batch(frames)
         step = batch_size or self.batch_size
         if step < 1:
             raise InvalidParameterError(f"batch_size must be at least 1; got {step}.")
+        cache = cache if cache is not None else self.embedding_cache
+        if cache is None:
+            return self._encode_batch(batch, step)
+        keys = frame_keys(batch, self._cache_namespace)
+        hits, misses = cache.lookup(keys)
         out = torch.empty(batch.shape[0], self.embed_dim, dtype=torch.float32, device=self.device)
-        for start in range(0, batch.shape[0], step):
-            chunk = batch[start : start + step].to(self.device)
-            pixels = preprocess(chunk, self.preprocess_config, self.dtype)
-            out[start : start + step] = self._embed_pixels(pixels).float()
+        if hits:
+            index = torch.tensor(list(hits), dtype=torch.long)
+            out[index.to(self.device)] = torch.from_numpy(np.stack(list(hits.values()))).to(self.device)
+        if misses:
+            first = torch.tensor([indices[0] for indices in misses.values()], dtype=torch.long)
+            embedded = self._encode_batch(batch[first.to(batch.device)], step)  # [K, D], K distinct frames
+            dest = [i for indices in misses.values() for i in indices]
+            src = [row for row, indices in enumerate(misses.values()) for _ in indices]
+            out[torch.tensor(dest, dtype=torch.long, device=self.device)] = embedded[torch.tensor(src, device=self.device)]
+            for key, row in zip(misses, embedded.cpu().numpy()):
+                cache.put(key, row)
+        return out
+
+    def _encode_batch(self, batch: torch.Tensor, step: int) -> torch.Tensor:
+        """``uint8 [N, H, W, 3]`` → unit ``float32 [N, D]`` on the model's device, ``step`` frames a pass."""
+        out = torch.empty(batch.shape[0], self.embed_dim, dtype=torch.float32, device=self.device)
+        start = 0
+        while start < batch.shape[0]:
+            size = min(step, self._fitted_batch_size or step)
+            chunk = batch[start : start + size]
+            out[start : start + len(chunk)] = self._embed_chunk(chunk)
+            start += len(chunk)
         return F.normalize(out, dim=-1)
+
+    def _embed_chunk(self, chunk: torch.Tensor) -> torch.Tensor:
+        """One forward pass over ``uint8 [B, H, W, 3]`` → ``float32 [B, D]`` (unnormalised), halving on CUDA OOM."""
+        try:
+            pixels = preprocess(self._to_device(chunk), self.preprocess_config, self.dtype)
+            with self._autocast():
+                return self._embed_pixels(pixels).float()
+        except torch.cuda.OutOfMemoryError:
+            if len(chunk) <= 1:
+                raise
+        # Out of the except block, so the failed attempt's tensors (held by the traceback) are freed.
+        pixels = None
+        half = (len(chunk) + 1) // 2
+        if self._fitted_batch_size is None or half < self._fitted_batch_size:
+            _log.warning(
+                "%s: a batch of %d frames ran out of GPU memory; splitting it, and using at most %d frames "
+                "a pass from now on", self.name, len(chunk), half,
+            )
+            self._fitted_batch_size = half
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        return torch.cat([self._embed_chunk(chunk[:half]), self._embed_chunk(chunk[half:])])
+
+    def _to_device(self, chunk: torch.Tensor) -> torch.Tensor:
+        """Frames onto the model's device; from pinned host memory, without blocking, onto a GPU."""
+        if self.device.type == "cuda" and chunk.device.type == "cpu":
+            return chunk.pin_memory().to(self.device, non_blocking=True)
+        return chunk.to(self.device)
+
+    def _autocast(self) -> ContextManager[object]:
+        """``torch.autocast`` on CUDA with ``autocast_dtype``; a no-op context elsewhere or without one."""
+        if self.device.type == "cuda" and self.autocast_dtype is not None:
+            return torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
+        return contextlib.nullcontext()
 
     # ------------------------------------------------------------------ text
     @torch.inference_mode()
@@ -149,7 +243,8 @@ class VisionLanguageModel(abc.ABC):
             self.check_prompt(prompt)
         missing = list(dict.fromkeys(p for p in prompts if p not in self._text_cache))
         if missing:
-            embeddings = F.normalize(self._embed_prompts(missing).float(), dim=-1)
+            with self._autocast():
+                embeddings = F.normalize(self._embed_prompts(missing).float(), dim=-1)
             self._text_cache.update(zip(missing, embeddings))
         return torch.stack([self._text_cache[p] for p in prompts])
 

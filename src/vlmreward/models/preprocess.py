@@ -9,7 +9,8 @@ once on the model's device:
    model's own interpolation (PIL's bicubic or bilinear filter; PyTorch's antialiased kernels
    are ports of PIL's);
 2. crop or pad to ``S × S``;
-3. scale to ``[0, 1]`` and normalise: ``(x / 255 - mean) / std``.
+3. scale to ``[0, 1]`` and normalise: ``(x / 255 - mean) / std``, fused into one conversion
+   pass and two in-place passes.
 
 On the CPU the resize runs on ``uint8`` (as PIL does, and about three times faster than on
 floats); on other devices on ``float32`` in two rounded passes. Both agree with PIL to within one
@@ -163,7 +164,7 @@ def preprocess(
         dtype: floating dtype of the result.
 
     Returns:
-        ``[N, 3, S, S]`` tensor of ``dtype`` on the frames' device, ``S = config.image_size``,
+        contiguous ``[N, 3, S, S]`` tensor of ``dtype`` on the frames' device, ``S = config.image_size``,
         values ``(pixel / 255 - mean) / std`` (about ``[-2, 2.7]`` for CLIP's statistics; padding
         is exactly 0).
 
@@ -186,11 +187,11 @@ def preprocess(
         scale = size / max(h, w)
         new_hw = (size, max(1, round(w * scale))) if h >= w else (max(1, round(h * scale)), size)
         x = _resize(x, new_hw, config.interpolation)
-    x = _normalise(x, config, dtype)
+    x = _normalise(x, config, dtype)  # contiguous
     if config.resize == "pad" and tuple(x.shape[-2:]) != (size, size):
         dh, dw = size - x.shape[-2], size - x.shape[-1]
         x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=0.0)
-    return x.contiguous()
+    return x
 
 
 def _crop_start(length: int, size: int, rounding: str) -> int:
@@ -229,7 +230,16 @@ def _resize_float(x: torch.Tensor, hw: tuple[int, int], interpolation: str) -> t
 
 
 def _normalise(x: torch.Tensor, config: PreprocessConfig, dtype: torch.dtype) -> torch.Tensor:
-    mean = torch.tensor(config.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    std = torch.tensor(config.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
-    x = (x.float() * (1.0 / 255.0) - mean) / std
-    return x.to(dtype)
+    """``(x / 255 - mean) / std`` as ``x · scale + bias``, into a new contiguous ``[N, 3, S, S]`` tensor.
+
+    One pass converts ``x`` (``uint8`` or float, any memory layout: the resize leaves channels-last
+    memory) into a contiguous ``float32`` tensor, two in-place passes scale and shift it. The
+    unfused form (four passes, a temporary per operation, then a layout copy) took about 2.7 ms a
+    400 × 600 frame on a 2-core CPU, this about 0.7 ms (``benchmarks/RESULTS.md``).
+    """
+    scale = torch.tensor([1.0 / (255.0 * s) for s in config.std], dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    bias = torch.tensor([-m / s for m, s in zip(config.mean, config.std)], dtype=torch.float32, device=x.device)
+    out = torch.empty(x.shape, dtype=torch.float32, device=x.device)  # contiguous
+    out.copy_(x)
+    out.mul_(scale).add_(bias.view(1, 3, 1, 1))
+    return out if dtype == torch.float32 else out.to(dtype)

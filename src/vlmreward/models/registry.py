@@ -21,9 +21,13 @@ import torch
 
 from vlmreward.errors import InvalidParameterError, ModelNotFoundError
 from vlmreward.models.base import VisionLanguageModel
+from vlmreward.models.onnx import QUANTIZE_MODES
 from vlmreward.models.preprocess import DEFAULT_RESIZE, RESIZE_MODES, ResizeMode
 
-__all__ = ["load_model", "resolve_dtype"]
+__all__ = ["load_model", "resolve_dtype", "RUNTIME_BACKENDS"]
+
+RUNTIME_BACKENDS: tuple[str, ...] = ("torch", "onnx")
+"""What runs a loaded model's vision tower: PyTorch, or ONNX Runtime (:mod:`.onnx`)."""
 
 _DTYPES = {
     "float32": torch.float32,
@@ -56,6 +60,10 @@ def load_model(
     resize: ResizeMode = DEFAULT_RESIZE,
     checkpoint: str | os.PathLike | None = None,
     truncate: bool = False,
+    backend: str = "torch",
+    quantize: str | None = None,
+    autocast: torch.dtype | str | bool | None = None,
+    onnx_cache_dir: str | os.PathLike | None = None,
 ) -> VisionLanguageModel:
     """Load a vision-language model for scoring frames.
 
@@ -74,6 +82,15 @@ def load_model(
         checkpoint: local weights file for an ``open_clip:ARCH`` name.
         truncate: truncate prompts longer than the model's context instead of raising
             :class:`~vlmreward.errors.PromptTooLongError`.
+        backend: what runs the vision tower: ``"torch"`` (default) or ``"onnx"`` (ONNX Runtime:
+            the loaded model's vision tower is exported once, cached on disk, and run by
+            :class:`~vlmreward.models.onnx.ONNXModel`; needs ``pip install 'vlmreward[onnx]'``).
+        quantize: with ``backend="onnx"``: None (``float32``) or ``"int8"`` (dynamic quantisation).
+        autocast: on CUDA, run the towers under ``torch.autocast``: None (default: in the weights'
+            dtype when that is ``float16``/``bfloat16``), False (never), ``"bf16"``/``"fp16"`` (also
+            with ``float32`` weights: mixed precision) or True (``"bf16"``). CUDA devices only.
+        onnx_cache_dir: where ``backend="onnx"`` caches its exports (default
+            :func:`vlmreward.models.onnx.default_cache_dir`).
 
     Returns:
         A :class:`VisionLanguageModel` in eval mode on ``device``.
@@ -83,8 +100,20 @@ def load_model(
             an unsupported ``model_type``, or a checkpoint given for a non-open_clip name.
         ModelNotAvailableError: the weights are not cached and the hub cannot be reached; the
             message says how to load a local copy.
-        InvalidParameterError: an unknown ``resize`` mode or ``dtype``.
+        InvalidParameterError: an unknown ``resize`` mode, ``dtype``, ``backend`` or ``quantize``;
+            ``quantize`` without ``backend="onnx"``; ``autocast`` off CUDA or not a half dtype.
+        BackendNotAvailableError: ``backend="onnx"`` without onnxruntime installed.
+        ExportError: the vision tower could not be exported to ONNX.
     """
+    if backend not in RUNTIME_BACKENDS:
+        raise InvalidParameterError(
+            f"backend={backend!r} is not a runtime backend; use one of {', '.join(map(repr, RUNTIME_BACKENDS))}."
+        )
+    if quantize is not None and quantize not in QUANTIZE_MODES:
+        raise InvalidParameterError(f"quantize={quantize!r}: use None (float32) or one of {', '.join(map(repr, QUANTIZE_MODES))}.")
+    if quantize is not None and backend != "onnx":
+        raise InvalidParameterError(f"quantize={quantize!r} needs backend='onnx' (ONNX Runtime quantises the exported graph).")
+    autocast_dtype = _resolve_autocast(autocast, torch.device(device))
     if resize not in RESIZE_MODES:
         raise InvalidParameterError(f"resize={resize!r} is not a resize mode; use one of {', '.join(RESIZE_MODES)}.")
     name = os.fspath(name_or_path).strip()
@@ -97,7 +126,8 @@ def load_model(
     if name.startswith(("open_clip:", "hf-hub:")):
         from vlmreward.models.openclip import load_open_clip_model
 
-        return load_open_clip_model(name, checkpoint=checkpoint, **kwargs)
+        model = load_open_clip_model(name, checkpoint=checkpoint, **kwargs)
+        return _finish(model, backend, quantize, autocast_dtype, onnx_cache_dir)
     if checkpoint is not None:
         raise ModelNotFoundError(
             f"checkpoint= goes with an open_clip architecture, e.g. load_model('open_clip:ViT-B-32', "
@@ -112,4 +142,41 @@ def load_model(
         raise ModelNotFoundError(f"model directory {name!r} does not exist.")
     from vlmreward.models.hf import load_hf_model
 
-    return load_hf_model(name, **kwargs)
+    return _finish(load_hf_model(name, **kwargs), backend, quantize, autocast_dtype, onnx_cache_dir)
+
+
+def _finish(
+    model: VisionLanguageModel,
+    backend: str,
+    quantize: str | None,
+    autocast_dtype: torch.dtype | None | bool,
+    onnx_cache_dir: str | os.PathLike | None,
+) -> VisionLanguageModel:
+    """Apply the runtime options to a loaded torch model: autocast, or the ONNX Runtime wrapper."""
+    if autocast_dtype is False:
+        model.autocast_dtype = None
+    elif autocast_dtype is not None:
+        model.autocast_dtype = autocast_dtype  # type: ignore[assignment]
+    if backend == "onnx":
+        from vlmreward.models.onnx import ONNXModel
+
+        return ONNXModel(model, quantize=quantize, cache_dir=onnx_cache_dir)
+    return model
+
+
+def _resolve_autocast(autocast: torch.dtype | str | bool | None, device: torch.device) -> torch.dtype | bool | None:
+    """``autocast=`` as a half dtype, False (off) or None (the default rule).
+
+    Raises:
+        InvalidParameterError: an explicit autocast on a non-CUDA device, or not a half dtype.
+    """
+    if autocast is None or autocast is False:
+        return autocast
+    if device.type != "cuda":
+        raise InvalidParameterError(
+            f"autocast={autocast!r} applies on CUDA devices only (device {str(device)!r}); drop it, or use dtype= for the weights."
+        )
+    resolved = torch.bfloat16 if autocast is True else resolve_dtype(autocast)
+    if resolved not in (torch.float16, torch.bfloat16):
+        raise InvalidParameterError(f"autocast={autocast!r}: use 'bf16' or 'fp16' (or False to turn it off).")
+    return resolved

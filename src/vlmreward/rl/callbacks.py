@@ -3,7 +3,9 @@
 * :class:`EpisodeLogCallback`: VLM return and ground-truth return/success side by side, from the
   :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper`'s finished episodes, into SB3's logger
   (``rollout/vlm_return``, ``rollout/gt_return``, ``rollout/success_rate``,
-  ``rollout/episode_length``) and one row per episode into ``RUN_DIR/episodes.csv``.
+  ``rollout/episode_length``; per goal type ``rollout/success_rate/<type>`` and
+  ``rollout/vlm_return/<type>`` for goal-conditioned environments) and one row per episode into
+  ``RUN_DIR/episodes.csv``.
 * :class:`Checkpointer` and :class:`CheckpointCallback`: consistent, atomically written
   checkpoints (policy and optimiser, replay buffer, step count, RNG states, ``VecNormalize``
   statistics) every ``checkpoint_every`` steps, and on demand after an interruption.
@@ -41,7 +43,7 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 from vlmreward.envs.vector import EpisodeRecord
 from vlmreward.errors import VLMRewardError
-from vlmreward.rl.deferred import DeferredReplayBuffer, find_vlm_wrapper
+from vlmreward.rl.deferred import DeferredDictReplayBuffer, DeferredReplayBuffer, find_vlm_wrapper
 
 __all__ = [
     "CheckpointError",
@@ -60,11 +62,16 @@ __all__ = [
     "restore_rng_state",
     "complete_deferred_rewards",
     "EPISODES_CSV_COLUMNS",
+    "GOAL_CSV_COLUMNS",
+    "goal_type_of",
+    "goal_text_of",
 ]
 
 _log = logging.getLogger("vlmreward.rl")
 
 EPISODES_CSV_COLUMNS = ("timesteps", "env_index", "length", "vlm_return", "gt_return", "success")
+GOAL_CSV_COLUMNS = ("goal_type", "goal")
+"""Extra ``episodes.csv`` columns of goal-conditioned runs: the episode's goal type and sentence."""
 LATEST = "latest.json"
 MODEL_FILE = "model.zip"
 REPLAY_BUFFER_FILE = "replay_buffer.pkl"
@@ -84,6 +91,20 @@ def _mean(values: deque[float]) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def goal_type_of(goal: Any) -> str | None:
+    """The type of a goal reported in ``info["goal"]`` (its ``type`` attribute), or None."""
+    value = getattr(goal, "type", None)
+    return None if value is None else str(value)
+
+
+def goal_text_of(goal: Any) -> str | None:
+    """The sentence of a goal reported in ``info["goal"]`` (its ``sentence``, else ``str``), or None."""
+    if goal is None:
+        return None
+    sentence = getattr(goal, "sentence", None)
+    return str(sentence if sentence is not None else goal)
+
+
 class EpisodeLogCallback(BaseCallback):
     """Log the VLM return next to the ground-truth return and success of finished episodes.
 
@@ -95,19 +116,25 @@ class EpisodeLogCallback(BaseCallback):
     the environment reports none). Means over the last ``stats_window`` episodes are recorded as
     ``rollout/vlm_return`` (undiscounted sum of the unweighted VLM reward), ``rollout/gt_return``
     (the environment's own reward), ``rollout/episode_length`` and ``rollout/success_rate`` (only
-    once an episode reported ``info["is_success"]``).
+    once an episode reported ``info["is_success"]``). Episodes of goal-conditioned environments
+    (``info["goal"]`` with a ``type``) are also averaged per goal type, over the last
+    ``stats_window`` episodes of that type: ``rollout/success_rate/<type>``,
+    ``rollout/vlm_return/<type>``; with ``goal_columns`` the CSV gains :data:`GOAL_CSV_COLUMNS`.
 
     Raises:
         VLMRewardError: (at training start) the training environment has no VLM reward wrapper.
     """
 
-    def __init__(self, episodes_csv: str | os.PathLike, stats_window: int = 100) -> None:
+    def __init__(self, episodes_csv: str | os.PathLike, stats_window: int = 100, goal_columns: bool = False) -> None:
         super().__init__()
         self.episodes_csv = Path(episodes_csv)
+        self.stats_window = int(stats_window)
+        self.goal_columns = bool(goal_columns)
         self.vlm: deque[float] = deque(maxlen=stats_window)
         self.gt: deque[float] = deque(maxlen=stats_window)
         self.length: deque[float] = deque(maxlen=stats_window)
         self.success: deque[float] = deque(maxlen=stats_window)
+        self.by_goal_type: dict[str, dict[str, deque[float]]] = {}
         self._file: Any = None
         self._writer: Any = None
         self._means: dict[str, float] = {}
@@ -123,22 +150,32 @@ class EpisodeLogCallback(BaseCallback):
         self._file = open(self.episodes_csv, "a", newline="", encoding="utf-8")
         self._writer = csv.writer(self._file)
         if new:
-            self._writer.writerow(EPISODES_CSV_COLUMNS)
+            self._writer.writerow(EPISODES_CSV_COLUMNS + (GOAL_CSV_COLUMNS if self.goal_columns else ()))
             self._file.flush()
 
     def _drain(self) -> None:
         records: list[EpisodeRecord] = self._wrapper.pop_episodes()
         if records:
             for r in records:
-                self._writer.writerow(
-                    (self.num_timesteps, r.env_index, r.length, f"{r.vlm_return:.6g}", f"{r.gt_return:.6g}",
-                     "" if r.success is None else int(bool(r.success)))
-                )
+                goal = getattr(r, "goal", None)
+                goal_type = goal_type_of(goal)
+                row = (self.num_timesteps, r.env_index, r.length, f"{r.vlm_return:.6g}", f"{r.gt_return:.6g}",
+                       "" if r.success is None else int(bool(r.success)))
+                if self.goal_columns:
+                    row += (goal_type or "", goal_text_of(goal) or "")
+                self._writer.writerow(row)
                 self.vlm.append(r.vlm_return)
                 self.gt.append(r.gt_return)
                 self.length.append(r.length)
                 if r.success is not None:
                     self.success.append(float(bool(r.success)))
+                if goal_type is not None:
+                    stats = self.by_goal_type.setdefault(
+                        goal_type, {"vlm": deque(maxlen=self.stats_window), "success": deque(maxlen=self.stats_window)}
+                    )
+                    stats["vlm"].append(r.vlm_return)
+                    if r.success is not None:
+                        stats["success"].append(float(bool(r.success)))
             self._file.flush()
             self._means = {
                 "rollout/vlm_return": _mean(self.vlm),
@@ -147,6 +184,10 @@ class EpisodeLogCallback(BaseCallback):
             }
             if self.success:
                 self._means["rollout/success_rate"] = _mean(self.success)
+            for goal_type, stats in sorted(self.by_goal_type.items()):
+                self._means[f"rollout/vlm_return/{goal_type}"] = _mean(stats["vlm"])
+                if stats["success"]:
+                    self._means[f"rollout/success_rate/{goal_type}"] = _mean(stats["success"])
         for key, value in self._means.items():
             self.logger.record(key, value)
 
@@ -230,7 +271,7 @@ def complete_deferred_rewards(model: BaseAlgorithm, drop_unscorable: bool = Fals
     A no-op returning True for any other buffer; see :meth:`DeferredReplayBuffer.complete`.
     """
     buffer = getattr(model, "replay_buffer", None)
-    if not isinstance(buffer, DeferredReplayBuffer):
+    if not isinstance(buffer, (DeferredReplayBuffer, DeferredDictReplayBuffer)):
         return True
     return buffer.complete(drop_unscorable=drop_unscorable)
 
@@ -629,6 +670,8 @@ class EvaluationResult:
         lengths: steps per episode.
         successes: ``info["is_success"]`` at each episode's end (None where not reported).
         video: the video of the first episode, if one was written.
+        goals: the goal sentence of each episode (goal-conditioned environments; else None).
+        goal_types: the goal type of each episode (else None).
     """
 
     gt_returns: list[float] = field(default_factory=list)
@@ -636,6 +679,8 @@ class EvaluationResult:
     lengths: list[int] = field(default_factory=list)
     successes: list[Optional[bool]] = field(default_factory=list)
     video: Optional[Path] = None
+    goals: list[Optional[str]] = field(default_factory=list)
+    goal_types: list[Optional[str]] = field(default_factory=list)
 
     @property
     def mean_gt_return(self) -> float:
@@ -659,9 +704,23 @@ class EvaluationResult:
     def mean_length(self) -> float:
         return float(np.mean(self.lengths)) if self.lengths else float("nan")
 
+    @property
+    def success_rate_by_goal_type(self) -> dict[str, float]:
+        """Success rate per goal type, over the episodes of that type that report success."""
+        out: dict[str, list[float]] = {}
+        for goal_type, success in zip(self.goal_types, self.successes):
+            if goal_type is not None and success is not None:
+                out.setdefault(goal_type, []).append(float(success))
+        return {k: float(np.mean(v)) for k, v in sorted(out.items())}
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["video"] = None if self.video is None else str(self.video)
+        if not any(t is not None for t in self.goal_types):
+            data.pop("goals")
+            data.pop("goal_types")
+        else:
+            data["success_rate_by_goal_type"] = self.success_rate_by_goal_type
         data.update(
             episodes=len(self.gt_returns),
             mean_gt_return=self.mean_gt_return,
@@ -733,6 +792,9 @@ def evaluate_episodes(
         result.lengths.append(length)
         success = info.get("is_success")
         result.successes.append(None if success is None else bool(success))
+        goal = info.get("goal")
+        result.goals.append(goal_text_of(goal))
+        result.goal_types.append(goal_type_of(goal) or info.get("goal_type"))
     return result
 
 
@@ -740,8 +802,10 @@ class EvalCallback(BaseCallback):
     """Evaluate the deterministic policy every ``every`` steps, and at the end, on a separate environment.
 
     Records ``eval/gt_return`` (mean), ``eval/gt_return_std``, ``eval/vlm_return``,
-    ``eval/episode_length`` and ``eval/success_rate`` (where reported), dumps the logger, and, with
-    ``video_dir``, writes ``video_dir/eval_<timesteps>.mp4`` of the first episode.
+    ``eval/episode_length`` and ``eval/success_rate`` (where reported; per goal type
+    ``eval/success_rate/<type>``), dumps the logger, and, with ``video_dir``, writes
+    ``video_dir/eval_<timesteps>.mp4`` of the first episode. ``prefix`` replaces ``eval``
+    (``eval_held_out`` for the held-out goals of a goal-conditioned run).
 
     Args:
         make_env: builds the evaluation environment (called once, at the first evaluation).
@@ -749,6 +813,7 @@ class EvalCallback(BaseCallback):
         episodes: episodes per evaluation.
         video_dir: where videos go (None: no video).
         seed: seed of each evaluation's first reset (every evaluation sees the same episodes).
+        prefix: the logger's key prefix.
     """
 
     def __init__(
@@ -758,8 +823,10 @@ class EvalCallback(BaseCallback):
         episodes: int,
         video_dir: str | os.PathLike | None = None,
         seed: int | None = None,
+        prefix: str = "eval",
     ) -> None:
         super().__init__()
+        self.prefix = prefix
         self.make_env = make_env
         self.every = int(every)
         self.episodes = int(episodes)
@@ -788,12 +855,15 @@ class EvalCallback(BaseCallback):
             vec_normalize=self.model.get_vec_normalize_env(), seed=self.seed,
         )
         self.results.append((self.num_timesteps, result))
-        self.logger.record("eval/gt_return", result.mean_gt_return)
-        self.logger.record("eval/gt_return_std", result.std_gt_return)
-        self.logger.record("eval/vlm_return", result.mean_vlm_return)
-        self.logger.record("eval/episode_length", result.mean_length)
+        p = self.prefix
+        self.logger.record(f"{p}/gt_return", result.mean_gt_return)
+        self.logger.record(f"{p}/gt_return_std", result.std_gt_return)
+        self.logger.record(f"{p}/vlm_return", result.mean_vlm_return)
+        self.logger.record(f"{p}/episode_length", result.mean_length)
         if result.success_rate is not None:
-            self.logger.record("eval/success_rate", result.success_rate)
+            self.logger.record(f"{p}/success_rate", result.success_rate)
+        for goal_type, rate in result.success_rate_by_goal_type.items():
+            self.logger.record(f"{p}/success_rate/{goal_type}", rate)
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(self.num_timesteps)
         return result

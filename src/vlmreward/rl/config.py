@@ -11,6 +11,10 @@ the vision-language model, the stable-baselines3 algorithm and the run's bookkee
     algorithm_kwargs: {learning_rate: 2.3e-3}
     total_steps: 50000
 
+A goal-conditioned run adds a ``goals`` section (:class:`GoalsConfig`: the goal family, its
+split into training and held-out goals, the contrastive reward's negatives) and uses the reward
+kind ``goal_family_softmax`` (Baumli et al.), e.g. ``configs/miniworld_goals.yaml``.
+
 :func:`load_config` reads such a file, applies ``--set KEY=VALUE`` overrides and validates it into
 a :class:`RunConfig`. Every problem (a missing file, bad YAML, an unknown key, a value out of
 range) is a :class:`ConfigError` whose message names the key path (``reward.alpha``) and what is
@@ -53,6 +57,11 @@ __all__ = [
     "CartPolePixelOracleRewardConfig",
     "GroundTruthRewardConfig",
     "CustomRewardConfig",
+    "GoalFamilySoftmaxRewardConfig",
+    "GoalStateOracleRewardConfig",
+    "GoalsConfig",
+    "GoalSplitConfig",
+    "GOAL_REWARD_KINDS",
     "ALGORITHMS",
     "REWARD_KINDS",
     "VLM_REWARD_KINDS",
@@ -65,9 +74,19 @@ __all__ = [
 ]
 
 ALGORITHMS: tuple[str, ...] = ("PPO", "SAC", "DQN")
-REWARD_KINDS: tuple[str, ...] = ("goal_baseline", "softmax_threshold", "cartpole_pixel_oracle", "ground_truth", "custom")
-VLM_REWARD_KINDS: tuple[str, ...] = ("goal_baseline", "softmax_threshold")
+REWARD_KINDS: tuple[str, ...] = (
+    "goal_baseline",
+    "softmax_threshold",
+    "goal_family_softmax",
+    "cartpole_pixel_oracle",
+    "goal_state_oracle",
+    "ground_truth",
+    "custom",
+)
+VLM_REWARD_KINDS: tuple[str, ...] = ("goal_baseline", "softmax_threshold", "goal_family_softmax")
 """Reward kinds computed from a vision-language model's embeddings (they need ``model.name``)."""
+GOAL_REWARD_KINDS: tuple[str, ...] = ("goal_family_softmax", "goal_state_oracle")
+"""Reward kinds that score each frame against its episode's goal (they need a ``goals`` section)."""
 
 RESUME_OVERRIDABLE: tuple[str, ...] = (
     "total_steps",
@@ -204,6 +223,32 @@ class SoftmaxThresholdRewardConfig(_Strict):
     threshold: Optional[UnitFloat] = None
 
 
+class GoalFamilySoftmaxRewardConfig(_Strict):
+    """``reward`` of kind ``goal_family_softmax``: Baumli et al.'s reward for a whole goal family
+    (:class:`~vlmreward.rewards.GoalFamilySoftmaxReward`): each frame scored against its episode's
+    goal, the negatives chosen by ``goals.negatives``.
+
+    Attributes:
+        temperature: ``τ > 0``.
+        threshold: ``β`` in ``[0, 1]`` (binary reward), or None for the probability.
+        templates: the reward's prompt per goal type (``{find: "a photo of a {object} in a room"}``,
+            a list for an ensemble); default: the family's canonical sentences.
+    """
+
+    kind: Literal["goal_family_softmax"]
+    temperature: PositiveFloat = DEFAULT_TEMPERATURE
+    threshold: Optional[UnitFloat] = None
+    templates: dict[str, Prompts] = Field(default_factory=dict)
+
+
+class GoalStateOracleRewardConfig(_Strict):
+    """``reward`` of kind ``goal_state_oracle``: a shaped reward from the simulator's goal state, no
+    VLM (:class:`~vlmreward.envs.goal_conditioning.GoalStateOracleReward`); checks the
+    goal-conditioned training path."""
+
+    kind: Literal["goal_state_oracle"]
+
+
 class CartPolePixelOracleRewardConfig(_Strict):
     """``reward`` of kind ``cartpole_pixel_oracle``: cos(pole angle) measured on the frames, no VLM
     (:class:`~vlmreward.envs.oracle.CartPolePixelReward`); checks the training path."""
@@ -237,12 +282,86 @@ RewardConfig = Annotated[
     Union[
         GoalBaselineRewardConfig,
         SoftmaxThresholdRewardConfig,
+        GoalFamilySoftmaxRewardConfig,
         CartPolePixelOracleRewardConfig,
+        GoalStateOracleRewardConfig,
         GroundTruthRewardConfig,
         CustomRewardConfig,
     ],
     Field(discriminator="kind"),
 ]
+
+
+class GoalSplitConfig(_Strict):
+    """``goals.split``: which goals are held out from training (:meth:`vlmreward.goals.GoalFamily.split`)."""
+
+    by: Literal["object", "kind", "colour", "template", "goal_type"]
+    held_out: Annotated[list[Prompt], Field(min_length=1)]
+
+
+class GoalsConfig(_Strict):
+    """``goals``: train one goal-conditioned agent on a goal family (Baumli et al.).
+
+    The environment (e.g. ``vlmreward/MiniWorldGoals-v0``) gets the family and draws a training
+    goal at every reset; the observation becomes ``{"image" | "state": ..., "goal": text
+    embedding}`` (:class:`~vlmreward.envs.GoalObservation`; use ``policy: MultiInputPolicy``);
+    ``vlmreward evaluate-policy`` reports success on training and held-out goals separately.
+
+    Attributes:
+        family: goal-family YAML file (:func:`vlmreward.goals.load_goal_family`); None for the
+            default family (``configs/goals/miniworld_objects.yaml``).
+        split: training vs held-out goals; None: the family file's ``split`` (if any, else all
+            goals are trained on).
+        types: restrict the goals to these types (``[find]``).
+        negatives: the contrastive reward's negatives: ``all`` other goals, those of the
+            ``same_template``, or ``k_sampled`` (``k`` per goal).
+        k: negatives per goal for ``k_sampled``.
+        text_encoder: what embeds the goal sentence for the policy: ``model`` (the VLM's text
+            tower), ``bag_of_words`` (a fixed random stand-in, for runs without a VLM), or
+            ``auto`` (the VLM when the run loads one).
+        encoder_dim: embedding size of ``bag_of_words``.
+    """
+
+    family: Optional[str] = None
+    split: Optional[GoalSplitConfig] = None
+    types: Optional[Annotated[list[Prompt], Field(min_length=1)]] = None
+    negatives: Literal["all", "same_template", "k_sampled"] = "all"
+    k: Optional[Count] = None
+    text_encoder: Literal["auto", "model", "bag_of_words"] = "auto"
+    encoder_dim: Count = 64
+
+    @model_validator(mode="after")
+    def _check_family(self) -> "GoalsConfig":
+        from vlmreward.errors import VLMRewardError as _Error
+        from vlmreward.goals import as_goal_family
+
+        if self.negatives == "k_sampled" and self.k is None:
+            raise ValueError("k is required when negatives is k_sampled (the number of negatives per goal)")
+        try:
+            family = as_goal_family(self.family)
+            if self.types is not None:
+                family.goals(self.types)
+            if self.split is not None:
+                family.split(self.split.by, self.split.held_out, self.types)
+        except _Error as err:
+            raise ValueError(str(err).rstrip(".")) from None
+        return self
+
+    def load_family(self):  # noqa: ANN201 (GoalFamily; imported lazily)
+        """The :class:`~vlmreward.goals.GoalFamily` of ``family``."""
+        from vlmreward.goals import as_goal_family
+
+        return as_goal_family(self.family)
+
+    def split_kwargs(self) -> dict[str, Any]:
+        """``split_by``/``held_out`` keyword arguments of a goal-conditioned environment (empty: the family's)."""
+        if self.split is None:
+            return {}
+        return {"split_by": self.split.by, "held_out": list(self.split.held_out)}
+
+    def has_split(self) -> bool:
+        """Whether there are held-out goals (this split or the family's)."""
+        return self.split is not None or self.load_family().split_spec is not None
 
 
 def _model_shortcut(value: Any) -> Any:
@@ -315,6 +434,7 @@ class RunConfig(_Strict):
         eval_episodes: episodes per evaluation.
         video: save a video of the first episode of each evaluation.
         log: :class:`LogConfig`.
+        goals: :class:`GoalsConfig` for a goal-conditioned run, else None.
     """
 
     env: EnvConfig
@@ -337,6 +457,7 @@ class RunConfig(_Strict):
     eval_episodes: Count = 5
     video: bool = True
     log: LogConfig = Field(default_factory=LogConfig)
+    goals: Optional[GoalsConfig] = None
 
     @property
     def needs_vlm(self) -> bool:
@@ -349,6 +470,14 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_model_and_kwargs(self) -> "RunConfig":
+        if self.reward.kind in GOAL_REWARD_KINDS and self.goals is None:
+            raise ValueError(
+                f"reward.kind '{self.reward.kind}' scores frames against their episode's goal and needs a goals section "
+                "(e.g. goals: {family: configs/goals/miniworld_objects.yaml}) and a goal-conditioned env such as "
+                "vlmreward/MiniWorldGoals-v0"
+            )
+        if self.goals is not None and self.goals.text_encoder == "model" and not self.model.name:
+            raise ValueError("goals.text_encoder: 'model' embeds goals with the VLM, so model.name is required")
         if self.reward.kind in VLM_REWARD_KINDS and not self.model.name:
             raise ValueError(
                 f"model.name is required for reward.kind '{self.reward.kind}'; set it in the config or with "
@@ -514,6 +643,9 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
                 continue
             return None
         annotation = field.annotation
+        if not isinstance(annotation, type):  # Optional[Section]: the section
+            members = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
+            annotation = members[0] if len(members) == 1 else annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             cls = annotation
             i += 1
@@ -525,7 +657,9 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 _REWARD_MODELS = (
     GoalBaselineRewardConfig,
     SoftmaxThresholdRewardConfig,
+    GoalFamilySoftmaxRewardConfig,
     CartPolePixelOracleRewardConfig,
+    GoalStateOracleRewardConfig,
     GroundTruthRewardConfig,
     CustomRewardConfig,
 )

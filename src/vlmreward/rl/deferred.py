@@ -16,7 +16,9 @@ environment's reward in ``"add"`` mode, plus PPO's time-limit bootstrap ``γ V(s
 
 Use: ``PPO(..., rollout_buffer_class=DeferredRolloutBuffer)`` or
 ``SAC(..., replay_buffer_class=DeferredReplayBuffer)``, then ``attach_reward_source(model, venv)``
-(again after loading a saved model: the link to the environment is not pickled).
+(again after loading a saved model: the link to the environment is not pickled). Dict
+observations (goal-conditioned environments) take :class:`DeferredDictRolloutBuffer` and
+:class:`DeferredDictReplayBuffer` (:func:`deferred_buffer_class` picks the right one).
 """
 
 from __future__ import annotations
@@ -26,12 +28,20 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.buffers import ReplayBuffer, RolloutBuffer
+from stable_baselines3.common.buffers import DictReplayBuffer, DictRolloutBuffer, ReplayBuffer, RolloutBuffer
 
 from vlmreward.envs.vector import VLMRewardVecEnvWrapper
 from vlmreward.errors import VLMRewardError
 
-__all__ = ["DeferredRolloutBuffer", "DeferredReplayBuffer", "attach_reward_source", "find_vlm_wrapper"]
+__all__ = [
+    "DeferredRolloutBuffer",
+    "DeferredReplayBuffer",
+    "DeferredDictRolloutBuffer",
+    "DeferredDictReplayBuffer",
+    "deferred_buffer_class",
+    "attach_reward_source",
+    "find_vlm_wrapper",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -61,8 +71,8 @@ class _Deferred:
         return state
 
 
-class DeferredRolloutBuffer(_Deferred, RolloutBuffer):
-    """``RolloutBuffer`` whose rewards are completed by the deferred VLM scores at rollout end."""
+class _DeferredRollout(_Deferred):
+    """Rollout-buffer behaviour of deferred scoring (mixed into SB3's rollout buffers)."""
 
     def reset(self) -> None:
         super().reset()
@@ -74,8 +84,16 @@ class DeferredRolloutBuffer(_Deferred, RolloutBuffer):
         super().compute_returns_and_advantage(last_values, dones)
 
 
-class DeferredReplayBuffer(_Deferred, ReplayBuffer):
-    """``ReplayBuffer`` whose rewards are completed by the deferred VLM scores before sampling."""
+class DeferredRolloutBuffer(_DeferredRollout, RolloutBuffer):
+    """``RolloutBuffer`` whose rewards are completed by the deferred VLM scores at rollout end."""
+
+
+class DeferredDictRolloutBuffer(_DeferredRollout, DictRolloutBuffer):
+    """``DictRolloutBuffer`` (dict observations) whose rewards are completed at rollout end."""
+
+
+class _DeferredReplay(_Deferred):
+    """Replay-buffer behaviour of deferred scoring (mixed into SB3's replay buffers)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -159,6 +177,21 @@ class DeferredReplayBuffer(_Deferred, ReplayBuffer):
     def sample(self, batch_size: int, env=None):  # noqa: ANN001 (SB3's signature)
         self.score_pending()
         return super().sample(batch_size, env)
+
+
+class DeferredReplayBuffer(_DeferredReplay, ReplayBuffer):
+    """``ReplayBuffer`` whose rewards are completed by the deferred VLM scores before sampling."""
+
+
+class DeferredDictReplayBuffer(_DeferredReplay, DictReplayBuffer):
+    """``DictReplayBuffer`` (dict observations) whose rewards are completed before sampling."""
+
+
+def deferred_buffer_class(off_policy: bool, dict_observations: bool) -> type:
+    """The deferred buffer for an algorithm (off-policy: replay, else rollout) and observation space."""
+    if off_policy:
+        return DeferredDictReplayBuffer if dict_observations else DeferredReplayBuffer
+    return DeferredDictRolloutBuffer if dict_observations else DeferredRolloutBuffer
 
 
 def find_vlm_wrapper(venv) -> VLMRewardVecEnvWrapper | None:  # noqa: ANN001

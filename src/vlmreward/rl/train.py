@@ -11,6 +11,12 @@ environment (:func:`vlmreward.envs.make_vlm_vec_env`, deferred scoring with the 
     RUN_DIR/videos/                eval_<steps>.mp4: frames above the VLM reward so far
     RUN_DIR/final_model.zip        the trained model (SB3 format; ``PPO.load(...)``)
 
+A run with a ``goals`` section trains one goal-conditioned agent on a goal family (Baumli et al.):
+the environment draws a training goal at each reset, :class:`~vlmreward.envs.GoalObservation`
+adds the goal's text embedding to the observation, the reward scores each frame against its
+episode's goal, and the logs, evaluations and :func:`evaluate_run` report success per goal type,
+on training and held-out goals separately.
+
 Nothing is lost on interruption: a ``KeyboardInterrupt`` or an exception inside ``learn`` writes
 a checkpoint first (:class:`~vlmreward.rl.callbacks.Checkpointer`), and :func:`resume` continues
 from the latest checkpoint to exactly ``total_steps``.
@@ -61,7 +67,7 @@ from vlmreward.rl.config import (
     load_config,
     save_config,
 )
-from vlmreward.rl.deferred import DeferredReplayBuffer, DeferredRolloutBuffer, attach_reward_source
+from vlmreward.rl.deferred import attach_reward_source, deferred_buffer_class
 
 __all__ = [
     "train",
@@ -70,6 +76,9 @@ __all__ = [
     "load_run_config",
     "TrainingInterrupted",
     "build_reward_model",
+    "goal_text_encoder",
+    "goal_sets",
+    "env_kwargs_of",
     "make_training_env",
     "make_eval_env",
     "build_algorithm",
@@ -143,6 +152,20 @@ def _device(name: str) -> str:
     return name
 
 
+def _load_vlm(config: RunConfig) -> Any:
+    from vlmreward import load_model
+
+    vlm = load_model(
+        config.model.name,
+        device=_device(config.model.device),
+        dtype=config.model.dtype,
+        resize=config.model.resize,
+        checkpoint=config.model.checkpoint,
+    )
+    vlm.batch_size = config.model.batch_size
+    return vlm
+
+
 def build_reward_model(config: RunConfig) -> RewardModel:
     """The reward model ``config.reward`` describes, loading the VLM (``config.model``) once if it needs one.
 
@@ -158,18 +181,20 @@ def build_reward_model(config: RunConfig) -> RewardModel:
         from vlmreward.envs.oracle import CartPolePixelReward
 
         return CartPolePixelReward()
-    vlm = None
-    if config.model.name:
-        from vlmreward import load_model
+    if reward.kind == "goal_state_oracle":
+        from vlmreward.envs.goal_conditioning import GoalStateOracleReward
 
-        vlm = load_model(
-            config.model.name,
-            device=_device(config.model.device),
-            dtype=config.model.dtype,
-            resize=config.model.resize,
-            checkpoint=config.model.checkpoint,
+        return GoalStateOracleReward()
+    vlm = _load_vlm(config) if config.model.name else None
+    if reward.kind == "goal_family_softmax":
+        from vlmreward.rewards import GoalFamilySoftmaxReward
+
+        goals = config.goals
+        assert goals is not None  # the config's validator requires it
+        return GoalFamilySoftmaxReward(
+            vlm, goals.load_family(), negatives=goals.negatives, k=goals.k, temperature=reward.temperature,
+            threshold=reward.threshold, templates=reward.templates or None, types=goals.types, seed=config.seed,
         )
-        vlm.batch_size = config.model.batch_size
     if reward.kind == "goal_baseline":
         from vlmreward.rewards import GoalBaselineReward
 
@@ -193,6 +218,48 @@ def build_reward_model(config: RunConfig) -> RewardModel:
     return target(**kwargs)
 
 
+def goal_text_encoder(config: RunConfig, reward_model: RewardModel | None = None) -> Any:
+    """What embeds the goal sentences of a goal-conditioned run (``goals.text_encoder``), or None.
+
+    ``model`` (and ``auto`` when the run has a model): the VLM's text tower, the reward's own
+    model when it has one (loaded once); ``bag_of_words`` (and ``auto`` without a model): a
+    :class:`~vlmreward.envs.goal_conditioning.BagOfWordsTextEncoder` of ``goals.encoder_dim``.
+    """
+    from vlmreward.envs.goal_conditioning import BagOfWordsTextEncoder, ModelTextEncoder
+    from vlmreward.models.base import VisionLanguageModel
+
+    goals = config.goals
+    if goals is None:
+        return None
+    vlm = getattr(reward_model, "model", None)
+    vlm = vlm if isinstance(vlm, VisionLanguageModel) else None
+    if goals.text_encoder == "bag_of_words" or (goals.text_encoder == "auto" and vlm is None and not config.model.name):
+        return BagOfWordsTextEncoder(goals.encoder_dim, seed=0)
+    return ModelTextEncoder(vlm if vlm is not None else _load_vlm(config))
+
+
+def goal_sets(config: RunConfig) -> list[str]:
+    """The goal sets a goal-conditioned run is evaluated on: ``["train", "held_out"]`` with a
+    split, else ``["all"]``; ``[]`` for a run without goals."""
+    if config.goals is None:
+        return []
+    return ["train", "held_out"] if config.goals.has_split() else ["all"]
+
+
+def env_kwargs_of(config: RunConfig, goal_set: str | None = None) -> dict[str, Any]:
+    """``env.kwargs``, plus the goal family, split and goal set of a goal-conditioned run."""
+    goals = config.goals
+    if goals is None:
+        return dict(config.env.kwargs)
+    kwargs: dict[str, Any] = {"family": goals.load_family(), **goals.split_kwargs(), "goal_set": goal_sets(config)[0]}
+    if goals.types is not None:
+        kwargs["goal_types"] = list(goals.types)
+    kwargs.update(config.env.kwargs)
+    if goal_set is not None:
+        kwargs["goal_set"] = goal_set
+    return kwargs
+
+
 def _reward_mode(config: RunConfig) -> tuple[str, float]:
     if config.reward.kind == "ground_truth":
         return "add", 0.0
@@ -206,7 +273,9 @@ def _check_env_id(config: RunConfig) -> None:
         raise ConfigError(f"env.id: {err}") from None
 
 
-def make_training_env(config: RunConfig, reward_model: RewardModel, seed: int, normalize: bool = True) -> VecEnv:
+def make_training_env(
+    config: RunConfig, reward_model: RewardModel, seed: int, normalize: bool = True, encoder: Any = None
+) -> VecEnv:
     """``config.env.n_envs`` copies of the environment, VLM-rewarded, optionally ``VecNormalize``-d.
 
     Args:
@@ -215,12 +284,22 @@ def make_training_env(config: RunConfig, reward_model: RewardModel, seed: int, n
         seed: seed of the sub-environments (``seed + i`` for the ``i``-th).
         normalize: wrap in a fresh ``VecNormalize`` when ``env.normalize_observations`` (False
             when the caller loads saved statistics itself).
+        encoder: the goal text encoder of a goal-conditioned run (default :func:`goal_text_encoder`).
 
     Raises:
         ConfigError: an unknown environment id or bad environment keyword arguments.
     """
     _check_env_id(config)
     mode, weight = _reward_mode(config)
+    wrapper = None
+    if config.goals is not None:
+        from vlmreward.envs.goal_conditioning import GoalObservation
+
+        encoder = encoder if encoder is not None else goal_text_encoder(config, reward_model)
+
+        def wrapper(env: gym.Env) -> gym.Env:
+            return GoalObservation(env, encoder)
+
     try:
         venv: VecEnv = make_vlm_vec_env(
             config.env.id,
@@ -231,7 +310,8 @@ def make_training_env(config: RunConfig, reward_model: RewardModel, seed: int, n
             deferred=config.deferred,
             score_batch_size=config.score_batch_size,
             seed=seed,
-            env_kwargs=config.env.kwargs,
+            env_kwargs=env_kwargs_of(config),
+            wrapper=wrapper,
         )
     except TypeError as err:
         raise ConfigError(f"env.kwargs: {config.env.id} does not accept them ({err}).") from err
@@ -240,8 +320,15 @@ def make_training_env(config: RunConfig, reward_model: RewardModel, seed: int, n
     return venv
 
 
-def make_eval_env(config: RunConfig, reward_model: RewardModel) -> gym.Env:
+def make_eval_env(config: RunConfig, reward_model: RewardModel, goal_set: str | None = None, encoder: Any = None) -> gym.Env:
     """One environment with the run's reward (:class:`~vlmreward.envs.VLMRewardWrapper`), for evaluation.
+
+    Args:
+        config: the run config.
+        reward_model: from :func:`build_reward_model`.
+        goal_set: for a goal-conditioned run, the goals to draw from (``"train"``, ``"held_out"``
+            or ``"all"``; default: the training goals); the observation carries the goal's embedding.
+        encoder: the goal text encoder (default :func:`goal_text_encoder`).
 
     Raises:
         ConfigError: an unknown environment id or bad keyword arguments.
@@ -249,14 +336,18 @@ def make_eval_env(config: RunConfig, reward_model: RewardModel) -> gym.Env:
     _check_env_id(config)
     mode, weight = _reward_mode(config)
     try:
-        env = gym.make(config.env.id, render_mode="rgb_array", **config.env.kwargs)
+        env = gym.make(config.env.id, render_mode="rgb_array", **env_kwargs_of(config, goal_set))
     except TypeError as err:
         raise ConfigError(f"env.kwargs: {config.env.id} does not accept them ({err}).") from err
+    if config.goals is not None:
+        from vlmreward.envs.goal_conditioning import GoalObservation
+
+        env = GoalObservation(env, encoder if encoder is not None else goal_text_encoder(config, reward_model))
     return VLMRewardWrapper(env, reward_model, mode=mode, weight=weight)  # type: ignore[arg-type]
 
 
 def _algorithm_kwargs(config: RunConfig) -> dict[str, Any]:
-    """``algorithm_kwargs`` with RL-zoo conveniences resolved: ``"lin_<v>"`` schedules, activation names."""
+    """``algorithm_kwargs`` with conveniences resolved: ``"lin_<v>"`` schedules, activation and feature-extractor names."""
     kwargs = dict(config.algorithm_kwargs)
     for key in ("learning_rate", "clip_range"):
         value = kwargs.get(key)
@@ -272,7 +363,36 @@ def _algorithm_kwargs(config: RunConfig) -> dict[str, Any]:
         if not (isinstance(activation, type) and issubclass(activation, torch.nn.Module)):
             raise ConfigError(f"algorithm_kwargs.policy_kwargs.activation_fn: {name!r} is not a torch.nn module (ReLU, Tanh, ...).")
         kwargs["policy_kwargs"] = {**policy_kwargs, "activation_fn": activation}
+    policy_kwargs = kwargs.get("policy_kwargs")
+    if isinstance(policy_kwargs, dict) and isinstance(policy_kwargs.get("features_extractor_class"), str):
+        kwargs["policy_kwargs"] = {**policy_kwargs, "features_extractor_class": _extractor(policy_kwargs["features_extractor_class"])}
     return kwargs
+
+
+def _extractor(name: str) -> type:
+    """A features extractor class by short name (:data:`vlmreward.rl.policies.FEATURE_EXTRACTORS`) or ``module:Class``."""
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    from vlmreward.rl.policies import FEATURE_EXTRACTORS
+
+    if name in FEATURE_EXTRACTORS:
+        return FEATURE_EXTRACTORS[name]
+    module_name, _, attr = name.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError, ValueError) as err:
+        target = None
+        problem = str(err)
+    else:
+        problem = "not a features extractor class"
+    if not (isinstance(target, type) and issubclass(target, BaseFeaturesExtractor)):
+        raise ConfigError(
+            f"algorithm_kwargs.policy_kwargs.features_extractor_class: {name!r} ({problem}); use "
+            f"{', '.join(FEATURE_EXTRACTORS)} or 'package.module:Class'."
+        )
+    return target
 
 
 def build_algorithm(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
@@ -295,7 +415,7 @@ def build_algorithm(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
     kwargs = _algorithm_kwargs(config)
     if config.deferred:
         key = "replay_buffer_class" if issubclass(cls, OffPolicyAlgorithm) else "rollout_buffer_class"
-        kwargs[key] = DeferredReplayBuffer if key == "replay_buffer_class" else DeferredRolloutBuffer
+        kwargs[key] = deferred_buffer_class(key == "replay_buffer_class", isinstance(venv.observation_space, gym.spaces.Dict))
     try:
         model = cls(config.policy, venv, seed=config.seed, verbose=0, **kwargs)
     except (TypeError, ValueError, AssertionError) as err:
@@ -378,18 +498,24 @@ def _learn(
     """Learn until ``config.total_steps``, checkpointing and evaluating; the shared end of train and resume."""
     model.set_logger(_make_logger(config, run_dir))
     checkpointer = Checkpointer(run_dir, config.algorithm, keep=config.keep_checkpoints)
-    episode_log = EpisodeLogCallback(run_dir / "episodes.csv", config.log.stats_window)
+    episode_log = EpisodeLogCallback(run_dir / "episodes.csv", config.log.stats_window, goal_columns=config.goals is not None)
     callbacks: list[BaseCallback] = [episode_log, CheckpointCallback(checkpointer, config.checkpoint_every)]
-    evaluator = None
+    evaluators: list[EvalCallback] = []
     if config.eval_every is not None:
-        evaluator = EvalCallback(
-            lambda: make_eval_env(config, reward_model),
-            config.eval_every,
-            config.eval_episodes,
-            video_dir=run_dir / "videos" if config.video else None,
-            seed=config.seed + EVAL_SEED_OFFSET,
-        )
-        callbacks.append(evaluator)
+        encoder = goal_text_encoder(config, reward_model)
+        sets = goal_sets(config) or [None]
+        for goal_set in sets:  # a goal-conditioned run: training goals, then held-out goals
+            evaluators.append(
+                EvalCallback(
+                    lambda goal_set=goal_set: make_eval_env(config, reward_model, goal_set, encoder),
+                    config.eval_every,
+                    config.eval_episodes,
+                    video_dir=run_dir / "videos" if config.video and goal_set == sets[0] else None,
+                    seed=config.seed + EVAL_SEED_OFFSET,
+                    prefix="eval_held_out" if goal_set == "held_out" else "eval",
+                )
+            )
+        callbacks.extend(evaluators)
     if isinstance(model, OffPolicyAlgorithm):
         callbacks.append(StopAtTotalSteps(config.total_steps))
     (run_dir / "videos").mkdir(exist_ok=True)
@@ -416,7 +542,7 @@ def _learn(
             vec_normalize.save(str(run_dir / FINAL_VEC_NORMALIZE_FILE))
     finally:
         episode_log.close()
-        if evaluator is not None:
+        for evaluator in evaluators:
             evaluator.close()
         model.logger.close()
         env = model.get_env()
@@ -584,6 +710,10 @@ def evaluate_run(
     Returns:
         ``{"policy", "episodes", "mean_gt_return", "std_gt_return", "mean_vlm_return",
         "success_rate" (None if the environment reports none), "gt_returns", "vlm_returns", ...}``.
+        For a goal-conditioned run, ``episodes`` episodes on each goal set: the top-level values
+        are those of the training goals (``"goal_set"``), and ``"goal_sets"`` holds
+        ``{"train": {...}, "held_out": {...}}`` (or ``{"all": ...}`` without a split), each with
+        ``success_rate_by_goal_type``.
 
     Raises:
         ConfigError: not a run directory, or ``episodes < 1``.
@@ -595,23 +725,27 @@ def evaluate_run(
     config = load_run_config(run_dir)
     model_path, norm_path, source = _policy_source(run_dir)
     reward_model = build_reward_model(config)
-    env = make_eval_env(config, reward_model)
-    try:
-        model = ALGORITHM_CLASSES[config.algorithm].load(model_path, device=config.algorithm_kwargs.get("device", "auto"))
-        vec_normalize = None
-        if norm_path is not None:
-            with open(norm_path, "rb") as f:
-                import pickle
+    encoder = goal_text_encoder(config, reward_model)
+    model = ALGORITHM_CLASSES[config.algorithm].load(model_path, device=config.algorithm_kwargs.get("device", "auto"))
+    vec_normalize = None
+    if norm_path is not None:
+        with open(norm_path, "rb") as f:
+            import pickle
 
-                vec_normalize = pickle.load(f)
-            vec_normalize.training = False
-        video_path = run_dir / "videos" / "evaluation.mp4" if video else None
-        result: EvaluationResult = evaluate_episodes(
-            model, env, episodes, deterministic=deterministic, video_path=video_path, vec_normalize=vec_normalize,
-            seed=config.seed + EVAL_SEED_OFFSET if seed is None else seed,
-        )
-    finally:
-        env.close()
+            vec_normalize = pickle.load(f)
+        vec_normalize.training = False
+    results: dict[str, EvaluationResult] = {}
+    for goal_set in goal_sets(config) or [None]:
+        env = make_eval_env(config, reward_model, goal_set, encoder)
+        try:
+            video_path = run_dir / "videos" / "evaluation.mp4" if video and not results else None
+            results[goal_set or ""] = evaluate_episodes(
+                model, env, episodes, deterministic=deterministic, video_path=video_path, vec_normalize=vec_normalize,
+                seed=config.seed + EVAL_SEED_OFFSET if seed is None else seed,
+            )
+        finally:
+            env.close()
+    result = next(iter(results.values()))
     data = {
         "run_dir": str(run_dir),
         "policy": source,
@@ -622,6 +756,9 @@ def evaluate_run(
         "reward": reward_model.describe(),
         **result.to_dict(),
     }
+    if config.goals is not None:  # success on training and held-out goals, separately
+        data["goal_set"] = next(iter(results))
+        data["goal_sets"] = {name: r.to_dict() for name, r in results.items()}
     data = _json_safe(data)
     tmp = run_dir / f".{EVALUATION_FILE}.tmp"
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,48 @@
+"""Run every benchmark, each in its own process, then write ``RESULTS.md``.
+
+    .venv/bin/python benchmarks/run_all.py           # about 20-30 minutes on a shared 2-core CPU
+    .venv/bin/python benchmarks/run_all.py --quick   # smoke run of every script (results/quick_*.json)
+
+Each script can also run alone (``--help`` lists its options); ``report.py`` rewrites RESULTS.md
+from whatever ``results/*.json`` hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def run(script: str, *args: str) -> None:
+    command = [sys.executable, "-u", str(HERE / script), *args]
+    print(f"\n=== {' '.join(command[2:])}", flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    print(f"=== {script} took {time.perf_counter() - start:.0f} s", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, results/quick_*.json, no report")
+    parser.add_argument("--model", default=None, help="model directory or hub id (default: random ViT-B/32)")
+    args = parser.parse_args()
+    extra = ["--model", args.model] if args.model else []
+    if args.quick:
+        run("bench_scoring.py", "--quick", "--out", "quick_scoring", *extra)
+        run("bench_training.py", "--quick", "--out", "quick_training", *extra)
+        run("bench_render.py", "--quick", "--out", "quick_render")
+        return
+    run("bench_scoring.py", "--sections", "headline,batch,resolution,threads,cache", *extra)
+    run("bench_scoring.py", "--sections", "memory", "--out", "memory", *extra)  # a process holding one model
+    run("bench_training.py", *extra)
+    run("bench_render.py")
+    run("report.py")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,605 @@
+"""Language goals in a MiniWorld room: find, lift and place coloured boxes, balls and keys.
+
+An open stand-in for the Playhouse of Baumli et al. ("Vision-Language Models as a Source of
+Rewards", arXiv:2312.09187): one goal-conditioned agent, goals from a
+:class:`~vlmreward.goals.GoalFamily`, ground-truth success from the simulator's state.
+Registered as ``vlmreward/MiniWorldGoals-v0`` (100 steps); needs ``miniworld`` (``pip install
+"miniworld>=2.1"``) and renders off-screen with ``PYGLET_HEADLESS=true`` (set here when no
+``DISPLAY`` is present, before pyglet is imported).
+
+**The room.** A square room of ``room_size`` metres with ``num_objects`` objects (MiniWorld's
+``Box``, ``Ball`` and ``Key`` entities in MiniWorld's colours), no two alike: the goal's object
+(and target) plus distractors drawn from the family's objects. At every ``reset`` a goal is drawn
+from the goal set (``goal_set``: the family's training goals, held-out goals, or all; a goal type
+first, uniformly, then a goal of that type, so the 210 Pick-and-place goals do not crowd out the
+15 Find goals), or set with ``reset(options={"goal": sentence_or_key})``. The scene is drawn
+again until the goal is not already achieved.
+
+**Actions** (MiniWorld's own, ``Discrete(6)``): 0 turn left, 1 turn right (15°), 2 move forward,
+3 move back (0.15 m), 4 pick up (the object just ahead), 5 drop.
+
+**Observations.** ``obs_type="image"``: the agent's first-person view, ``uint8 [obs_height,
+obs_width, 3]`` (default 64 × 64). ``obs_type="state"``: ``float32`` features (below). Wrap
+with :class:`~vlmreward.envs.goal_conditioning.GoalObservation` to add the goal's text embedding.
+
+**Frames.** ``render()`` (``render_mode="rgb_array"``) returns the agent's first-person view at
+``render_width × render_height`` (default 224 × 224): what the VLM scores, as in Baumli et al.,
+where the reward model sees the agent's observation. The camera looks down by ``cam_pitch``
+(default 40°: the 60° view spans 10° to 70° below the horizon) so that an object within reach,
+0.85 to 1 m from the agent's centre, is in the picture; MiniWorld's level camera shows the floor
+only from 2.6 m on.
+
+**Success** (``info["is_success"]``, from the state after each step; :func:`goal_success`):
+
+* Find: the goal object is on the floor (not carried), closer to the agent than MiniWorld's
+  ``near`` (centre distance ``< r_agent + r_object + 1.1 · max forward step``, ≈ 1.0 m for a
+  0.6 m ball) and within :data:`FIND_MAX_BEARING` (30°, half the horizontal field of view) of
+  the agent's heading: the agent stands at the object, looking at it.
+* Lift: the agent carries the goal object (``agent.carrying``).
+* Place: the goal object is not carried and MiniWorld's ``near(object, target)`` holds
+  (``< r_object + r_target + 1.1 · max forward step``), MiniWorld's PutNext criterion.
+
+The environment's reward is 1 on every step whose state is a success, else 0 (the ground truth
+the VLM reward is compared with). Episodes end at the time limit; with
+``terminate_on_success=True`` also at the first success. ``info`` carries ``"goal"``
+(:class:`~vlmreward.goals.Goal`), ``"goal_type"``, ``"is_success"`` and ``"goal_state"``
+(:class:`~vlmreward.envs.goal_conditioning.GoalState`).
+
+**State features** (``obs_type="state"``), all in ``[-1, 1]``: the agent (x and z scaled to the
+room, cos and sin of its heading, carrying anything), then for each object kind of the family
+``slots_per_kind`` slots (the room's objects of that kind in family colour order, then empty
+slots), each ``[present, carried, distance / room diagonal, cos bearing, sin bearing,
+colour one-hot]``. Objects are grouped by kind, so a goal names its slot by kind and colour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import math
+import os
+from typing import Any, Iterator, Mapping, Sequence
+
+if not os.environ.get("DISPLAY"):
+    os.environ.setdefault("PYGLET_HEADLESS", "true")
+
+import numpy as np
+from gymnasium import spaces
+
+from vlmreward.envs.goal_conditioning import GoalState
+from vlmreward.errors import InvalidParameterError, VLMRewardError
+from vlmreward.goals import Goal, GoalFamily, GoalObject, as_goal_family
+
+try:
+    with contextlib.redirect_stdout(io.StringIO()):
+        from miniworld.entity import COLOR_NAMES, Ball, Box, Entity, Key
+        from miniworld.miniworld import MiniWorldEnv
+        from miniworld.params import DEFAULT_PARAMS
+except ImportError as _err:  # pragma: no cover - exercised only without miniworld
+    class MissingDependencyError(VLMRewardError, ImportError):
+        """An optional dependency that is not installed."""
+
+    raise MissingDependencyError(
+        f"vlmreward/MiniWorldGoals-v0 needs MiniWorld ({_err}); install it with pip install \"miniworld>=2.1\" "
+        "(or the vlmreward[miniworld] extra)."
+    ) from _err
+
+__all__ = [
+    "MiniWorldGoalsEnv",
+    "ENTITY_KINDS",
+    "GOAL_TYPES",
+    "ACTIONS",
+    "FIND_MAX_BEARING",
+    "goal_success",
+    "find_success",
+    "lift_success",
+    "place_success",
+    "bearing",
+    "near_distance",
+]
+
+ENTITY_KINDS: dict[str, type] = {"box": Box, "ball": Ball, "key": Key}
+"""Object kinds MiniWorld can draw, and their entity classes."""
+
+GOAL_TYPES: tuple[str, ...] = ("find", "lift", "place")
+"""Goal types with a ground-truth detector here."""
+
+ACTIONS: tuple[str, ...] = ("turn_left", "turn_right", "move_forward", "move_back", "pickup", "drop")
+"""The action names, by index (MiniWorld's first six actions)."""
+
+FIND_MAX_BEARING: float = math.radians(30.0)
+"""Largest angle (rad, 30°) between the agent's heading and the direction to the goal object for
+Find: the object's centre is in the central half of the 60° view, in front of the agent."""
+
+BOX_SIZE = 0.6
+BALL_SIZE = 0.6
+_INTERNAL_STEP_LIMIT = 10**9  # MiniWorld's own time limit; gymnasium's TimeLimit ends episodes
+
+
+# ---------------------------------------------------------------------------------------------
+# geometry and success detectors
+
+
+def bearing(agent_pos: np.ndarray, agent_dir: float, pos: np.ndarray) -> float:
+    """Angle (rad, in ``(-π, π]``) from the agent's heading to ``pos``, positive to the agent's left.
+
+    MiniWorld's heading ``dir`` points along ``(cos dir, 0, -sin dir)`` in ``(x, y, z)``.
+    """
+    dx, dz = float(pos[0] - agent_pos[0]), float(pos[2] - agent_pos[2])
+    angle = math.atan2(-dz, dx) - float(agent_dir)
+    return float(math.atan2(math.sin(angle), math.cos(angle)))
+
+
+def _distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(math.hypot(float(a[0] - b[0]), float(a[2] - b[2])))
+
+
+def near_distance(env: MiniWorldEnv, a: Entity, b: Entity) -> float:
+    """MiniWorld's ``near`` threshold for two entities: ``r_a + r_b + 1.1 · max forward step`` (m)."""
+    return float(a.radius + b.radius + 1.1 * env.max_forward_step)
+
+
+def find_success(env: MiniWorldEnv, obj: Entity) -> bool:
+    """Find: ``obj`` on the floor (not carried), nearer than :func:`near_distance` to the agent and
+    within :data:`FIND_MAX_BEARING` of the agent's heading."""
+    agent = env.agent
+    if agent.carrying is obj:
+        return False
+    return bool(
+        _distance(agent.pos, obj.pos) < near_distance(env, agent, obj)
+        and abs(bearing(agent.pos, agent.dir, obj.pos)) <= FIND_MAX_BEARING
+    )
+
+
+def lift_success(env: MiniWorldEnv, obj: Entity) -> bool:
+    """Lift: the agent carries ``obj``."""
+    return env.agent.carrying is obj
+
+
+def place_success(env: MiniWorldEnv, obj: Entity, target: Entity) -> bool:
+    """Place: ``obj`` not carried and within MiniWorld's ``near`` of ``target`` (PutNext's test)."""
+    return env.agent.carrying is not obj and _distance(obj.pos, target.pos) < near_distance(env, obj, target)
+
+
+def goal_success(env: "MiniWorldGoalsEnv", goal: Goal | None = None) -> bool:
+    """Ground-truth success of ``goal`` (default: the current goal) in ``env``'s current state.
+
+    Raises:
+        InvalidParameterError: a goal type without a detector, or a goal whose objects are not in the room.
+    """
+    goal = env.goal if goal is None else goal
+    obj = env.entity_of(goal.object)
+    if goal.type == "find":
+        return find_success(env, obj)
+    if goal.type == "lift":
+        return lift_success(env, obj)
+    if goal.type == "place":
+        return place_success(env, obj, env.entity_of(goal.target))
+    raise InvalidParameterError(f"goal type {goal.type!r} has no success detector; use one of {', '.join(GOAL_TYPES)}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# the environment
+
+
+class MiniWorldGoalsEnv(MiniWorldEnv):
+    """A MiniWorld room with coloured objects and one language goal per episode (module docstring).
+
+    Args:
+        family: a :class:`~vlmreward.goals.GoalFamily`, a YAML path or mapping; None for
+            :data:`~vlmreward.goals.DEFAULT_GOAL_FAMILY`. Kinds must be box, ball or key and
+            colours MiniWorld's; goal types find, lift or place.
+        goal_set: ``"train"``, ``"held_out"`` or ``"all"``; default ``"train"`` when a split is
+            known (the family's or ``split_by``/``held_out``), else ``"all"``.
+        split_by, held_out: override the family's split (:meth:`~vlmreward.goals.GoalFamily.split`).
+        goal_types: restrict the goals to these types.
+        goals: an explicit list of goals (sentences or keys) instead of ``goal_set``.
+        room_size: side of the square room (m).
+        num_objects: objects in the room (at least 2 for place goals).
+        unique_kinds, unique_colours: no two objects of one kind (colour) in a room.
+        obs_type: ``"image"`` or ``"state"``.
+        obs_width, obs_height: size of image observations (pixels).
+        render_width, render_height: size of the frames ``render()`` returns (pixels).
+        cam_pitch: camera pitch in degrees (negative looks down).
+        terminate_on_success: end the episode at the first success.
+        goal_sampling: ``"type"`` (a goal type uniformly, then a goal) or ``"uniform"`` (a goal uniformly).
+        domain_rand: MiniWorld's domain randomisation (lighting, colours, camera).
+        max_episode_steps: MiniWorld's own step limit (default: none; gymnasium's ``TimeLimit``
+            of the registered id ends episodes).
+        render_mode: ``"rgb_array"`` for frames.
+
+    Raises:
+        InvalidParameterError: kinds, colours or goal types MiniWorld cannot do, an empty goal
+            set, or a room that cannot hold the objects.
+    """
+
+    metadata = {**MiniWorldEnv.metadata, "render_fps": 10}
+
+    def __init__(
+        self,
+        family: GoalFamily | Mapping[str, Any] | str | os.PathLike | None = None,
+        goal_set: str | None = None,
+        split_by: str | None = None,
+        held_out: Sequence[str] | None = None,
+        goal_types: Sequence[str] | None = None,
+        goals: Sequence[str | Goal] | None = None,
+        room_size: float = 5.0,
+        num_objects: int = 4,
+        unique_kinds: bool = False,
+        unique_colours: bool = False,
+        obs_type: str = "image",
+        obs_width: int = 64,
+        obs_height: int = 64,
+        render_width: int = 224,
+        render_height: int = 224,
+        cam_pitch: float = -40.0,
+        terminate_on_success: bool = False,
+        goal_sampling: str = "type",
+        domain_rand: bool = False,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.family = as_goal_family(family)
+        self._check_family(self.family)
+        self.goal_list, self.goal_set = self._goal_list(goal_set, split_by, held_out, goal_types, goals)
+        if obs_type not in ("image", "state"):
+            raise InvalidParameterError(f"obs_type {obs_type!r}: use 'image' or 'state'.")
+        if goal_sampling not in ("type", "uniform"):
+            raise InvalidParameterError(f"goal_sampling {goal_sampling!r}: use 'type' or 'uniform'.")
+        self.room_size = float(room_size)
+        self.num_objects = int(num_objects)
+        self.unique_kinds = bool(unique_kinds)
+        self.unique_colours = bool(unique_colours)
+        needed = max(len(g.mentions()) for g in self.goal_list)
+        limit = len(self.family.objects)
+        if self.unique_kinds:
+            limit = min(limit, len(self.family.kinds))
+        if self.unique_colours:
+            limit = min(limit, len(self.family.colours))
+        if not needed <= self.num_objects <= limit:
+            raise InvalidParameterError(
+                f"num_objects={num_objects}: the goals need at least {needed} objects in the room and the family "
+                f"(with unique_kinds={unique_kinds}, unique_colours={unique_colours}) allows at most {limit}."
+            )
+        if not self.room_size >= 2.0:
+            raise InvalidParameterError(f"room_size must be at least 2 m; got {room_size}.")
+        self.obs_type = obs_type
+        self.terminate_on_success = bool(terminate_on_success)
+        self.goal_sampling = goal_sampling
+        self.slots_per_kind = 1 if self.unique_kinds else min(self.num_objects, len(self.family.colours))
+        self.goal: Goal = self.goal_list[0]
+        self._requested_goal: Goal | None = None
+        self._objects: dict[GoalObject, Entity] = {}
+        self._by_type: dict[str, list[Goal]] = {}
+        for g in self.goal_list:
+            self._by_type.setdefault(g.type, []).append(g)
+        params = DEFAULT_PARAMS.copy()
+        params.set("cam_pitch", float(cam_pitch), float(cam_pitch) - 5.0, float(cam_pitch) + 5.0)
+        with contextlib.redirect_stdout(io.StringIO()):  # MiniWorld prints frame-buffer fallbacks
+            super().__init__(
+                max_episode_steps=_INTERNAL_STEP_LIMIT if max_episode_steps is None else int(max_episode_steps),
+                obs_width=int(obs_width),
+                obs_height=int(obs_height),
+                window_width=int(render_width),
+                window_height=int(render_height),
+                params=params,
+                domain_rand=domain_rand,
+                render_mode=render_mode,
+                view="agent",
+            )
+        self.action_space = spaces.Discrete(len(ACTIONS))
+        if obs_type == "state":
+            self.observation_space = spaces.Box(-1.0, 1.0, shape=(self.state_size,), dtype=np.float32)
+
+    # ----------------------------------------------------------------------------- set-up
+    @staticmethod
+    def _check_family(family: GoalFamily) -> None:
+        bad_kinds = [k for k in family.kinds if k not in ENTITY_KINDS]
+        bad_colours = [c for c in family.colours if c not in COLOR_NAMES]
+        bad_types = [t for t in family.goal_types if t not in GOAL_TYPES]
+        problems = []
+        if bad_kinds:
+            problems.append(f"object kinds {bad_kinds} (MiniWorld draws {', '.join(ENTITY_KINDS)})")
+        if bad_colours:
+            problems.append(f"colours {bad_colours} (MiniWorld's are {', '.join(COLOR_NAMES)})")
+        if bad_types:
+            problems.append(f"goal types {bad_types} (with a success detector: {', '.join(GOAL_TYPES)})")
+        if problems:
+            raise InvalidParameterError(f"goal family {family.name!r} has " + "; ".join(problems) + ".")
+        for goal_type in family.goal_types:
+            if family.has_target(goal_type) != (goal_type == "place"):
+                raise InvalidParameterError(
+                    f"goal family {family.name!r}: {goal_type} templates must "
+                    + ("name a {target}" if goal_type == "place" else "not name a {target}")
+                    + "."
+                )
+
+    def _goal_list(self, goal_set, split_by, held_out, goal_types, goals) -> tuple[list[Goal], str]:
+        family = self.family
+        if goals is not None:
+            chosen = [family.goal(g) for g in ([goals] if isinstance(goals, (str, Goal)) else goals)]
+            if goal_types is not None:
+                chosen = [g for g in chosen if g.type in goal_types]
+            which = "given"
+        else:
+            has_split = split_by is not None or held_out is not None or family.split_spec is not None
+            which = goal_set or ("train" if has_split else "all")
+            if which not in ("train", "held_out", "all"):
+                raise InvalidParameterError(f"goal_set {which!r}: use 'train', 'held_out' or 'all'.")
+            if which == "all" and split_by is None and held_out is None:
+                chosen = family.goals(goal_types)
+            else:
+                chosen = family.split(split_by, held_out, goal_types).goals(which)
+        if not chosen:
+            raise InvalidParameterError("the goal set is empty; check goals, goal_types and the split.")
+        return chosen, which
+
+    @property
+    def state_size(self) -> int:
+        """Length of the ``obs_type="state"`` vector."""
+        return 5 + len(self.family.kinds) * self.slots_per_kind * (5 + len(self.family.colours))
+
+    def entity_of(self, obj: GoalObject) -> Entity:
+        """The room's entity of a family object.
+
+        Raises:
+            InvalidParameterError: the object is not in the room.
+        """
+        try:
+            return self._objects[obj]
+        except KeyError:
+            raise InvalidParameterError(f"there is no {obj.name} in the room now.") from None
+
+    @property
+    def objects(self) -> dict[GoalObject, Entity]:
+        """The room's objects: family object → MiniWorld entity."""
+        return dict(self._objects)
+
+    # ----------------------------------------------------------------------------- world
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict[str, Any]]:
+        """Start an episode: a goal (``options={"goal": sentence, key or Goal}``, else sampled) and a new room."""
+        requested = (options or {}).get("goal")
+        self._requested_goal = None if requested is None else self.family.goal(requested)
+        obs, _ = super().reset(seed=seed, options=options)
+        return self._observation(obs), self._info(goal_success(self))
+
+    def _sample_goal(self) -> Goal:
+        if self.goal_sampling == "type":
+            types = list(self._by_type)
+            goals = self._by_type[types[int(self.np_random.integers(len(types)))]]
+        else:
+            goals = self.goal_list
+        return goals[int(self.np_random.integers(len(goals)))]
+
+    def _make_entity(self, obj: GoalObject) -> Entity:
+        if obj.kind == "box":
+            return Box(color=obj.colour, size=BOX_SIZE)
+        if obj.kind == "ball":
+            return Ball(color=obj.colour, size=BALL_SIZE)
+        return Key(color=obj.colour)
+
+    def _gen_world(self) -> None:
+        self.add_rect_room(min_x=0, max_x=self.room_size, min_z=0, max_z=self.room_size)
+        self.goal = self._requested_goal or self._sample_goal()
+        chosen = list(self.goal.mentions())
+        candidates = [o for o in self.family.objects if o not in chosen]
+        order = self.np_random.permutation(len(candidates))
+        for i in order:
+            if len(chosen) >= self.num_objects:
+                break
+            obj = candidates[int(i)]
+            if self.unique_kinds and any(o.kind == obj.kind for o in chosen):
+                continue
+            if self.unique_colours and any(o.colour == obj.colour for o in chosen):
+                continue
+            chosen.append(obj)
+        self._objects = {}
+        for obj in chosen:
+            self._objects[obj] = self.place_entity(self._make_entity(obj))
+        self.place_agent()
+        for _ in range(100):  # a goal achieved before the first step would teach nothing
+            if not self._achieved_at_start():
+                break
+            self._replace(self.agent)
+            if self.goal.type == "place":
+                self._replace(self._objects[self.goal.object])
+
+    def _achieved_at_start(self) -> bool:
+        self.max_forward_step = self.params.get_max("forward_step")  # set by reset after _gen_world
+        return goal_success(self)
+
+    def _replace(self, ent: Entity) -> None:
+        self.entities.remove(ent)
+        if ent is self.agent:
+            self.place_agent()
+        else:
+            self.place_entity(ent)
+
+    # ----------------------------------------------------------------------------- stepping
+    def render_obs(self, frame_buffer=None):  # noqa: ANN001 (MiniWorld's signature)
+        if frame_buffer is None and self.obs_type == "state":
+            return None  # state observations need no picture; render() draws with its own buffer
+        return super().render_obs(frame_buffer)
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        action = int(action)
+        if not 0 <= action < len(ACTIONS):
+            raise InvalidParameterError(f"action {action} is not one of 0..{len(ACTIONS) - 1} ({', '.join(ACTIONS)}).")
+        obs, _, terminated, truncated, _ = super().step(action)
+        success = goal_success(self)
+        terminated = bool(terminated or (self.terminate_on_success and success))
+        return self._observation(obs), float(success), terminated, bool(truncated), self._info(success)
+
+    def goal_state(self, success: bool | None = None) -> GoalState:
+        """The :class:`~vlmreward.envs.goal_conditioning.GoalState` of the current goal now."""
+        goal = self.goal
+        obj = self._objects[goal.object]
+        carrying = self.agent.carrying
+        target_distance = math.nan if goal.target is None else _distance(obj.pos, self._objects[goal.target].pos)
+        return GoalState(
+            goal=goal,
+            goal_type=goal.type,
+            object_distance=_distance(self.agent.pos, obj.pos),
+            object_bearing=bearing(self.agent.pos, self.agent.dir, obj.pos),
+            carrying_object=carrying is obj,
+            carrying_other=carrying is not None and carrying is not obj,
+            target_distance=target_distance,
+            success=goal_success(self) if success is None else bool(success),
+            scale=math.sqrt(2.0) * self.room_size,
+        )
+
+    def _info(self, success: bool) -> dict[str, Any]:
+        return {
+            "goal": self.goal,
+            "goal_type": self.goal.type,
+            "is_success": bool(success),
+            "goal_state": self.goal_state(success),
+        }
+
+    def _observation(self, obs: Any) -> Any:
+        if self.obs_type == "image":
+            return obs
+        return self.state_vector()
+
+    def state_vector(self) -> np.ndarray:
+        """The ``obs_type="state"`` features (module docstring): ``float32 [state_size]``."""
+        size, diagonal = self.room_size, math.sqrt(2.0) * self.room_size
+        agent = self.agent
+        out = [2 * agent.pos[0] / size - 1, 2 * agent.pos[2] / size - 1, math.cos(agent.dir), math.sin(agent.dir),
+               float(agent.carrying is not None)]
+        colours = self.family.colours
+        for kind in self.family.kinds:
+            present = sorted((o for o in self._objects if o.kind == kind), key=lambda o: colours.index(o.colour))
+            for slot in range(self.slots_per_kind):
+                if slot < len(present):
+                    obj = present[slot]
+                    ent = self._objects[obj]
+                    angle = bearing(agent.pos, agent.dir, ent.pos)
+                    one_hot = [float(c == obj.colour) for c in colours]
+                    out += [1.0, float(agent.carrying is ent), min(_distance(agent.pos, ent.pos) / diagonal, 1.0),
+                            math.cos(angle), math.sin(angle), *one_hot]
+                else:
+                    out += [0.0] * (5 + len(colours))
+        return np.asarray(out, dtype=np.float32)
+
+    # ----------------------------------------------------------------------------- hand-set states
+    def set_agent(self, pos: Sequence[float], direction: float) -> None:
+        """Put the agent at ``(x, z)`` (m), heading ``direction`` (rad); a carried object moves along."""
+        self.agent.pos = np.array([float(pos[0]), 0.0, float(pos[-1])])
+        self.agent.dir = float(direction)
+        self._update_carried()
+
+    def set_object(self, obj: GoalObject | str, pos: Sequence[float]) -> None:
+        """Put a room object on the floor at ``(x, z)`` (m), dropping it if carried."""
+        ent = self.entity_of(self.family.object_named(obj) if isinstance(obj, str) else obj)
+        if self.agent.carrying is ent:
+            self.agent.carrying = None
+        ent.pos = np.array([float(pos[0]), 0.0, float(pos[-1])])
+
+    def set_carrying(self, obj: GoalObject | str | None) -> None:
+        """Make the agent carry a room object (held in front, as after a pick-up), or nothing."""
+        if self.agent.carrying is not None:
+            self.agent.carrying.pos = self.agent.carrying.pos * np.array([1.0, 0.0, 1.0])
+        self.agent.carrying = None if obj is None else self.entity_of(self.family.object_named(obj) if isinstance(obj, str) else obj)
+        self._update_carried()
+
+    def _update_carried(self) -> None:
+        if self.agent.carrying is not None:
+            self.agent.carrying.pos = self._get_carry_pos(self.agent.pos, self.agent.carrying)
+            self.agent.carrying.dir = self.agent.dir
+
+    def _free(self, pos: np.ndarray, ent: Entity, ignore: Sequence[Entity] = ()) -> bool:
+        margin = ent.radius
+        if not (margin <= pos[0] <= self.room_size - margin and margin <= pos[2] <= self.room_size - margin):
+            return False
+        for other in self.entities:
+            if other is ent or other in ignore or other is self.agent.carrying:
+                continue
+            if _distance(pos, other.pos) < ent.radius + other.radius:
+                return False
+        return True
+
+    def _place_near(self, ent: Entity, anchor: np.ndarray, distance: float, rng: np.random.Generator,
+                    ignore: Sequence[Entity] = ()) -> np.ndarray | None:
+        for _ in range(64):
+            angle = rng.uniform(-math.pi, math.pi)
+            pos = anchor + np.array([math.cos(angle), 0.0, -math.sin(angle)]) * distance
+            if self._free(pos, ent, ignore):
+                return pos
+        return None
+
+    def sweep_states(self, n: int, seed: int = 0) -> Iterator[tuple[int, int, dict[str, Any]]]:
+        """Set ``n`` labelled states, goal after goal, about half of them successes.
+
+        For each goal of the goal set in turn (types interleaved), a fresh room (``reset`` with
+        that goal), then states set by hand (:meth:`set_agent`, :meth:`set_object`,
+        :meth:`set_carrying`): Find: the agent at distances from 0.6 to 3 times the ``near``
+        threshold, facing the object or turned away; Lift: carrying the object, standing at it
+        without carrying it, or carrying another object; Place: the object set down next to the
+        target, far from it, or carried beside it. Yields ``(line, index, {"state_kind": ...})``
+        after each state (line = the goal's number).
+        """
+        rng = np.random.default_rng(seed)
+        by_type = [[v[int(i)] for i in rng.permutation(len(v))] for v in self._by_type.values()]
+        goals = [g for group in itertools.zip_longest(*by_type) for g in group if g is not None]
+        per_goal = max(4, min(12, n // max(1, len(goals)) or 4))
+        count, line = 0, 0
+        while count < n:
+            goal = goals[line % len(goals)]
+            self.reset(seed=int(rng.integers(2**31)), options={"goal": goal})
+            for index in range(min(per_goal, n - count)):
+                kind = self._set_sweep_state(goal, index, rng)
+                count += 1
+                yield line, index, {"state_kind": kind}
+            line += 1
+
+    def _set_sweep_state(self, goal: Goal, index: int, rng: np.random.Generator) -> str:
+        obj = self._objects[goal.object]
+        self.set_carrying(None)
+        threshold = near_distance(self, self.agent, obj)
+        if goal.type == "find" or (goal.type == "lift" and index % 3 == 1):
+            positive = index % 2 == 0
+            closest = self.agent.radius + obj.radius + 0.01  # MiniWorld keeps bodies from overlapping
+            close = rng.uniform(closest, max(closest, 0.97 * threshold))
+            distance = close if positive or rng.random() < 0.4 else threshold * rng.uniform(1.2, 3.0)
+            pos = self._place_near(self.agent, obj.pos, distance, rng, ignore=[obj])
+            if pos is None:
+                return "unchanged"
+            towards = math.atan2(-(obj.pos[2] - pos[2]), obj.pos[0] - pos[0])
+            facing = positive or rng.random() < 0.5
+            direction = towards + (rng.uniform(-0.3, 0.3) if facing else rng.choice([-1, 1]) * rng.uniform(0.9, math.pi))
+            self.set_agent((pos[0], pos[2]), direction)
+            return "at_object" if distance < threshold and facing else ("facing_away" if distance < threshold else "far")
+        if goal.type == "lift":
+            if index % 3 == 0:
+                self.set_carrying(goal.object)
+                return "carrying_object"
+            others = [o for o in self._objects if o != goal.object]
+            self.set_carrying(others[int(rng.integers(len(others)))])
+            return "carrying_other"
+        target = self._objects[goal.target]
+        gap = near_distance(self, obj, target)
+        if index % 3 == 0:
+            pos = self._place_near(obj, target.pos, rng.uniform(obj.radius + target.radius + 0.02, gap * 0.95), rng)
+            kind = "next_to_target"
+        elif index % 3 == 1:
+            pos = self._place_near(obj, target.pos, rng.uniform(gap * 1.3, gap * 3.0), rng)
+            kind = "away_from_target"
+        else:
+            agent_pos = self._place_near(self.agent, target.pos, threshold * rng.uniform(1.2, 1.6), rng, ignore=[obj])
+            if agent_pos is not None:
+                self.set_agent((agent_pos[0], agent_pos[2]), self._heading(agent_pos, target.pos, rng))
+                self.set_carrying(goal.object)
+            return "carried_at_target"
+        if pos is not None:
+            self.set_object(goal.object, (pos[0], pos[2]))
+        middle = (obj.pos + target.pos) / 2  # look at the pair from a step back, so the frame shows it
+        agent_pos = self._place_near(self.agent, middle, rng.uniform(1.6, 2.4), rng)
+        if agent_pos is not None:
+            self.set_agent((agent_pos[0], agent_pos[2]), self._heading(agent_pos, middle, rng))
+        return kind
+
+    @staticmethod
+    def _heading(pos: np.ndarray, towards: np.ndarray, rng: np.random.Generator, jitter: float = 0.2) -> float:
+        return math.atan2(-(towards[2] - pos[2]), towards[0] - pos[0]) + rng.uniform(-jitter, jitter)
