@@ -9,34 +9,15 @@ processor, and load it through :func:`vlmreward.load_model`, the code path of a 
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import tempfile
 from pathlib import Path
 
+from vlmreward.models.testing import write_clip_bpe_tokenizer_files
+
 __all__ = ["vit_b32_directory", "write_clip_bpe_tokenizer_files"]
 
 _DEFAULT_DIR = Path(tempfile.gettempdir()) / "vlmreward-bench-vit-b32"
-
-
-def write_clip_bpe_tokenizer_files(directory: Path) -> tuple[Path, Path]:
-    """CLIP's real BPE vocabulary, rebuilt from the merges file open_clip ships.
-
-    Returns ``(vocab.json, merges.txt)`` as ``CLIPTokenizer`` reads them (a copy of the test
-    fixture's function, kept here so the benchmarks do not import the test suite).
-    """
-    import open_clip.tokenizer as oct
-
-    with gzip.open(oct.default_bpe(), "rt", encoding="utf-8") as f:
-        merges = f.read().split("\n")[1 : 49152 - 256 - 2 + 1]
-    byte_chars = list(oct.bytes_to_unicode().values())
-    vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m.split()) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    vocab_file, merges_file = directory / "vocab.json", directory / "merges.txt"
-    vocab_file.write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}), encoding="utf-8")
-    merges_file.write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    return vocab_file, merges_file
 
 
 def vit_b32_directory(directory: str | os.PathLike | None = None) -> Path:

@@ -29,7 +29,7 @@ def tiny_clip(directory: Path) -> Path:
     from vlmreward.models._compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()
-    from conftest import write_clip_bpe_tokenizer_files
+    from vlmreward.models.testing import write_clip_bpe_tokenizer_files
     from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
 
     torch.manual_seed(0)

@@ -10,7 +10,6 @@ the same code path a real model takes.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import shutil
@@ -33,6 +32,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from vlmreward.models._compat import ensure_torchvision_importable  # noqa: E402
+from vlmreward.models.testing import write_clip_bpe_tokenizer_files  # noqa: E402,F401 (also used by docs/)
 
 ensure_torchvision_importable()
 
@@ -44,25 +44,6 @@ HUB_REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     shutil.rmtree(_HF_HOME, ignore_errors=True)
-
-
-def write_clip_bpe_tokenizer_files(directory: Path) -> tuple[Path, Path]:
-    """CLIP's real BPE vocabulary, rebuilt from the merges file open_clip ships.
-
-    Returns ``(vocab.json, merges.txt)`` as ``CLIPTokenizer`` reads them; the construction is
-    open_clip's ``SimpleTokenizer.__init__`` (bytes, bytes + ``</w>``, merges, special tokens).
-    """
-    import open_clip.tokenizer as oct
-
-    with gzip.open(oct.default_bpe(), "rt", encoding="utf-8") as f:
-        merges = f.read().split("\n")[1 : 49152 - 256 - 2 + 1]
-    byte_chars = list(oct.bytes_to_unicode().values())
-    vocab = byte_chars + [c + "</w>" for c in byte_chars] + ["".join(m.split()) for m in merges]
-    vocab += ["<|startoftext|>", "<|endoftext|>"]
-    vocab_file, merges_file = directory / "vocab.json", directory / "merges.txt"
-    vocab_file.write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}), encoding="utf-8")
-    merges_file.write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-    return vocab_file, merges_file
 
 
 @pytest.fixture(scope="session")
