@@ -25,6 +25,7 @@ Writes ``results/scoring.json``; ``report.py`` turns the results into ``RESULTS.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -157,6 +158,20 @@ def bare_onnx(setup: Setup, frames: np.ndarray, batch: int, which: str = "onnx")
     return run
 
 
+def overhead_only(setup: Setup, frames: np.ndarray, batch: int) -> Callable[[], int]:
+    """``reward(frames)`` end to end with the vision tower replaced by a stub returning fixed embeddings.
+
+    Times exactly what vlmreward adds around the tower (validation, batching, preprocessing,
+    normalisation, the reward), in the real code path, free of the tower's timing noise.
+    """
+    model = copy.copy(setup.torch)
+    model._text_cache = dict(setup.torch._text_cache)
+    fixed = torch.randn(batch, model.embed_dim)
+    model._embed_pixels = lambda pixels: fixed[: len(pixels)]  # type: ignore[method-assign]
+    reward = vlmreward.GoalBaselineReward(model, goal=GOAL, baseline=BASELINE, alpha=0.5)
+    return end_to_end(reward, frames, batch)
+
+
 def end_to_end(reward: Any, frames: np.ndarray, batch: int) -> Callable[[], int]:
     def run() -> int:
         reward(frames, batch_size=batch)
@@ -208,6 +223,7 @@ def section_headline(setup: Setup, frames: np.ndarray, batches: list[int], repea
             "bare vision tower, PyTorch": bare_torch(setup, frames, batch),
             "bare vision tower, ONNX Runtime fp32": bare_onnx(setup, frames, batch, "onnx"),
             "bare vision tower, ONNX Runtime int8": bare_onnx(setup, frames, batch, "int8"),
+            "vlmreward without the vision tower (stub): the overhead": overhead_only(setup, frames, batch),
         }
         results = rate_table(interleaved(variants, repeats, on_repeat=lambda r: log(f"  round {r + 1}/{repeats}")))
         out["batches"][str(batch)] = {"fps": results, "naive_processor": naive.processor_class}  # type: ignore[attr-defined]
@@ -276,8 +292,13 @@ def section_threads(setup: Setup, frames: np.ndarray, batch: int, repeats: int) 
     return out
 
 
-def section_memory(setup: Setup, n_frames: int, batch: int, every: int, backend: str) -> dict[str, Any]:
-    """Distinct frames rendered on the fly (never all in memory), scored batch by batch."""
+def section_memory(setup: Setup, n_frames: int, batch: int, every: int, backend: str, warmup: int) -> dict[str, Any]:
+    """Distinct frames rendered on the fly (never all in memory), scored batch by batch.
+
+    Resident memory is read after every batch (``samples``); ``every`` batches form one row of the
+    report (minimum, maximum and last reading of the window). The report judges flatness on the
+    readings after the first ``warmup`` frames (the allocator's pools grow to their working size).
+    """
     import gymnasium as gym
 
     model = setup.model(backend)
@@ -288,9 +309,9 @@ def section_memory(setup: Setup, n_frames: int, batch: int, every: int, backend:
     env.reset(seed=1)
     rng = np.random.default_rng(1)
     samples: list[dict[str, float]] = []
-    done_frames, batches = 0, 0
+    done_frames = 0
     start = time.perf_counter()
-    log(f"memory: {n_frames} frames in batches of {batch}, {backend}, RSS every {every} batches")
+    log(f"memory: {n_frames} frames in batches of {batch}, {backend}, RSS after every batch")
     try:
         while done_frames < n_frames:
             frames = []
@@ -300,23 +321,26 @@ def section_memory(setup: Setup, n_frames: int, batch: int, every: int, backend:
                 if terminated or truncated:
                     env.reset()
             reward(np.stack(frames), batch_size=batch)
-            done_frames += len(frames)
-            batches += 1
-            if batches == 1 or batches % every == 0 or done_frames >= n_frames:
-                samples.append(
-                    {
-                        "frames": done_frames,
-                        "rss_mib": rss_mib(),
-                        "cache_entries": len(cache),
-                        "cache_mib": cache.nbytes / 2**20,
-                        "elapsed_s": time.perf_counter() - start,
-                    }
-                )
+            del frames
+            done_frames += min(batch, n_frames - done_frames)
+            samples.append(
+                {
+                    "frames": done_frames,
+                    "rss_mib": rss_mib(),
+                    "cache_entries": len(cache),
+                    "cache_mib": cache.nbytes / 2**20,
+                    "elapsed_s": time.perf_counter() - start,
+                }
+            )
+            if len(samples) % every == 0 or done_frames >= n_frames:
                 log(f"  {done_frames} frames, RSS {samples[-1]['rss_mib']:.1f} MiB, cache {len(cache)} entries")
     finally:
         model.embedding_cache = None
         env.close()
-    return {"backend": backend, "batch": batch, "samples": samples, "cache_stats": cache.stats().__dict__}
+    return {
+        "backend": backend, "batch": batch, "window": every, "warmup_frames": warmup, "samples": samples,
+        "cache_stats": cache.stats().__dict__,
+    }
 
 
 def section_cache(setup: Setup, frames: np.ndarray, batch: int, repeats: int) -> dict[str, Any]:
@@ -347,14 +371,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batches", default="32,64", help="headline batch sizes")
     parser.add_argument("--sweep", default="1,8,32,64", help="batch sizes of the batch sweep")
-    parser.add_argument("--stream-frames", type=int, default=2000, help="frames of the memory stream")
+    parser.add_argument("--stream-frames", type=int, default=4000, help="frames of the memory stream")
+    parser.add_argument("--stream-warmup", type=int, default=1000, help="frames before memory is judged")
     parser.add_argument("--stream-backend", default="torch", choices=["torch", "onnx", "int8"])
     parser.add_argument("--sections", default=",".join(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run, not a measurement")
     parser.add_argument("--out", default="scoring", help="results/<out>.json")
     args = parser.parse_args(argv)
     if args.quick:
-        args.frames, args.repeats, args.batches, args.sweep, args.stream_frames = 8, 1, "8", "1,8", 64
+        args.frames, args.repeats, args.batches, args.sweep, args.stream_frames, args.stream_warmup = 8, 1, "8", "1,8", 64, 16
     sections = [s for s in args.sections.split(",") if s]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
@@ -387,7 +412,9 @@ def main(argv: list[str] | None = None) -> None:
         if "cache" in sections:
             payload["cache"] = section_cache(setup, frames[: min(len(frames), 32)], min(batches), args.repeats)
         if "memory" in sections:
-            payload["memory"] = section_memory(setup, args.stream_frames, max(batches), every=4, backend=args.stream_backend)
+            payload["memory"] = section_memory(
+                setup, args.stream_frames, max(batches), every=8, backend=args.stream_backend, warmup=args.stream_warmup
+            )
     payload["onnx_export_s"] = setup.export_s
     out = save_results(args.out, payload)
     log(f"wrote {out}")

@@ -51,11 +51,11 @@ def machine_section(results: dict[str, dict[str, Any]]) -> str:
             f"mujoco {v['mujoco']}, stable-baselines3 {v['stable_baselines3']}, numpy {v['numpy']}, pillow {v['pillow']}",
             f"* Run: {', '.join(dates)}",
             "",
-            "Figures were taken on a **shared 2-core virtual machine** while other engineers' test runs were "
-            "using it (1-minute load average when each benchmark ended: "
-            f"{load_text}; 2.0 means both cores busy). Absolute numbers therefore vary by a factor of two or "
-            "more between runs; the variants compared in one table were timed round-robin in the same run, "
-            "so their **ratios** are the meaningful figures. Each figure is the median of the rounds "
+            "Figures were taken on a **shared 2-core virtual machine** (1-minute load average when each "
+            f"benchmark ended: {load_text}; a benchmark keeps both cores busy itself, so about 2.0 means nothing "
+            "else competed and more means other processes did). Absolute numbers move between runs by tens of "
+            "per cent on such a machine; the variants compared in one table were timed round-robin in the same "
+            "run, so their **ratios** are the meaningful figures. Each figure is the median of the rounds "
             "(`runs` in `results/*.json` lists every round).",
         ]
     )
@@ -105,8 +105,9 @@ def scoring_sections(s: dict[str, Any], targets: list[list[str]]) -> list[str]:
             "`CLIPModel.get_image_features`, or the ONNX Runtime session) on pixels preprocessed beforehand: "
             "the limit for this model on this machine."
         )
+        stub = "vlmreward without the vision tower (stub): the overhead"
         rows = []
-        over_ok = True
+        worst_over = 0.0
         for b, entry in h["batches"].items():
             fps = entry["fps"]
             for backend, e2e, bare in [
@@ -114,24 +115,25 @@ def scoring_sections(s: dict[str, Any], targets: list[list[str]]) -> list[str]:
                 ("ONNX Runtime fp32", "vlmreward, ONNX Runtime fp32", "bare vision tower, ONNX Runtime fp32"),
                 ("ONNX Runtime int8", "vlmreward, ONNX Runtime int8", "bare vision tower, ONNX Runtime int8"),
             ]:
-                o = overhead(fps[e2e]["fps"], fps[bare]["fps"])
-                pre = s["headline"]["preprocess"]["vlmreward preprocess (uint8 kernels, batched)"]["ms_per_frame"]
-                component = pre / fps[bare]["ms_per_frame"]
-                if backend == "PyTorch" and int(b) >= 32:
-                    over_ok = over_ok and max(o, component) <= 0.10
-                rows.append([b, backend, f"{100 * o:+.1f} %", f"{100 * component:.1f} %"])
+                timed = overhead(fps[e2e]["fps"], fps[bare]["fps"])
+                direct = fps[stub]["ms_per_frame"] / fps[bare]["ms_per_frame"] if stub in fps else float("nan")
+                if int(b) >= 32 and backend == "PyTorch":
+                    worst_over = max(worst_over, direct)
+                rows.append([b, backend, f(fps[stub]["ms_per_frame"], 2) if stub in fps else "", f(fps[bare]["ms_per_frame"]),
+                             f"{100 * direct:.1f} %", f"{100 * timed:+.1f} %"])
         out.append("\n### Overhead of vlmreward over the bare vision tower\n")
         out.append(
             table(
-                ["batch", "backend", "end to end vs bare (timed)", "preprocessing alone / bare (component)"],
+                ["batch", "backend", "overhead ms/frame", "bare tower ms/frame", "overhead ÷ bare", "end to end ÷ bare − 1 (timed)"],
                 rows,
             )
         )
         out.append(
-            "\nThe timed overhead is `bare frames/s ÷ end-to-end frames/s − 1`; it is the difference of two noisy "
-            "timings of nearly equal size, so on a loaded machine it scatters by a few per cent either side of "
-            "the true value (a negative figure is noise). The component column divides the separately "
-            "measured preprocessing time per frame by the bare tower's: the part that is not noise."
+            "\nThe overhead is timed directly: the same `reward(frames)` call with the vision tower replaced by a "
+            "stub that returns fixed embeddings (validation, batching, preprocessing, normalisation, the reward: "
+            "everything vlmreward adds). The last column compares the two full timings instead; it is the "
+            "difference of two noisy figures of nearly equal size and on a shared machine scatters by several per "
+            "cent either way (a negative figure is noise)."
         )
         speedups = {b: e["fps"]["vlmreward, PyTorch"]["fps"] / e["fps"]["naive (CLIPProcessor + CLIPModel)"]["fps"] for b, e in h["batches"].items()}
         onnx_gain = {
@@ -139,15 +141,11 @@ def scoring_sections(s: dict[str, Any], targets: list[list[str]]) -> list[str]:
                 e["fps"]["vlmreward, ONNX Runtime int8"]["fps"] / e["fps"]["vlmreward, PyTorch"]["fps"])
             for b, e in h["batches"].items()
         }
-        worst_over = max(
-            max(overhead(e["fps"]["vlmreward, PyTorch"]["fps"], e["fps"]["bare vision tower, PyTorch"]["fps"]),
-                s["headline"]["preprocess"]["vlmreward preprocess (uint8 kernels, batched)"]["ms_per_frame"]
-                / e["fps"]["bare vision tower, PyTorch"]["ms_per_frame"])
-            for b, e in h["batches"].items() if int(b) >= 32
-        )
+        measured = all(stub in e["fps"] for b, e in h["batches"].items() if int(b) >= 32)
         targets.append(
             ["preprocessing + reward overhead ≤ 10 % of the bare vision tower at batch ≥ 32 (PyTorch)",
-             f"at most {100 * worst_over:.1f} % (timed and component)", verdict(over_ok)]
+             f"at most {100 * worst_over:.1f} %" if measured else "the stub timing is missing from results/scoring.json",
+             verdict(worst_over <= 0.10 if measured else None)]
         )
         pre = h["preprocess"]
         out.append(f"\n### Preprocessing alone ({height}×{width} uint8 frames → normalised 224×224, batch {h['preprocess_batch']})\n")
@@ -242,24 +240,46 @@ def scoring_sections(s: dict[str, Any], targets: list[list[str]]) -> list[str]:
     m = s.get("memory")
     if m:
         samples = m["samples"]
+        window = int(m.get("window", 1))
         out.append(
             f"\n## Memory over a long scoring stream ({samples[-1]['frames']} distinct CartPole frames, batches of "
             f"{m['batch']}, backend {m['backend']}, with a 256-entry embedding cache)\n"
         )
-        rows = [[str(x["frames"]), f(x["rss_mib"]), str(x["cache_entries"]), f(x["cache_mib"], 2), f(x["elapsed_s"], 0)] for x in samples]
-        out.append(table(["frames scored", "RSS (MiB)", "cache entries", "cache (MiB)", "elapsed (s)"], rows))
-        steady = [x["rss_mib"] for x in samples[1:]] or [samples[0]["rss_mib"]]
-        growth = steady[-1] - steady[0]
-        spread = max(steady) - min(steady)
-        flat = spread <= max(0.02 * steady[0], 16.0)
+        rows = []
+        for i in range(0, len(samples), window):
+            w = samples[i : i + window]
+            rss = [x["rss_mib"] for x in w]
+            rows.append(
+                [f"{w[0]['frames'] - m['batch'] + 1}–{w[-1]['frames']}", f(min(rss)), f(max(rss)), f(rss[-1]),
+                 str(w[-1]["cache_entries"]), f(w[-1]["cache_mib"], 2), f(w[-1]["elapsed_s"], 0)]
+            )
+        out.append(table(["frames", "RSS min (MiB)", "RSS max (MiB)", "RSS at end", "cache entries", "cache (MiB)", "elapsed (s)"], rows))
+        warmup = int(m.get("warmup_frames", window * m["batch"]))
+        warm = [x for x in samples if x["frames"] > warmup] or samples
+        n = len(warm)
+        xs = [x["frames"] for x in warm]
+        ys = [x["rss_mib"] for x in warm]
+        mx, my = sum(xs) / n, sum(ys) / n
+        var = sum((x - mx) ** 2 for x in xs) or 1.0
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var  # MiB per frame
+        half = max(1, n // 2)
+        first_peak, last_peak = max(ys[:half]), max(ys[half:] or ys)
+        trend = slope * 1000
+        drift = trend * (xs[-1] - xs[0]) / 1000
+        flat = abs(drift) <= 0.05 * my and last_peak <= 1.02 * first_peak
         out.append(
-            f"\nAfter the first batch (allocator warm-up), resident memory moves by {f(spread)} MiB in all "
-            f"({f(growth, 1)} MiB from the second sample to the last) while the stream goes on; frames are "
-            "rendered batch by batch and never held beyond their batch."
+            f"\nResident memory is read after every batch. During the first {warmup} frames it grows while the "
+            f"allocator's pools reach their working size; after that, over {xs[-1] - xs[0]} more frames, it stays "
+            f"between {f(min(ys))} and {f(max(ys))} MiB: a linear trend of {trend:+.1f} MiB per 1000 frames "
+            f"(least squares over {n} readings, {drift:+.1f} MiB over the whole span) and a peak of "
+            f"{f(last_peak)} MiB in the second half against {f(first_peak)} MiB in the first. Frames are "
+            "rendered batch by batch and never held beyond their batch; the embedding cache stays at its bound."
         )
         targets.append(
-            ["memory flat over a long scoring stream", f"RSS spread {f(spread)} MiB over {samples[-1]['frames']} frames "
-             f"after warm-up (of {f(steady[0], 0)} MiB)", verdict(flat)]
+            ["memory flat over a long scoring stream",
+             f"after {warmup} frames of warm-up: {drift:+.1f} MiB over {xs[-1] - xs[0]} more frames "
+             f"(RSS {f(min(ys), 0)}–{f(max(ys), 0)} MiB)",
+             verdict(flat)]
         )
     return out
 

@@ -30,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, results/quick_*.json, no report")
     parser.add_argument("--model", default=None, help="model directory or hub id (default: random ViT-B/32)")
+    parser.add_argument("--only", default="scoring,memory,training,render", help="which benchmarks to run")
     args = parser.parse_args()
     extra = ["--model", args.model] if args.model else []
     if args.quick:
@@ -37,10 +38,15 @@ def main() -> None:
         run("bench_training.py", "--quick", "--out", "quick_training", *extra)
         run("bench_render.py", "--quick", "--out", "quick_render")
         return
-    run("bench_scoring.py", "--sections", "headline,batch,resolution,threads,cache", *extra)
-    run("bench_scoring.py", "--sections", "memory", "--out", "memory", *extra)  # a process holding one model
-    run("bench_training.py", *extra)
-    run("bench_render.py")
+    only = set(args.only.split(","))
+    if "scoring" in only:
+        run("bench_scoring.py", "--sections", "headline,batch,resolution,threads,cache", *extra)
+    if "memory" in only:
+        run("bench_scoring.py", "--sections", "memory", "--out", "memory", *extra)  # a process holding one model
+    if "training" in only:
+        run("bench_training.py", *extra)
+    if "render" in only:
+        run("bench_render.py")
     run("report.py")
 
 

@@ -177,22 +177,38 @@ def hub_cached_open_clip(tiny_open_clip, tmp_path_factory) -> str:
     return f"hf-hub:{repo_id}"
 
 
-@pytest.fixture(scope="session")
-def cartpole_frames() -> np.ndarray:
-    """``uint8 [12, 400, 600, 3]``: frames rendered by gymnasium's CartPole-v1 (``rgb_array``), random actions."""
+def render_cartpole_frames(n: int, seed: int = 0) -> np.ndarray:
+    """``uint8 [n, 400, 600, 3]``: frames rendered by gymnasium's CartPole-v1 (``rgb_array``), random actions."""
     import gymnasium as gym
 
     env = gym.make("CartPole-v1", render_mode="rgb_array")
-    env.reset(seed=0)
-    rng = np.random.default_rng(0)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
     frames = []
-    for _ in range(12):
+    for _ in range(n):
         frames.append(env.render())
         _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
         if terminated or truncated:
             env.reset()
     env.close()
     return np.stack(frames)
+
+
+@pytest.fixture(scope="session")
+def cartpole_frames() -> np.ndarray:
+    """``uint8 [12, 400, 600, 3]``: :func:`render_cartpole_frames`."""
+    return render_cartpole_frames(12)
+
+
+@pytest.fixture
+def one_torch_thread():
+    """PyTorch on one thread for the test: the tiny CLIP and the MLP policies run fastest so; on a
+    busy CI machine OpenMP's spinning threads make them 20-50 times slower (measured: 3 ms vs
+    66-148 ms a batch)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

@@ -144,7 +144,7 @@ def test_memory_stays_bounded_over_a_long_stream():
     rows = np.random.default_rng(0).standard_normal((100, d)).astype(np.float32)
     tracemalloc.start()
     try:
-        base, peak_after_fill = tracemalloc.get_traced_memory()[0], 0
+        base = tracemalloc.get_traced_memory()[0]
         for i in range(100_000):
             cache.put(i.to_bytes(8, "little"), rows[i % 100])
             if i == 999:

@@ -137,6 +137,12 @@ def test_missing_onnxruntime_is_a_clear_error(tiny_hf_clip, tmp_path, monkeypatc
     assert not list(tmp_path.iterdir())
 
 
+def test_unavailable_execution_provider_is_refused_before_exporting(hf_clip_model, tmp_path):
+    with pytest.raises(InvalidParameterError, match="TensorrtExecutionProvider.*not available"):
+        ONNXModel(hf_clip_model, cache_dir=tmp_path, providers=["TensorrtExecutionProvider"])
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -193,3 +199,24 @@ def test_cli_option_errors(tiny_hf_clip, cartpole_frames, tmp_path):
     assert result.exit_code == 2 and "error: quantize='int8' needs backend='onnx'" in result.stderr
     result = _score(tmp_path, tiny_hf_clip, frames_file, "y", "--backend", "tensorrt")
     assert result.exit_code == 2 and "tensorrt" in result.output
+
+
+def test_run_config_selects_the_onnx_backend(tiny_hf_clip, cartpole_frames, tmp_path, monkeypatch):
+    from vlmreward.rl.config import ConfigError, parse_config
+    from vlmreward.rl.train import build_reward_model
+
+    monkeypatch.setenv("VLMREWARD_CACHE_DIR", str(tmp_path))
+    data = {
+        "env": {"id": "CartPole-v1"},
+        "reward": {"kind": "goal_baseline", "goal": "a pole upright", "baseline": "a pole", "alpha": 0.5},
+        "model": {"name": str(tiny_hf_clip), "device": "cpu", "backend": "onnx", "quantize": "int8"},
+        "algorithm": "DQN",
+        "total_steps": 64,
+    }
+    reward = build_reward_model(parse_config(data))
+    assert isinstance(reward.model, ONNXModel) and reward.model.quantize == "int8"
+    torch_reward = build_reward_model(parse_config({**data, "model": {"name": str(tiny_hf_clip), "device": "cpu"}}))
+    assert not isinstance(torch_reward.model, ONNXModel)
+    np.testing.assert_allclose(reward(cartpole_frames), torch_reward(cartpole_frames), atol=0.02)
+    with pytest.raises(ConfigError, match="model.quantize needs model.backend: onnx"):
+        parse_config({**data, "model": {"name": str(tiny_hf_clip), "quantize": "int8"}})

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import typer
 import yaml
 from stable_baselines3 import DQN, PPO
@@ -35,14 +34,7 @@ from vlmreward.rl.train import resume, train
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The tiny CLIP and the MLP policies run fastest on one thread; on a busy CI machine OpenMP's
-    spinning threads make them 20-50 times slower (measured: 3 ms vs 66-148 ms a batch)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _app() -> typer.Typer:
@@ -356,13 +348,14 @@ def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip):
             assert proc.poll() is None, f"the run ended before it could be interrupted:\n{log.read_text()}"
             assert pointer.exists(), "no checkpoint appeared in time"
             proc.send_signal(signal.SIGINT)
+            sent_at = pointer.read_text(encoding="utf-8")  # the checkpoint the run had reached (diagnostics)
             proc.wait(timeout=120)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
     stderr = log.read_text(encoding="utf-8")
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 130, f"SIGINT sent after checkpoint {sent_at}\n{stderr}"
     assert "resume with: vlmreward train --resume" in stderr
 
     info = latest_checkpoint(run_dir)

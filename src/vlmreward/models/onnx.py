@@ -235,10 +235,6 @@ class ONNXModel(VisionLanguageModel):
         self.opset = int(opset)
         self._exporter = exporter
         self.exported = False
-        self.export_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        self.export_dir = self.export_dir / self._cache_key()
-        fp32_path = self._ensure_exported()
-        self.onnx_path = self._ensure_quantized(fp32_path) if quantize else fp32_path
         self.providers = list(providers) if providers is not None else self._default_providers(ort)
         unknown = [p for p in self.providers if p not in ort.get_available_providers()]
         if unknown:
@@ -246,6 +242,10 @@ class ONNXModel(VisionLanguageModel):
                 f"ONNX Runtime execution provider(s) {unknown} are not available here; available: "
                 f"{', '.join(ort.get_available_providers())}."
             )
+        self.export_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.export_dir = self.export_dir / self._cache_key()
+        fp32_path = self._ensure_exported()
+        self.onnx_path = self._ensure_quantized(fp32_path) if quantize else fp32_path
         self.num_threads = int(num_threads) if num_threads is not None else torch.get_num_threads()
         self.session = self._open_session(ort)
 

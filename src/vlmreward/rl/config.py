@@ -15,6 +15,9 @@ A goal-conditioned run adds a ``goals`` section (:class:`GoalsConfig`: the goal 
 split into training and held-out goals, the contrastive reward's negatives) and uses the reward
 kind ``goal_family_softmax`` (Baumli et al.), e.g. ``configs/miniworld_goals.yaml``.
 
+A ``scale`` section (:class:`~vlmreward.distributed.config.ScaleConfig`) moves the same run onto
+a Ray cluster: environment workers and reward-model replicas as Ray actors (``docs/ray.md``).
+
 :func:`load_config` reads such a file, applies ``--set KEY=VALUE`` overrides and validates it into
 a :class:`RunConfig`. Every problem (a missing file, bad YAML, an unknown key, a value out of
 range) is a :class:`ConfigError` whose message names the key path (``reward.alpha``) and what is
@@ -42,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from vlmreward.distributed.config import ScaleConfig, check_scale_fits
 from vlmreward.errors import VLMRewardError
 from vlmreward.rewards.softmax_threshold import DEFAULT_TEMPERATURE
 
@@ -61,6 +65,7 @@ __all__ = [
     "GoalStateOracleRewardConfig",
     "GoalsConfig",
     "GoalSplitConfig",
+    "ScaleConfig",
     "GOAL_REWARD_KINDS",
     "ALGORITHMS",
     "REWARD_KINDS",
@@ -99,6 +104,7 @@ RESUME_OVERRIDABLE: tuple[str, ...] = (
     "model.device",
     "model.batch_size",
     "score_batch_size",
+    "scale",
 )
 """Keys that ``--set`` may change when a run is resumed; the rest would make it another run."""
 
@@ -381,6 +387,10 @@ class ModelConfig(_Strict):
         resize: how frames are fitted to the square model input.
         checkpoint: weights file for an ``open_clip:ARCH`` name.
         batch_size: frames per forward pass of the vision tower.
+        backend: ``"torch"`` or ``"onnx"`` (ONNX Runtime runs the vision tower; faster on CPUs,
+            see ``benchmarks/RESULTS.md``; needs ``pip install 'vlmreward[onnx]'``).
+        quantize: with ``backend: onnx``, ``int8`` for dynamic int8 weights (None: float32).
+        autocast: on CUDA, ``bf16``/``fp16`` mixed precision (None: from ``dtype``; False: never).
     """
 
     name: Optional[str] = None
@@ -389,6 +399,15 @@ class ModelConfig(_Strict):
     resize: Literal["squash", "crop", "pad"] = "squash"
     checkpoint: Optional[str] = None
     batch_size: Count = 64
+    backend: Literal["torch", "onnx"] = "torch"
+    quantize: Optional[Literal["int8"]] = None
+    autocast: Optional[Union[Literal["bf16", "fp16", "bfloat16", "float16"], bool]] = None
+
+    @model_validator(mode="after")
+    def _quantize_needs_onnx(self) -> "ModelConfig":
+        if self.quantize is not None and self.backend != "onnx":
+            raise ValueError("model.quantize needs model.backend: onnx (int8 weights run on ONNX Runtime)")
+        return self
 
 
 class LogConfig(_Strict):
@@ -435,6 +454,8 @@ class RunConfig(_Strict):
         video: save a video of the first episode of each evaluation.
         log: :class:`LogConfig`.
         goals: :class:`GoalsConfig` for a goal-conditioned run, else None.
+        scale: :class:`~vlmreward.distributed.config.ScaleConfig` to run the environments and the
+            reward model as Ray actors (``pip install 'vlmreward[ray]'``); None: one process.
     """
 
     env: EnvConfig
@@ -458,6 +479,7 @@ class RunConfig(_Strict):
     video: bool = True
     log: LogConfig = Field(default_factory=LogConfig)
     goals: Optional[GoalsConfig] = None
+    scale: Optional[ScaleConfig] = None
 
     @property
     def needs_vlm(self) -> bool:
@@ -467,6 +489,14 @@ class RunConfig(_Strict):
     @property
     def deferred(self) -> bool:
         return self.scoring == "deferred"
+
+    @property
+    def reward_mode(self) -> tuple[str, float]:
+        """``(mode, weight)`` of the reward wrappers: ``("add", 0.0)`` for ``ground_truth`` (the
+        environment's own reward), else ``(self.mode, self.weight)``."""
+        if self.reward.kind == "ground_truth":
+            return "add", 0.0
+        return self.mode, self.weight
 
     @model_validator(mode="after")
     def _check_model_and_kwargs(self) -> "RunConfig":
@@ -484,6 +514,10 @@ class RunConfig(_Strict):
                 "--set model=openai/clip-vit-base-patch32 (any name vlmreward.load_model accepts)"
             )
         _check_algorithm_kwargs(self.algorithm, self.algorithm_kwargs, self.deferred)
+        if self.scale is not None:
+            check_scale_fits(self.env.n_envs, self.scale)
+            if self.goals is not None:
+                raise ValueError("goal-conditioned runs (a goals section) cannot run on Ray yet; remove the scale section")
         return self
 
 

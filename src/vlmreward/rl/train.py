@@ -17,6 +17,9 @@ adds the goal's text embedding to the observation, the reward scores each frame 
 episode's goal, and the logs, evaluations and :func:`evaluate_run` report success per goal type,
 on training and held-out goals separately.
 
+A run with a ``scale`` section runs its environments and reward model as Ray actors
+(:mod:`vlmreward.rl.scale`, ``docs/ray.md``); the learner, the run directory and resume are the same.
+
 Nothing is lost on interruption: a ``KeyboardInterrupt`` or an exception inside ``learn`` writes
 a checkpoint first (:class:`~vlmreward.rl.callbacks.Checkpointer`), and :func:`resume` continues
 from the latest checkpoint to exactly ``total_steps``.
@@ -25,7 +28,6 @@ from the latest checkpoint to exactly ``total_steps``.
 from __future__ import annotations
 
 import datetime as _dt
-import importlib
 import json
 import logging
 import math
@@ -46,6 +48,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from vlmreward._importing import import_object
 from vlmreward.envs import VLMRewardWrapper, make_vlm_vec_env
 from vlmreward.rewards.base import RewardModel
 from vlmreward.rl.callbacks import (
@@ -161,6 +164,9 @@ def _load_vlm(config: RunConfig) -> Any:
         dtype=config.model.dtype,
         resize=config.model.resize,
         checkpoint=config.model.checkpoint,
+        backend=config.model.backend,
+        quantize=config.model.quantize,
+        autocast=config.model.autocast,
     )
     vlm.batch_size = config.model.batch_size
     return vlm
@@ -205,12 +211,9 @@ def build_reward_model(config: RunConfig) -> RewardModel:
         return SoftmaxThresholdReward(
             vlm, goal=reward.goal, negatives=reward.negatives, temperature=reward.temperature, threshold=reward.threshold
         )
-    module_name, _, attr = reward.factory.partition(":")
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as err:
+        target = import_object(reward.factory)
+    except (ImportError, AttributeError, ValueError) as err:
         raise ConfigError(f"reward.factory: cannot import {reward.factory!r} ({err}); give 'package.module:callable'.") from err
     kwargs = dict(reward.kwargs)
     if vlm is not None:
@@ -260,12 +263,6 @@ def env_kwargs_of(config: RunConfig, goal_set: str | None = None) -> dict[str, A
     return kwargs
 
 
-def _reward_mode(config: RunConfig) -> tuple[str, float]:
-    if config.reward.kind == "ground_truth":
-        return "add", 0.0
-    return config.mode, config.weight
-
-
 def _check_env_id(config: RunConfig) -> None:
     try:
         gym.spec(config.env.id)
@@ -290,7 +287,7 @@ def make_training_env(
         ConfigError: an unknown environment id or bad environment keyword arguments.
     """
     _check_env_id(config)
-    mode, weight = _reward_mode(config)
+    mode, weight = config.reward_mode
     wrapper = None
     if config.goals is not None:
         from vlmreward.envs.goal_conditioning import GoalObservation
@@ -334,7 +331,7 @@ def make_eval_env(config: RunConfig, reward_model: RewardModel, goal_set: str | 
         ConfigError: an unknown environment id or bad keyword arguments.
     """
     _check_env_id(config)
-    mode, weight = _reward_mode(config)
+    mode, weight = config.reward_mode
     try:
         env = gym.make(config.env.id, render_mode="rgb_array", **env_kwargs_of(config, goal_set))
     except TypeError as err:
@@ -377,11 +374,8 @@ def _extractor(name: str) -> type:
 
     if name in FEATURE_EXTRACTORS:
         return FEATURE_EXTRACTORS[name]
-    module_name, _, attr = name.partition(":")
     try:
-        target: Any = importlib.import_module(module_name)
-        for part in attr.split("."):
-            target = getattr(target, part)
+        target: Any = import_object(name)
     except (ImportError, AttributeError, ValueError) as err:
         target = None
         problem = str(err)
@@ -577,21 +571,56 @@ def train(config: RunConfig | str | os.PathLike, overrides: Iterable[str] = (), 
         TrainingInterrupted: (a ``KeyboardInterrupt``) after writing a checkpoint.
         Exception: anything raised inside ``learn`` (e.g. by the reward model), after writing a
             checkpoint (its path is added to the exception's notes).
-        VLMRewardError: model loading and reward construction errors.
+        VLMRewardError: model loading and reward construction errors; with a ``scale`` section, a
+            :class:`~vlmreward.distributed.errors.ClusterError` (Ray missing or unreachable, too
+            few GPUs/CPUs, a replica that cannot load the model) before training starts.
     """
     if not isinstance(config, RunConfig):
         config = load_config(config, overrides)
-    reward_model = build_reward_model(config)
-    venv = make_training_env(config, reward_model, seed=config.seed)
+    reward_model, venv, runtime = _reward_and_env(config, seed=config.seed, normalize=True)
     try:
-        model = build_algorithm(config, venv)
-        run_dir = _new_run_dir(config)
-        save_config(config, run_dir / CONFIG_FILE)
+        try:
+            model = build_algorithm(config, venv)
+            run_dir = _new_run_dir(config)
+            save_config(config, run_dir / CONFIG_FILE)
+        except BaseException:
+            venv.close()
+            raise
+        _log.info("run directory: %s", run_dir)
+        return _learn(config, run_dir, model, reward_model, reset_num_timesteps=True, progress_bar=progress_bar)
+    finally:
+        if runtime is not None:
+            runtime.close()
+
+
+def _reward_and_env(config: RunConfig, seed: int, normalize: bool) -> tuple[RewardModel, VecEnv, Any]:
+    """The reward model and training environment of :func:`train` and :func:`resume`, and the
+    :class:`~vlmreward.rl.scale.RayRuntime` holding them for a run with a ``scale`` section (else
+    None; the caller closes it after learning).
+
+    Raises:
+        ClusterError: Ray missing or unreachable, too few resources, a replica or worker that
+            cannot start (see :class:`~vlmreward.rl.scale.RayRuntime`).
+    """
+    if config.scale is None:
+        reward_model = build_reward_model(config)
+        return reward_model, make_training_env(config, reward_model, seed=seed, normalize=normalize), None
+    from functools import partial
+
+    from vlmreward.rl.scale import RayRuntime, replica_config
+
+    _check_env_id(config)
+    if config.reward.kind == "ground_truth":
+        runtime = RayRuntime(config, local_reward=build_reward_model(config), env_seed=seed)
+    else:
+        runtime = RayRuntime(config, reward_factory=partial(build_reward_model, replica_config(config)), env_seed=seed)
+    runtime.start()
+    try:
+        assert runtime.reward_model is not None
+        return runtime.reward_model, runtime.make_training_env(seed, normalize=normalize), runtime
     except BaseException:
-        venv.close()
+        runtime.close()
         raise
-    _log.info("run directory: %s", run_dir)
-    return _learn(config, run_dir, model, reward_model, reset_num_timesteps=True, progress_bar=progress_bar)
 
 
 def _check_resume_overrides(overrides: Iterable[str]) -> list[str]:
@@ -653,25 +682,28 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
     if state["num_timesteps"] >= config.total_steps and (run_dir / FINAL_MODEL_FILE).is_file():
         _log.info("run %s is complete (%d of %d steps)", run_dir, state["num_timesteps"], config.total_steps)
         return run_dir
-    reward_model = build_reward_model(config)
-    venv = make_training_env(config, reward_model, seed=config.seed + int(state["num_timesteps"]), normalize=False)
+    reward_model, venv, runtime = _reward_and_env(config, seed=config.seed + int(state["num_timesteps"]), normalize=False)
     try:
-        if info.vec_normalize is not None:
-            venv = VecNormalize.load(str(info.vec_normalize), venv)
-        cls = ALGORITHM_CLASSES[config.algorithm]
-        device = config.algorithm_kwargs.get("device", "auto")
-        model = cls.load(info.model, env=venv, device=device)
-        if info.replay_buffer is not None and isinstance(model, OffPolicyAlgorithm):
-            model.load_replay_buffer(info.replay_buffer)
-        attach_reward_source(model, venv)
-        model.num_timesteps = int(state["num_timesteps"])
-        venv.seed(config.seed + model.num_timesteps)  # Algo.load re-seeded it with the run's seed
-        restore_rng_state(state["rng"], model)
-    except BaseException:
-        venv.close()
-        raise
-    _log.info("resuming %s at %d of %d steps", run_dir, model.num_timesteps, config.total_steps)
-    return _learn(config, run_dir, model, reward_model, reset_num_timesteps=False, progress_bar=progress_bar)
+        try:
+            if info.vec_normalize is not None:
+                venv = VecNormalize.load(str(info.vec_normalize), venv)
+            cls = ALGORITHM_CLASSES[config.algorithm]
+            device = config.algorithm_kwargs.get("device", "auto")
+            model = cls.load(info.model, env=venv, device=device)
+            if info.replay_buffer is not None and isinstance(model, OffPolicyAlgorithm):
+                model.load_replay_buffer(info.replay_buffer)
+            attach_reward_source(model, venv)
+            model.num_timesteps = int(state["num_timesteps"])
+            venv.seed(config.seed + model.num_timesteps)  # Algo.load re-seeded it with the run's seed
+            restore_rng_state(state["rng"], model)
+        except BaseException:
+            venv.close()
+            raise
+        _log.info("resuming %s at %d of %d steps", run_dir, model.num_timesteps, config.total_steps)
+        return _learn(config, run_dir, model, reward_model, reset_num_timesteps=False, progress_bar=progress_bar)
+    finally:
+        if runtime is not None:
+            runtime.close()
 
 
 # ---------------------------------------------------------------------------------------------
