@@ -274,6 +274,12 @@ def bench_rollouts(tiny: Path, workers: list[int], replicas: list[int], steps: i
                         rows.append({"where": "Ray", "workers": w, "replicas": r, "deferred": deferred, "steps_s": _run_env(venv, steps, n_envs)})
                 finally:
                     ray_env.close()
+                ray_env = RayVecEnv("CartPole-v1", n_envs, w, seed=0, reward_service=service)  # scale.score_on_workers
+                try:
+                    venv = VLMRewardVecEnvWrapper(ray_env, RemoteRewardModel(service), deferred=True, score_batch_size=64)
+                    rows.append({"where": "Ray", "workers": w, "replicas": r, "deferred": "workers", "steps_s": _run_env(venv, steps, n_envs)})
+                finally:
+                    ray_env.close()
         finally:
             service.shutdown()
     return rows
@@ -308,9 +314,11 @@ def projection(cost: dict[str, Any], overhead_s: float, env_rate: float, put_bw:
         "   step and uses several replicas only with `n_envs ≥ 64`;",
         f"2. **the env workers produce the frames**: measured here {env_rate:.0f} CartPole steps/s per worker process",
         "   (render included), so `W ≥ N · (replica rate) / (per-worker rate)` workers;",
-        "3. **the learner's network carries them**: every frame crosses the learner twice (worker → learner → replica);",
-        f"   a CartPole frame is {frame_bytes / 1e6:.2f} MB, so a 10 Gbit/s NIC (≈ 1.2 GB/s) caps the run at ≈",
-        f"   {1.2e9 / (2 * frame_bytes):.0f} frames/s (object-store put here: {put_bw / 1e9:.2f} GB/s on one shared machine).",
+        "3. **the learner's network carries them** (`score_on_workers: false`, the default): every frame crosses the",
+        f"   learner twice (worker → learner → replica); a CartPole frame is {frame_bytes / 1e6:.2f} MB, so a 10 Gbit/s NIC",
+        f"   (≈ 1.2 GB/s) caps the run at ≈ {1.2e9 / (2 * frame_bytes):.0f} frames/s (object-store put here: {put_bw / 1e9:.2f} GB/s on one",
+        "   shared machine). With `score_on_workers: true` the frames go from each worker straight to a replica and",
+        "   this cap is gone (each worker's and replica's own link carries only its share).",
         "",
         "| replicas N | CPU replicas, ViT-B/32 (measured a, b; 1 core each; B = 64) | GPU, ViT-B/32 (assumed a = 5 ms, b = 0.5 ms/frame; B = 256) | GPU, ViT-g-14 (assumed a = 20 ms, b = 13 ms/frame; B = 256) |",
         "|---:|---:|---:|---:|",
@@ -333,8 +341,8 @@ def projection(cost: dict[str, Any], overhead_s: float, env_rate: float, put_bw:
         "per-frame compute (≈ 75 frames/s). Replace them by running section 2 on the GPU machine. The cap is the",
         f"learner's 10 Gbit/s link carrying every 400×600 frame twice (≈ {cap:,.0f} frames/s). Reading: ViT-B/32 on",
         "GPUs is network-bound from the first GPU (a 400×600 frame has ≈ 5× the pixels of the model's 224×224 input): there,",
-        "send frames at the model's input size or add learners, not GPUs. ViT-g-14, the model the paper needs,",
-        "scales linearly with the GPUs up to ≈ 11 of them on one learner. Keep `N` replicas busy with deferred",
+        "set `score_on_workers: true` (or send frames at the model's input size). ViT-g-14, the model the paper needs,",
+        "scales linearly with the GPUs up to ≈ 11 of them through one learner, and past that with `score_on_workers`. Keep `N` replicas busy with deferred",
         "scoring and `score_batch_size ≥ N · 32` (or per-step scoring with `n_envs ≥ 32 · N`), and",
         "`W ≥ N · (replica rate) / (worker rate)` env workers.",
     ]
@@ -359,6 +367,9 @@ def _replica_reading(r: dict[str, Any]) -> list[str]:
         f"The tiny model's requests are mostly per-request overhead (section 1); a second replica gave {tiny_speedup:.2f}×",
         "by overlapping one replica's message handling with the other's scoring, on the same two cores.",
     ]
+
+
+_SCORING = {True: "deferred (64), on the learner", False: "per step, on the learner", "workers": "on the env workers"}
 
 
 def write_report(path: Path, results: dict[str, Any]) -> None:
@@ -443,9 +454,14 @@ def write_report(path: Path, results: dict[str, Any]) -> None:
         where = row["where"]
         lines.append(
             f"| {where} | {row['workers'] or '—'} | {row['replicas'] or '—'} | "
-            f"{'deferred (64)' if row['deferred'] else 'per step'} | {row['steps_s']:.0f} |"
+            f"{_SCORING[row['deferred']]} | {row['steps_s']:.0f} |"
         )
     lines += [
+        "",
+        "`on the learner`: frames travel worker → learner → replica (`scale.score_on_workers: false`, the default).",
+        "`on the env workers`: each worker sends its step's frames to the replicas and returns rewards",
+        "(`scale.score_on_workers: true`): frames never cross the learner, at the price of one request per worker",
+        "and step (about 7-9 ms of overhead each on this machine, section 1) instead of one per 64 frames.",
         "",
         "On one 2-core machine Ray cannot beat the single process: the same cores now also run Ray's raylet and",
         "GCS, every step is a message to each worker and every frame (0.72 MB) crosses the object store, and the",

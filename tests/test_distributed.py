@@ -35,6 +35,7 @@ from vlmreward.distributed import (  # noqa: E402
     RewardService,
     RewardSpec,
     ScaleConfig,
+    ScoredFrame,
     check_resources,
     init_ray,
 )
@@ -265,6 +266,11 @@ def test_service_batches_concurrent_requests_and_answers_in_order(local_ray, fra
 
         with pytest.raises(InvalidFramesError):
             service.score(frames.astype(np.float32))
+
+        # what a RayVecEnv that scores on its workers hands the learner: stand-ins, and frames after a cut
+        mixed = [ScoredFrame(0.25), frames[0], ScoredFrame(-1.0), frames[1]]
+        expected = [0.25, oracle(frames[:1])[0], -1.0, oracle(frames[1:2])[0]]
+        np.testing.assert_array_equal(RemoteRewardModel(service)(mixed), np.array(expected, dtype=np.float32))
     finally:
         service.shutdown()
 
@@ -390,12 +396,27 @@ def _ppo(venv, steps: int, callback: Snapshots, deferred: bool) -> PPO:
     return model
 
 
+class Spy(RemoteRewardModel):
+    """Records what the wrapper hands the reward model: frame arrays or ``ScoredFrame`` stand-ins."""
+
+    def __init__(self, service):
+        super().__init__(service)
+        self.kinds: set[str] = set()
+
+    def __call__(self, frames):
+        self.kinds.update(type(f).__name__ for f in frames)
+        return super().__call__(frames)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("deferred", [False, True], ids=["per_step", "deferred"])
-def test_ppo_on_ray_with_a_replica_killed_mid_run_equals_single_process(ray_env, deferred):
+@pytest.mark.parametrize(
+    "deferred, on_workers", [(False, False), (True, False), (True, True)], ids=["per_step", "deferred", "scored_on_workers"]
+)
+def test_ppo_on_ray_with_a_replica_killed_mid_run_equals_single_process(ray_env, deferred, on_workers):
     """PPO on 2 Ray env workers scored by a Ray replica that is killed while it holds a request:
     the rewards, returns and advantages the learner trains on, and the trained weights, are
-    bit-identical to a single-process run (nothing lost, nothing scored twice)."""
+    bit-identical to a single-process run (nothing lost, nothing scored twice). With
+    ``on_workers`` the env workers send the frames to the replica and the learner gets rewards."""
     steps = 3 * 64
     local = Snapshots()
     local_model = _ppo(
@@ -411,14 +432,19 @@ def test_ppo_on_ray_with_a_replica_killed_mid_run_equals_single_process(ray_env,
             killer[0].start()
 
     remote = Snapshots(on_step=kill_at_step_40)
+    venv_ray = RayVecEnv("CartPole-v1", 2, 2, seed=0, env_kwargs=SHORT_EPISODES, reward_service=service) if on_workers else ray_env
+    spy = Spy(service)
     try:
-        venv = VLMRewardVecEnvWrapper(ray_env, RemoteRewardModel(service), deferred=deferred, score_batch_size=10)
+        venv = VLMRewardVecEnvWrapper(venv_ray, spy, deferred=deferred, score_batch_size=10)
         remote_model = _ppo(venv, steps, remote, deferred)
         killer[0].join(30)
         assert not killer[0].is_alive()
         assert service.stats()[0]["pid"] != service.replica_info[0]["pid"]  # it was restarted
     finally:
+        if on_workers:
+            venv_ray.close()
         service.shutdown()
+    assert spy.kinds == ({"ScoredFrame"} if on_workers else {"ndarray"})  # frames reached the learner only without on_workers
     assert len(local.buffers) == len(remote.buffers) == 3
     for a, b in zip(local.buffers, remote.buffers):
         for key in a:
@@ -464,16 +490,49 @@ def test_killed_env_worker_is_replaced_and_training_continues(ray_env, local_ray
         np.testing.assert_array_equal(recording.frames[state["frames"]][1], recording.frames[state["frames"] - 1][1])
 
 
+@pytest.mark.slow
+def test_killed_env_worker_that_scores_its_frames_is_replaced(local_ray):
+    """With the workers scoring their own frames, a killed worker's cut step is rewarded as staying:
+    the reward of the frame of the state it did not leave, which the learner received one step before."""
+    service = RewardService(ORACLE, 1)
+    venv_ray = RayVecEnv("CartPole-v1", 2, 2, seed=0, env_kwargs=SHORT_EPISODES, reward_service=service)
+    spy = Spy(service)
+    state: dict[str, object] = {}
+
+    def kill_worker(callback: Snapshots) -> None:
+        if callback.num_timesteps == 40:
+            state["was_done"] = bool(callback.locals["dones"][1])
+            ray.kill(venv_ray.workers[1], no_restart=True)
+        if callback.num_timesteps == 42:
+            state["info"] = callback.locals["infos"][1]
+
+    try:
+        callback = Snapshots(on_step=kill_worker)
+        model = _ppo(VLMRewardVecEnvWrapper(venv_ray, spy), 128, callback, deferred=False)
+    finally:
+        venv_ray.close()
+        service.shutdown()
+    assert model.num_timesteps == 128 and venv_ray.worker_restarts == 1
+    assert state["info"]["worker_restarted"] and state["info"]["TimeLimit.truncated"]
+    assert "ScoredFrame" in spy.kinds
+    if state["was_done"]:  # the state it did not leave was a reset: its frame went to the learner to be scored
+        assert "ndarray" in spy.kinds
+    else:  # step 21 (of 2 envs) is the cut one
+        assert callback.received[20][1] == callback.received[19][1] and spy.kinds == {"ScoredFrame"}
+
+
 # ---------------------------------------------------------------------------------------------
 # training
 
 
 @pytest.mark.slow
-def test_ppo_training_on_ray_with_two_env_workers_and_one_replica(local_ray, tmp_path, tiny_hf_clip):
+@pytest.mark.parametrize("on_workers", [False, True], ids=["frames_to_learner", "scored_on_workers"])
+def test_ppo_training_on_ray_with_two_env_workers_and_one_replica(local_ray, tmp_path, tiny_hf_clip, on_workers):
     """The issue's CI run: CartPole, 2 env workers, 1 reward replica with the tiny CLIP, local Ray."""
     import csv
 
-    config = _config(tmp_path, tiny_hf_clip, scale={"num_env_workers": 2, "num_reward_replicas": 1})
+    scale = {"num_env_workers": 2, "num_reward_replicas": 1, "score_on_workers": on_workers}
+    config = _config(tmp_path, tiny_hf_clip, scale=scale)
     run_dir = train(config, progress_bar=False)
     info = latest_checkpoint(run_dir)
     assert info.reason == "final" and info.num_timesteps == config.total_steps

@@ -2,7 +2,8 @@
 
 * :class:`RewardService` / :class:`RemoteRewardModel`: reward-model replicas as Ray actors that
   batch requests from many callers (max batch size or max wait) and answer in request order.
-* :class:`RayVecEnv`: a stable-baselines3 ``VecEnv`` whose sub-environments step in Ray actors.
+* :class:`RayVecEnv`: a stable-baselines3 ``VecEnv`` whose sub-environments step in Ray actors
+  (optionally sending their frames to the service themselves: :class:`ScoredFrame`).
 * :func:`init_ray`, :func:`check_resources`: connect and check the cluster before training.
 * :class:`ScaleConfig`: the ``scale:`` section of a run config, with which ``vlmreward train``
   uses all of the above (:mod:`vlmreward.rl.scale`).
@@ -30,6 +31,7 @@ __all__ = [
     "RaySession",
     "RewardService",
     "RemoteRewardModel",
+    "ScoredFrame",
     "RewardReplica",
     "RayVecEnv",
     "EnvWorker",
@@ -41,6 +43,7 @@ _LAZY = {
     "RaySession": "cluster",
     "RewardService": "service",
     "RemoteRewardModel": "service",
+    "ScoredFrame": "service",
     "RewardReplica": "service",
     "RayVecEnv": "rollouts",
     "EnvWorker": "rollouts",

@@ -8,6 +8,7 @@ as ``RunConfig.scale`` (absent or ``null``: one process, as before)::
       num_reward_replicas: 1    # Ray actors holding the reward model (one per GPU)
       gpus_per_replica: 0       # 0: CPU replicas; 1: one GPU each; 0.5: two per GPU
       address: null             # null: a local Ray instance; "auto", "HOST:6379", "ray://HOST:10001"
+      score_on_workers: false   # true: env workers send frames to the replicas, the learner gets rewards
 
 ``scale`` moves a run, it does not change it: ``env.n_envs`` stays the number of sub-environments
 (split over the workers), the rewards the learner receives are those of single-process scoring.
@@ -66,6 +67,13 @@ class ScaleConfig(BaseModel):
             replicas on CPU. With ``model.device: auto`` a replica uses ``cuda`` exactly when > 0.
         cpus_per_replica: CPUs Ray reserves for each replica (also its PyTorch thread count).
         cpus_per_env_worker: CPUs Ray reserves for each environment worker.
+        score_on_workers: where frames go. False (default): worker → learner → replicas; the
+            learner's deferred scoring sends them in large batches (``score_batch_size``), which
+            keeps few replicas busy with few workers. True: each env worker sends its step's frames
+            to the replicas and hands the learner only the rewards, so frames never cross the
+            learner (its network link caps the default path: ``benchmarks/RESULTS_ray.md``); the
+            replicas batch the requests of all workers (raise ``max_wait_ms`` to merge more). The
+            rewards are the same either way.
         max_batch_size: a replica scores at most this many frames per batch; requests are also
             split into pieces of at most this size.
         max_wait_ms: a replica waits at most this long after a request arrives for others to fill
@@ -88,6 +96,7 @@ class ScaleConfig(BaseModel):
     gpus_per_replica: NonNegative = 0.0
     cpus_per_replica: NonNegative = 1.0
     cpus_per_env_worker: NonNegative = 1.0
+    score_on_workers: bool = False
     max_batch_size: Count = 256
     max_wait_ms: NonNegative = 0.0
     ready_timeout_s: Positive = 300.0

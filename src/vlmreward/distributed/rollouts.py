@@ -8,14 +8,24 @@ and seeded as :func:`vlmreward.envs.make_vlm_vec_env` builds and seeds its sub-e
 ``RayVecEnv`` steps exactly like the single-process vector environment: same observations,
 same auto-reset (``terminal_observation`` and ``TimeLimit.truncated`` in the infos), same frames
 in ``info["frame"]`` for :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` to score. The
-workers step in parallel; frames travel worker → learner (→ reward service).
+workers step in parallel.
+
+Where frames are scored: by default they travel worker → learner, and the learner's reward model
+scores them (with a :class:`~vlmreward.distributed.service.RemoteRewardModel`: learner → reward
+service, in the large batches of deferred scoring). With ``reward_service=`` each worker sends its
+step's frames to the service itself and hands the learner a
+:class:`~vlmreward.distributed.service.ScoredFrame` (the reward) in ``info["frame"]`` instead of
+the frame: frames then never cross the learner, whose network link stops being the limit, and
+the replicas batch the requests of all workers (``max_wait_ms``). The wrapper's reward model must
+be the service's ``RemoteRewardModel``; the rewards are the same.
 
 A worker that dies (``ray.exceptions.RayActorError``: crash, node loss, ``ray.kill``) is
 replaced by a new actor for the same slice, reset with a fresh seed. The step that was in
 progress in each of its sub-environments is reported as a time-limit truncation that did not
 move: ``done=True``, ``info["TimeLimit.truncated"] = True``, ``info["terminal_observation"]``
 the observation the action was chosen on, ``info["frame"]`` that state's frame (so the VLM
-reward is the reward of staying), environment reward 0, ``info["worker_restarted"] = True``,
+reward is the reward of staying; when workers score, the :class:`ScoredFrame` of the step that
+reached that state, or the frame itself after a reset), environment reward 0, ``info["worker_restarted"] = True``,
 and the returned observation is the new episode's first. The episodes in progress are cut,
 nothing else is lost; ``worker_restarts`` counts replacements.
 """
@@ -34,6 +44,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from vlmreward.distributed.errors import ClusterError
+from vlmreward.distributed.service import ScoredFrame
 
 __all__ = ["EnvWorker", "RayVecEnv", "split_slices", "REPLACEMENT_SEED_STRIDE"]
 
@@ -65,9 +76,11 @@ class _EnvWorker:
         n_envs: int,
         seed: int | None,
         env_kwargs: dict[str, Any] | None,
+        reward_service: Any = None,
     ) -> None:
         self.error: str | None = None
         self.venv: Any = None
+        self.reward_service = reward_service
         try:
             import vlmreward.envs  # noqa: F401 (registers the vlmreward/ environments)
             from stable_baselines3.common.env_util import make_vec_env
@@ -105,8 +118,16 @@ class _EnvWorker:
         return obs, list(self.venv.reset_infos), self._frames(range(self.venv.num_envs))
 
     def step(self, actions: np.ndarray) -> tuple[Any, np.ndarray, np.ndarray, list[dict[str, Any]], list[dict[str, Any]], dict[int, np.ndarray]]:
-        """``DummyVecEnv.step``, plus the reset infos and the frames of the sub-environments that auto-reset."""
+        """``DummyVecEnv.step``, plus the reset infos and the frames of the sub-environments that auto-reset.
+
+        With a reward service, ``info["frame"]`` becomes a :class:`ScoredFrame` (the frames are
+        scored here, in one request; a replica restart only delays the answer).
+        """
         obs, rewards, dones, infos = self.venv.step(actions)
+        if self.reward_service is not None:
+            scored = self.reward_service.score(np.stack([info["frame"] for info in infos]))
+            for info, value in zip(infos, scored):
+                info["frame"] = ScoredFrame(float(value))
         done = np.flatnonzero(dones)
         resets = [dict(self.venv.reset_infos[i]) if dones[i] else {} for i in range(self.venv.num_envs)]
         return obs, rewards, dones, infos, resets, self._frames(done)
@@ -186,6 +207,8 @@ class RayVecEnv(VecEnv):
         start_timeout_s: how long a (new) worker may take to build its environments.
         max_worker_restarts: replacements allowed in all before a :class:`ClusterError` (a
             crash loop stops the run instead of spinning).
+        reward_service: a :class:`~vlmreward.distributed.service.RewardService` the workers send
+            their frames to (see the module docstring); None: frames go to the learner.
         wait: wait for the workers here; False returns at once (the workers start meanwhile,
             e.g. while reward replicas load a model) and :meth:`wait_started` must come before use.
 
@@ -208,6 +231,7 @@ class RayVecEnv(VecEnv):
         runtime_env: dict[str, Any] | None = None,
         start_timeout_s: float = 120.0,
         max_worker_restarts: int = 100,
+        reward_service: Any = None,
         wait: bool = True,
     ) -> None:
         if not ray.is_initialized():
@@ -219,6 +243,7 @@ class RayVecEnv(VecEnv):
         self.slices = split_slices(n_envs, num_workers)
         self.start_timeout_s = float(start_timeout_s)
         self.max_worker_restarts = int(max_worker_restarts)
+        self.reward_service = reward_service
         self.worker_restarts = 0
         self._replacements = [0] * num_workers
         self._base_seed = seed
@@ -251,7 +276,7 @@ class RayVecEnv(VecEnv):
     # ------------------------------------------------------------------ workers
     def _new_worker(self, k: int, seed: int | None) -> Any:
         start, stop = self.slices[k]
-        return EnvWorker.options(**self._worker_options).remote(self.env_id, start, stop - start, seed, self.env_kwargs)
+        return EnvWorker.options(**self._worker_options).remote(self.env_id, start, stop - start, seed, self.env_kwargs, self.reward_service)
 
     def _await_started(self, ks: list[int]) -> dict[str, Any]:
         try:

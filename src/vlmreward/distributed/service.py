@@ -51,7 +51,7 @@ from vlmreward.distributed.errors import ClusterError
 from vlmreward.distributed.spec import RewardFactory, describe_factory
 from vlmreward.models.preprocess import Frames, as_frame_batch
 
-__all__ = ["RewardReplica", "RewardService", "RemoteRewardModel", "DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_WAIT_S"]
+__all__ = ["RewardReplica", "RewardService", "RemoteRewardModel", "ScoredFrame", "DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_WAIT_S"]
 
 _log = logging.getLogger("vlmreward.distributed")
 
@@ -509,12 +509,30 @@ class RewardService:
         self._dead = set(range(self.num_replicas))
 
 
+@dataclass(frozen=True)
+class ScoredFrame:
+    """Stands in for a frame that was scored where it was rendered.
+
+    :class:`~vlmreward.distributed.rollouts.RayVecEnv` with a ``reward_service`` puts one in
+    ``info["frame"]`` instead of the ``uint8 [H, W, 3]`` array: its env worker sent the frames to
+    the service and kept only the reward, so frames do not travel to the learner.
+    :class:`RemoteRewardModel` returns ``reward`` for it.
+
+    Attributes:
+        reward: the reward model's reward of the frame (``float32`` value, before ``weight``).
+    """
+
+    reward: float
+
+
 class RemoteRewardModel:
     """A :class:`~vlmreward.rewards.base.RewardModel` whose frames are scored by a :class:`RewardService`.
 
     Drop-in for a local reward: ``VLMRewardVecEnvWrapper(venv, RemoteRewardModel(service))``
     scores every step's frames (or, deferred, every ``score_batch_size`` frames) on the replicas
     and gets the rewards in frame order. It does not own the service (shut that down yourself).
+    It also takes a list mixing frames and :class:`ScoredFrame` stand-ins (what a ``RayVecEnv``
+    that scores on its workers hands out): the stand-ins give their reward, the frames are scored.
 
     Args:
         service: a started :class:`RewardService`.
@@ -524,13 +542,20 @@ class RemoteRewardModel:
         self.service = service
         self._describe = service.describe()
 
-    def __call__(self, frames: Frames) -> np.ndarray:
-        """Rewards of uint8 RGB frames ``[N, H, W, 3]`` (or one ``[H, W, 3]``): ``float32 [N]``.
+    def __call__(self, frames: Frames | Sequence[np.ndarray | ScoredFrame]) -> np.ndarray:
+        """Rewards of uint8 RGB frames ``[N, H, W, 3]`` (or one ``[H, W, 3]``), or of a list of
+        ``[H, W, 3]`` frames and :class:`ScoredFrame` stand-ins: ``float32 [N]``, in order.
 
         Raises:
             InvalidFramesError, ClusterError: as :meth:`RewardService.score`.
         """
-        return self.service.score(frames)
+        if isinstance(frames, (list, tuple)) and any(isinstance(f, ScoredFrame) for f in frames):
+            out = np.array([f.reward if isinstance(f, ScoredFrame) else np.nan for f in frames], dtype=np.float32)
+            todo = [i for i, f in enumerate(frames) if not isinstance(f, ScoredFrame)]
+            if todo:
+                out[todo] = self.service.score(np.stack([frames[i] for i in todo]))
+            return out
+        return self.service.score(frames)  # type: ignore[arg-type]
 
     def from_embeddings(self, image_embeddings: Any) -> np.ndarray:
         """Not available: the text embeddings and the reward live on the replicas.

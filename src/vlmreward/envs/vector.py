@@ -11,6 +11,11 @@ Both keep the environment's reward in ``info["gt_reward"]`` and report finished 
 (:class:`EpisodeRecord`: VLM return, ground-truth return, success, goal) for logging side by side.
 Goal-aware reward models (``score_with_goals``) get each frame's ``info["goal"]``, stored with the
 frame when scoring is deferred (:func:`~vlmreward.envs.wrappers.goal_info_key`).
+
+A vector environment may put a stand-in for the frame in ``info["frame"]`` instead of the array
+(:class:`~vlmreward.distributed.rollouts.RayVecEnv` with ``reward_service``: the frame was scored
+where it was rendered); the wrapper then hands the reward model a list of what it found, which
+that reward model must understand (:class:`~vlmreward.distributed.service.RemoteRewardModel` does).
 """
 
 from __future__ import annotations
@@ -100,7 +105,7 @@ class _EpisodeAccounts:
 
 @dataclass
 class _PendingStep:
-    frames: np.ndarray  # uint8 [n_envs, H, W, 3]; dropped once scored
+    frames: np.ndarray | list[Any]  # uint8 [n_envs, H, W, 3] (or stand-ins, see the module docstring); dropped once scored
     gt: np.ndarray  # float32 [n_envs]
     dones: np.ndarray  # bool [n_envs]
     successes: list[bool | None]
@@ -176,7 +181,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
 
     def step_wait(self) -> Any:
         obs, rewards, dones, infos = self.venv.step_wait()
-        frames = np.stack([info.pop("frame") for info in infos])
+        frames = _stack([info.pop("frame") for info in infos])
         gt = np.asarray(rewards, dtype=np.float32)
         successes = [info.get("is_success") if done else None for info, done in zip(infos, dones)]
         goals = None if self.goal_key is None else [info.get(self.goal_key) for info in infos]
@@ -197,7 +202,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         pending = self._steps[self._n_unscored :]
         if not pending:
             return
-        frames = np.concatenate([step.frames for step in pending])
+        frames = _concatenate([step.frames for step in pending])
         goals = None if self.goal_key is None else [g for step in pending for g in (step.goals or [None] * self.num_envs)]
         vlm = np.concatenate(
             [
@@ -250,6 +255,17 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
     def pop_episodes(self) -> list[EpisodeRecord]:
         """Episodes finished (and, if deferred, scored) since the last call."""
         return self.episodes.pop_finished()
+
+
+def _stack(frames: list[Any]) -> np.ndarray | list[Any]:
+    """``uint8 [N, H, W, 3]`` of frame arrays; the list itself when it holds stand-ins (module docstring)."""
+    return np.stack(frames) if all(isinstance(f, np.ndarray) for f in frames) else frames
+
+
+def _concatenate(parts: list[np.ndarray | list[Any]]) -> np.ndarray | list[Any]:
+    if all(isinstance(p, np.ndarray) for p in parts):
+        return np.concatenate(parts)
+    return [f for part in parts for f in part]
 
 
 def make_vlm_vec_env(

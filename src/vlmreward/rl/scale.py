@@ -16,7 +16,8 @@ training step:
 
 The training environment is the ``RayVecEnv`` wrapped in the usual
 :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` with a
-:class:`~vlmreward.distributed.service.RemoteRewardModel`. The learner (stable-baselines3, in this
+:class:`~vlmreward.distributed.service.RemoteRewardModel` (with ``scale.score_on_workers`` the
+env workers send their frames to the replicas themselves and the learner receives rewards). The learner (stable-baselines3, in this
 process), deferred scoring, logs, checkpoints, evaluation (in this process, scored by the
 replicas) and resume are the single-process ones. Each replica builds its reward with
 :func:`~vlmreward.rl.train.build_reward_model` on :func:`replica_config` (the run's config with
@@ -180,6 +181,7 @@ class RayRuntime:
             cpus_per_worker=scale.cpus_per_env_worker,
             runtime_env=scale.runtime_env,
             start_timeout_s=scale.ready_timeout_s,
+            reward_service=self.service if scale.score_on_workers else None,
             wait=wait,
         )
         self._envs.append(venv)
