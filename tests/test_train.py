@@ -315,7 +315,8 @@ app(sys.argv[1:], prog_name="vlmreward")
 
 
 def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip):
-    total = 1000  # not a multiple of train_freq: the resumed run must still stop exactly there
+    total = 2000  # not a multiple of train_freq (24): the resumed run must still stop exactly there; long
+    # enough that the run cannot finish between the first checkpoint and the signal on a loaded machine
     data = _base(
         tmp_path,
         algorithm="DQN",
