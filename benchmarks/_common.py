@@ -25,7 +25,6 @@ __all__ = [
     "machine_info",
     "interleaved",
     "rss_mib",
-    "cartpole_frames",
     "square_frames",
     "save_results",
     "load_results",
@@ -144,24 +143,6 @@ def rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # peak, the best available
-
-
-def cartpole_frames(n: int, seed: int = 0) -> np.ndarray:
-    """``uint8 [n, 400, 600, 3]``: CartPole-v1 frames (``rgb_array``) under random actions."""
-    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    import gymnasium as gym
-
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
-    env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n):
-        frames.append(env.render())
-        _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
-        if terminated or truncated:
-            env.reset()
-    env.close()
-    return np.stack(frames)
 
 
 def square_frames(frames: np.ndarray, size: int = 224) -> np.ndarray:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from vlmreward.models.testing import write_clip_bpe_tokenizer_files
 
-__all__ = ["vit_b32_directory", "write_clip_bpe_tokenizer_files"]
+__all__ = ["vit_b32_directory"]
 
 _DEFAULT_DIR = Path(tempfile.gettempdir()) / "vlmreward-bench-vit-b32"
 

@@ -44,49 +44,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 def tiny_clip_directory() -> Path:
     """The tests' tiny CLIP (2 layers of width 32, ViT-B/32 layout), saved once under $TMPDIR."""
-    import torch
-
-    from vlmreward.models._compat import ensure_torchvision_importable
-
-    ensure_torchvision_importable()
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
-
-    from _models import write_clip_bpe_tokenizer_files
+    from vlmreward.models.testing import write_tiny_clip
 
     path = Path(tempfile.gettempdir()) / "vlmreward-bench-tiny-clip"
     if (path / "config.json").is_file() and (path / "preprocessor_config.json").is_file():
         return path
-    path.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=77),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=224, patch_size=32),
-        projection_dim=16,
-    )
-    CLIPModel(config).eval().save_pretrained(path)
-    with tempfile.TemporaryDirectory() as build:
-        vocab, merges = write_clip_bpe_tokenizer_files(Path(build))
-        CLIPTokenizer(str(vocab), str(merges)).save_pretrained(path)
-    CLIPImageProcessorPil().save_pretrained(path)
-    return path
+    return write_tiny_clip(path)
 
 
 GOAL = {"goal": "pole vertically upright on top of the cart", "baseline": "pole and cart", "alpha": 0.5}
-
-
-def cartpole_frames(n: int) -> np.ndarray:
-    import gymnasium as gym
-
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
-    env.reset(seed=0)
-    out = []
-    for t in range(n):
-        out.append(env.render())
-        _, _, term, trunc, _ = env.step(t % 2)
-        if term or trunc:
-            env.reset()
-    env.close()
-    return np.stack(out)
 
 
 def mean_time(fn: Callable[[], Any], repeats: int) -> float:
@@ -491,6 +457,7 @@ def main() -> None:
 
     from _models import vit_b32_directory
     from vlmreward.distributed import init_ray
+    from vlmreward.models.testing import render_cartpole_frames
 
     results: dict[str, Any] = {
         "date": _dt.date.today().isoformat(),
@@ -500,7 +467,7 @@ def main() -> None:
         "load_before": load_avg(),
     }
     tiny, vit = tiny_clip_directory(), vit_b32_directory()
-    frames = cartpole_frames(64)
+    frames = render_cartpole_frames(64)
     results["frame_bytes"] = frames[0].nbytes
     session = init_ray(num_cpus=16, log_to_driver=False)
     try:

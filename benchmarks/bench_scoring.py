@@ -41,10 +41,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import vlmreward  # noqa: E402
-from _common import cartpole_frames, interleaved, rss_mib, save_results, square_frames  # noqa: E402
+from _common import interleaved, rss_mib, save_results, square_frames  # noqa: E402
 from _models import vit_b32_directory  # noqa: E402
 from vlmreward.models.cache import EmbeddingCache  # noqa: E402
 from vlmreward.models.preprocess import as_frame_batch  # noqa: E402
+from vlmreward.models.testing import render_cartpole_frames  # noqa: E402
 
 GOAL, BASELINE = "a pole vertically upright on top of a cart", "a pole and a cart"
 SECTIONS = ("headline", "batch", "resolution", "threads", "memory", "cache")
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
 
     path = args.model or str(vit_b32_directory())
-    frames = cartpole_frames(args.frames)
+    frames = render_cartpole_frames(args.frames)
     with tempfile.TemporaryDirectory(prefix="vlmreward-bench-onnx-") as onnx_cache:
         setup = Setup(path, onnx_cache)
         payload: dict[str, Any] = {

@@ -13,47 +13,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-
-
-def tiny_clip(directory: Path) -> Path:
-    """Save the test suite's tiny random CLIP (seed 0) to ``directory``."""
-    import torch
-
-    from vlmreward.models._compat import ensure_torchvision_importable
-
-    ensure_torchvision_importable()
-    from vlmreward.models.testing import write_clip_bpe_tokenizer_files
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
-
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config=dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=77),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                           image_size=224, patch_size=32),
-        projection_dim=16,
-    )
-    CLIPModel(config).eval().save_pretrained(directory)
-    vocab, merges = write_clip_bpe_tokenizer_files(directory)
-    CLIPTokenizer(str(vocab), str(merges)).save_pretrained(directory)
-    CLIPImageProcessorPil().save_pretrained(directory)
-    return directory
 
 
 def main() -> None:
     import vlmreward
     from vlmreward.eval import collect, evaluate_dataset, load_dataset
+    from vlmreward.models.testing import write_tiny_clip
 
     work = Path(tempfile.mkdtemp(prefix="vlmreward-example-"))
     try:
-        model_dir = tiny_clip(work / "tiny-clip")
+        model_dir = write_tiny_clip(work / "tiny-clip")
         collect("vlmreward/CartPole-v1", work / "cartpole-sweep", "scripted", frames=400)
         result = evaluate_dataset(
             load_dataset(work / "cartpole-sweep"),

@@ -15,17 +15,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 
 def main() -> None:
-    from make_evaluation_example import tiny_clip
+    from vlmreward.models.testing import write_tiny_clip
 
     if len(sys.argv) != 2:
         raise SystemExit("usage: python docs/make_tiny_clip.py DIRECTORY")
     directory = Path(sys.argv[1])
-    directory.mkdir(parents=True, exist_ok=True)
-    tiny_clip(directory)
+    write_tiny_clip(directory)
     print(f"wrote a tiny random CLIP to {directory}")
 
 

@@ -32,7 +32,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from vlmreward.models._compat import ensure_torchvision_importable  # noqa: E402
-from vlmreward.models.testing import write_clip_bpe_tokenizer_files  # noqa: E402,F401 (also used by docs/)
+from vlmreward.models.testing import render_cartpole_frames, write_tiny_clip  # noqa: E402
 
 ensure_torchvision_importable()
 
@@ -48,28 +48,9 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
 
 @pytest.fixture(scope="session")
 def tiny_hf_clip(tmp_path_factory) -> Path:
-    """A ``save_pretrained`` directory of a random 2-layer ``CLIPModel`` with CLIP's tokenizer and processor."""
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
-
-    directory = tmp_path_factory.mktemp("tiny-hf-clip")
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config=dict(
-            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, max_position_embeddings=77,
-        ),
-        vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            image_size=224, patch_size=32,
-        ),
-        projection_dim=16,
-    )
-    CLIPModel(config).eval().save_pretrained(directory)
-    build = tmp_path_factory.mktemp("clip-bpe")
-    vocab_file, merges_file = write_clip_bpe_tokenizer_files(build)
-    CLIPTokenizer(str(vocab_file), str(merges_file)).save_pretrained(directory)
-    CLIPImageProcessorPil().save_pretrained(directory)  # CLIP's defaults: shortest edge 224, bicubic
-    return directory
+    """A ``save_pretrained`` directory of a random 2-layer ``CLIPModel`` with CLIP's tokenizer and
+    processor (:func:`vlmreward.models.testing.write_tiny_clip`)."""
+    return write_tiny_clip(tmp_path_factory.mktemp("tiny-hf-clip"))
 
 
 @pytest.fixture(scope="session")
@@ -177,26 +158,9 @@ def hub_cached_open_clip(tiny_open_clip, tmp_path_factory) -> str:
     return f"hf-hub:{repo_id}"
 
 
-def render_cartpole_frames(n: int, seed: int = 0) -> np.ndarray:
-    """``uint8 [n, 400, 600, 3]``: frames rendered by gymnasium's CartPole-v1 (``rgb_array``), random actions."""
-    import gymnasium as gym
-
-    env = gym.make("CartPole-v1", render_mode="rgb_array")
-    env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    frames = []
-    for _ in range(n):
-        frames.append(env.render())
-        _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
-        if terminated or truncated:
-            env.reset()
-    env.close()
-    return np.stack(frames)
-
-
 @pytest.fixture(scope="session")
 def cartpole_frames() -> np.ndarray:
-    """``uint8 [12, 400, 600, 3]``: :func:`render_cartpole_frames`."""
+    """``uint8 [12, 400, 600, 3]``: :func:`vlmreward.models.testing.render_cartpole_frames`."""
     return render_cartpole_frames(12)
 
 

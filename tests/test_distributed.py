@@ -27,7 +27,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 ray = pytest.importorskip("ray")
 
 import vlmreward  # noqa: E402
-from conftest import render_cartpole_frames  # noqa: E402
 from vlmreward.distributed import (  # noqa: E402
     ClusterError,
     RayVecEnv,
@@ -42,6 +41,7 @@ from vlmreward.distributed import (  # noqa: E402
 from vlmreward.envs import RenderFrame, VLMRewardVecEnvWrapper, make_vlm_vec_env  # noqa: E402
 from vlmreward.envs.oracle import CartPolePixelReward  # noqa: E402
 from vlmreward.errors import InvalidFramesError, VLMRewardError  # noqa: E402
+from vlmreward.models.testing import render_cartpole_frames  # noqa: E402
 from vlmreward.rewards.base import RewardModel  # noqa: E402
 from vlmreward.rl.callbacks import latest_checkpoint  # noqa: E402
 from vlmreward.rl.config import ConfigError, RunConfig, parse_config  # noqa: E402

@@ -1,4 +1,5 @@
-"""Helpers to build random-weight models of the real architectures (tests, benchmarks, demos).
+"""Helpers for tests, benchmarks and demos: random-weight models of the real architectures, and
+rendered frames to score.
 
 No pretrained weights are needed to exercise the loading code: a model with random weights,
 saved in its library's own format next to the real tokenizer files, loads through
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import gzip
 import json
+import tempfile
 from pathlib import Path
 
-__all__ = ["write_clip_bpe_tokenizer_files"]
+import numpy as np
+
+__all__ = ["write_clip_bpe_tokenizer_files", "write_tiny_clip", "render_cartpole_frames"]
 
 
 def write_clip_bpe_tokenizer_files(directory: Path) -> tuple[Path, Path]:
@@ -36,3 +40,60 @@ def write_clip_bpe_tokenizer_files(directory: Path) -> tuple[Path, Path]:
     vocab_file.write_text(json.dumps({tok: i for i, tok in enumerate(vocab)}), encoding="utf-8")
     merges_file.write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
     return vocab_file, merges_file
+
+
+def write_tiny_clip(directory: str | Path) -> Path:
+    """Save the test suite's tiny random CLIP to ``directory`` (a ``save_pretrained`` directory).
+
+    CLIP ViT-B/32's layout (224 px, patch 32) and CLIP's real tokenizer and image processor, but
+    2 layers of width 32 and random weights (seed 0): every code path runs in seconds on a CPU,
+    while its rewards mean nothing.
+
+    Returns:
+        ``directory``.
+    """
+    import torch
+
+    from vlmreward.models._compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    config = CLIPConfig(
+        text_config=dict(
+            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=77,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=224, patch_size=32,
+        ),
+        projection_dim=16,
+    )
+    CLIPModel(config).eval().save_pretrained(directory)
+    with tempfile.TemporaryDirectory(prefix="vlmreward-clip-bpe-") as build:
+        vocab_file, merges_file = write_clip_bpe_tokenizer_files(Path(build))
+        CLIPTokenizer(str(vocab_file), str(merges_file)).save_pretrained(directory)
+    CLIPImageProcessorPil().save_pretrained(directory)  # CLIP's defaults: shortest edge 224, bicubic
+    return directory
+
+
+def render_cartpole_frames(n: int, seed: int = 0) -> np.ndarray:
+    """``uint8 [n, 400, 600, 3]``: frames rendered by gymnasium's CartPole-v1 (``rgb_array``) under
+    random actions (seeded), resetting when an episode ends."""
+    import gymnasium as gym
+
+    env = gym.make("CartPole-v1", render_mode="rgb_array")
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        frames.append(env.render())
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(2)))
+        if terminated or truncated:
+            env.reset()
+    env.close()
+    return np.stack(frames)
