@@ -284,18 +284,16 @@ class CustomRewardConfig(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
-RewardConfig = Annotated[
-    Union[
-        GoalBaselineRewardConfig,
-        SoftmaxThresholdRewardConfig,
-        GoalFamilySoftmaxRewardConfig,
-        CartPolePixelOracleRewardConfig,
-        GoalStateOracleRewardConfig,
-        GroundTruthRewardConfig,
-        CustomRewardConfig,
-    ],
-    Field(discriminator="kind"),
-]
+_REWARD_MODELS = (
+    GoalBaselineRewardConfig,
+    SoftmaxThresholdRewardConfig,
+    GoalFamilySoftmaxRewardConfig,
+    CartPolePixelOracleRewardConfig,
+    GoalStateOracleRewardConfig,
+    GroundTruthRewardConfig,
+    CustomRewardConfig,
+)
+RewardConfig = Annotated[Union[_REWARD_MODELS], Field(discriminator="kind")]
 
 
 class GoalSplitConfig(_Strict):
@@ -686,17 +684,6 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             continue
         return None
     return cls
-
-
-_REWARD_MODELS = (
-    GoalBaselineRewardConfig,
-    SoftmaxThresholdRewardConfig,
-    GoalFamilySoftmaxRewardConfig,
-    CartPolePixelOracleRewardConfig,
-    GoalStateOracleRewardConfig,
-    GroundTruthRewardConfig,
-    CustomRewardConfig,
-)
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
