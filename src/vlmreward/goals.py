@@ -50,6 +50,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 import numpy as np
 
+from vlmreward._yamlfile import read_yaml_file
 from vlmreward.errors import InvalidParameterError, VLMRewardError
 
 __all__ = [
@@ -624,21 +625,7 @@ def load_goal_family(path: str | os.PathLike) -> GoalFamily:
         GoalFamilyError: a missing or unreadable file, invalid YAML, or an invalid family (see
             :func:`parse_goal_family`).
     """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise GoalFamilyError(
-            f"goal family file {str(path)!r} does not exist; e.g. configs/goals/miniworld_objects.yaml."
-        )
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise GoalFamilyError(f"goal family file {str(path)!r} is not valid YAML{where}.") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise GoalFamilyError(f"cannot read goal family file {str(path)!r}: {err}.") from err
+    data = read_yaml_file(path, "goal family file", GoalFamilyError, "; e.g. configs/goals/miniworld_objects.yaml")
     return parse_goal_family(data, f"goal family file {str(path)!r}")
 
 

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from vlmreward._yamlfile import read_yaml_file
 from vlmreward.errors import InputFileError, InvalidParameterError
 from vlmreward.eval.dataset import Dataset, json_safe
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
@@ -190,19 +191,7 @@ def load_prompt_sets(path: str | os.PathLike) -> dict[str, PromptSet]:
     Raises:
         PromptFileError: a missing file, invalid YAML, or content that is not prompt sets.
     """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise PromptFileError(f"prompts file {str(path)!r} does not exist.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise PromptFileError(f"prompts file {str(path)!r} is not valid YAML{where}.") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise PromptFileError(f"cannot read prompts file {str(path)!r}: {err}.") from err
+    data = read_yaml_file(path, "prompts file", PromptFileError)
     return parse_prompt_sets(data, str(path))
 
 

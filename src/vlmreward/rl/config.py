@@ -45,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from vlmreward._yamlfile import read_yaml_file
 from vlmreward.distributed.config import ScaleConfig, check_scale_fits
 from vlmreward.errors import VLMRewardError
 from vlmreward.rewards.softmax_threshold import DEFAULT_TEMPERATURE
@@ -562,16 +563,7 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> RunCo
             and what is allowed).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist; pass a YAML file such as configs/cartpole.yaml.")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read config file {str(path)!r}: {err}.") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"config file {str(path)!r} is not valid YAML: {' '.join(str(err).split())}") from err
+    data = read_yaml_file(path, "config file", ConfigError, "; pass a YAML file such as configs/cartpole.yaml")
     if data is None:
         data = {}
     if not isinstance(data, dict):
