@@ -165,6 +165,20 @@ def cartpole_frames() -> np.ndarray:
 
 
 @pytest.fixture
+def train_cli():
+    """The ``train`` and ``evaluate-policy`` commands as :mod:`vlmreward.cli.main` registers them, but
+    without its error handler: a user error surfaces as the exception itself in ``result.exception``."""
+    import typer
+
+    from vlmreward.cli.train import evaluate_policy, train
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command("train")(train)
+    app.command("evaluate-policy")(evaluate_policy)
+    return app
+
+
+@pytest.fixture
 def one_torch_thread():
     """PyTorch on one thread for the test: the tiny CLIP and the MLP policies run fastest so; on a
     busy CI machine OpenMP's spinning threads make them 20-50 times slower (measured: 3 ms vs

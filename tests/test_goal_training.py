@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from vlmreward.rl.config import ConfigError, load_config, parse_config
@@ -31,16 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _app() -> typer.Typer:
-    from vlmreward.cli.train import evaluate_policy
-    from vlmreward.cli.train import train as train_command
-
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command("train")(train_command)
-    app.command("evaluate-policy")(evaluate_policy)
-    return app
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -100,7 +89,7 @@ def test_goal_config_errors():
         parse_config({**base, "goals": {"family": "/nowhere/family.yaml"}})
 
 
-def test_short_goal_conditioned_run_logs_per_goal_type_and_evaluates_held_out_goals(tmp_path, tiny_hf_clip):
+def test_short_goal_conditioned_run_logs_per_goal_type_and_evaluates_held_out_goals(tmp_path, tiny_hf_clip, train_cli):
     config = parse_config(_goal_run(tmp_path, tiny_hf_clip))
     run_dir = train(config, progress_bar=False)
     assert load_config(run_dir / "config.yaml") == config  # the goals section round-trips
@@ -119,7 +108,7 @@ def test_short_goal_conditioned_run_logs_per_goal_type_and_evaluates_held_out_go
     assert {"rollout/vlm_return", "rollout/success_rate", "eval/success_rate", "eval_held_out/success_rate"} <= columns
     assert list((run_dir / "videos").glob("eval_*.mp4"))
 
-    result = CliRunner().invoke(_app(), ["evaluate-policy", str(run_dir), "--episodes", "3", "--no-video"])
+    result = CliRunner().invoke(train_cli, ["evaluate-policy", str(run_dir), "--episodes", "3", "--no-video"])
     assert result.exit_code == 0, result.output
     assert "train goals:" in result.output and "held_out goals:" in result.output
     evaluation = json.loads((run_dir / "evaluation.json").read_text())

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 import yaml
 from stable_baselines3 import DQN, PPO
 from typer.testing import CliRunner
@@ -35,17 +34,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-
-
-def _app() -> typer.Typer:
-    """The two commands as vlmreward.cli.main registers them."""
-    from vlmreward.cli.train import evaluate_policy
-    from vlmreward.cli.train import train as train_command
-
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
-    app.command("train")(train_command)
-    app.command("evaluate-policy")(evaluate_policy)
-    return app
 
 
 def _write_yaml(path: Path, data: dict) -> Path:
@@ -200,7 +188,7 @@ def _check_run_outputs(run_dir: Path, config: RunConfig) -> None:
     assert (run_dir / "final_model.zip").is_file()
 
 
-def test_short_ppo_run_leaves_all_outputs(tmp_path, tiny_hf_clip):
+def test_short_ppo_run_leaves_all_outputs(tmp_path, tiny_hf_clip, train_cli):
     import imageio.v2 as imageio
 
     config = parse_config(
@@ -226,7 +214,7 @@ def test_short_ppo_run_leaves_all_outputs(tmp_path, tiny_hf_clip):
     height, width, _ = first.shape
     assert width >= 600 and height > 400 and height % 16 == 0  # frame on top, reward plot below
 
-    result = CliRunner().invoke(_app(), ["evaluate-policy", str(run_dir), "--episodes", "2"])
+    result = CliRunner().invoke(train_cli, ["evaluate-policy", str(run_dir), "--episodes", "2"])
     assert result.exit_code == 0, result.output
     assert "ground-truth return" in result.output and "VLM return" in result.output
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
@@ -291,11 +279,11 @@ def test_episode_video_layout(tmp_path):
     assert not list(path.parent.glob(".*"))  # no temporary file left behind
 
 
-def test_cli_train_usage_errors(tmp_path):
-    result = CliRunner().invoke(_app(), ["train"])
+def test_cli_train_usage_errors(tmp_path, train_cli):
+    result = CliRunner().invoke(train_cli, ["train"])
     assert result.exit_code == 2 and "--resume" in result.output
     path = _write_yaml(tmp_path / "run.yaml", _base(tmp_path, model=Path("m")))
-    result = CliRunner().invoke(_app(), ["train", str(path), "--set", "reward.alpha=3"])
+    result = CliRunner().invoke(train_cli, ["train", str(path), "--set", "reward.alpha=3"])
     assert isinstance(result.exception, ConfigError) and "reward.alpha" in str(result.exception)
 
 
