@@ -15,13 +15,15 @@ The functions are plain typer commands; :mod:`vlmreward.cli.main` registers them
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Optional
 
 import typer
+
+from vlmreward._logging import attached_handler
 
 __all__ = ["train", "evaluate_policy", "EXIT_INTERRUPTED"]
 
@@ -40,20 +42,11 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-@contextmanager
-def _progress_messages() -> Iterator[None]:
+def _progress_messages() -> contextlib.AbstractContextManager[None]:
     """Show the trainer's INFO messages (run directory, resume point, warnings) on stderr meanwhile."""
-    logger = logging.getLogger("vlmreward.rl")
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
+    return attached_handler(logging.getLogger("vlmreward.rl"), handler, logging.INFO)
 
 
 def train(

@@ -38,10 +38,11 @@ import shutil
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 import torch
 
+from vlmreward._logging import attached_handler
 from vlmreward.errors import BackendNotAvailableError, ExportError, InvalidParameterError
 from vlmreward.models.base import VisionLanguageModel
 
@@ -408,19 +409,10 @@ class ONNXModel(VisionLanguageModel):
             return ort.InferenceSession(str(self.onnx_path), options, providers=self.providers)
 
 
-@contextlib.contextmanager
-def _root_logging_silenced() -> Iterator[None]:
+def _root_logging_silenced() -> contextlib.AbstractContextManager[None]:
     """Keep ``onnxruntime.quantization``'s ``logging.warning`` calls quiet, without configuring logging.
 
     They log through the root logger, whose module-level helpers would install a stderr handler
     (``logging.basicConfig``) when it has none; a temporary ``NullHandler`` and level prevent both.
     """
-    root = logging.getLogger()
-    handler, level = logging.NullHandler(), root.level
-    root.addHandler(handler)
-    root.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+    return attached_handler(logging.getLogger(), logging.NullHandler(), logging.ERROR)
