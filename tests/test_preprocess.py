@@ -173,3 +173,120 @@ def test_bad_frames_are_rejected_with_a_clear_message(frames, message):
 def test_unknown_resize_mode_is_rejected():
     with pytest.raises(InvalidParameterError, match="squash"):
         _config("stretch")
+
+
+# ---------------------------------------------------------------------------------------------
+# antialias=False: the VLM-RM reference code's transform (reference.md §5, vlmrm @ 811d820)
+
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def _keys_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
+    """Keys' cubic convolution weights for the 4 taps at offsets -1, 0, 1, 2 (``float64 [..., 4]``)."""
+    d = np.stack([t + 1, t, 1 - t, 2 - t], axis=-1)
+    near = ((a + 2) * d - (a + 3)) * d * d + 1  # |d| <= 1
+    far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a  # 1 < |d| < 2
+    return np.where(d <= 1, near, far)
+
+
+def _bicubic_axis(x: np.ndarray, out: int, axis: int) -> np.ndarray:
+    """Plain bicubic resampling of one axis (half-pixel centres, border taps clamped), in float64."""
+    n = x.shape[axis]
+    src = (np.arange(out) + 0.5) * (n / out) - 0.5
+    base = np.floor(src).astype(int)
+    w = _keys_weights(src - base)  # [out, 4]
+    idx = np.clip(base[:, None] + np.arange(-1, 3)[None, :], 0, n - 1)  # [out, 4]
+    taken = np.take(x, idx, axis=axis)  # axis becomes [out, 4]
+    shape = [1] * taken.ndim
+    shape[axis], shape[axis + 1] = out, 4
+    return (taken * w.reshape(shape)).sum(axis=axis + 1)
+
+
+def reference_transform_numpy(frames: np.ndarray, size: int, mean, std) -> np.ndarray:
+    """The reference transform written from its description alone, in NumPy float64: ``uint8 → /255``,
+    bicubic to ``size × size`` (Keys a = -0.75, ``align_corners=False``, no antialias, no clamping),
+    ``(x - mean) / std``. Returns ``[N, 3, size, size]``."""
+    x = frames.astype(np.float64).transpose(0, 3, 1, 2) / 255.0
+    x = _bicubic_axis(_bicubic_axis(x, size, axis=2), size, axis=3)
+    return (x - np.asarray(mean).reshape(1, 3, 1, 1)) / np.asarray(std).reshape(1, 3, 1, 1)
+
+
+def reference_transform_torchvision(frames: np.ndarray, size: int, mean, std) -> torch.Tensor:
+    """The reference's own code (vlmrm ``CLIPEmbed``): torchvision ``Resize((S, S), BICUBIC)`` on the
+    float tensor without antialiasing (torchvision 0.15's tensor default), ``CenterCrop``, ``Normalize``."""
+    from vlmreward.models._compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    from torchvision import transforms as T
+
+    transform = T.Compose([
+        T.Resize((size, size), interpolation=T.InterpolationMode.BICUBIC, antialias=False),
+        T.CenterCrop(size),
+        T.Normalize(mean=mean, std=std),
+    ])
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255.0
+    return transform(x)
+
+
+def test_reference_keys_weights_sum_to_one():
+    t = np.linspace(0, 1, 11)
+    np.testing.assert_allclose(_keys_weights(t).sum(-1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(_keys_weights(np.zeros(1))[0], [0, 1, 0, 0], atol=1e-12)
+
+
+@pytest.mark.parametrize("loader", ["hf", "open_clip"])
+def test_no_antialias_equals_the_reference_transform_on_cartpole_renders(loader, tiny_hf_clip, tiny_open_clip, cartpole_frames):
+    if loader == "hf":
+        model = vlmreward.load_model(tiny_hf_clip, resize="squash", antialias=False)
+    else:
+        arch, checkpoint = tiny_open_clip
+        model = vlmreward.load_model(f"open_clip:{arch}", checkpoint=checkpoint, resize="squash", antialias=False)
+    assert model.preprocess_config.mean == pytest.approx(OPENAI_MEAN) and model.antialias is False
+    ours = model.preprocess(cartpole_frames).double().numpy()
+    size = model.image_size
+    independent = reference_transform_numpy(cartpole_frames, size, OPENAI_MEAN, OPENAI_STD)
+    torchvision_code = reference_transform_torchvision(cartpole_frames, size, OPENAI_MEAN, OPENAI_STD).double().numpy()
+    # PyTorch computes the source coordinates (up to 600) and tap weights in float32: up to
+    # ~2e-5 in [0, 1] pixel units (0.005 grey levels) from the float64 computation
+    assert np.abs(ours - independent).max() < 1e-4
+    assert np.abs(ours - torchvision_code).max() < 2e-6  # the reference's own code: same float32 kernel
+    # bicubic overshoot is kept (no clamping): some pixels leave the [0, 1] range before normalising
+    unit = ours * np.asarray(OPENAI_STD).reshape(1, 3, 1, 1) + np.asarray(OPENAI_MEAN).reshape(1, 3, 1, 1)
+    assert unit.min() < -1e-3 or unit.max() > 1 + 1e-3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_no_antialias_equals_the_reference_transform_on_cuda(tiny_hf_clip, cartpole_frames):
+    model = vlmreward.load_model(tiny_hf_clip, resize="squash", antialias=False, device="cuda")
+    ours = model.preprocess(cartpole_frames).double().cpu().numpy()
+    independent = reference_transform_numpy(cartpole_frames, model.image_size, OPENAI_MEAN, OPENAI_STD)
+    assert np.abs(ours - independent).max() < 1e-4
+
+
+def test_antialias_changes_the_pixels_of_large_frames(cartpole_frames):
+    smooth = preprocess(as_frame_batch(cartpole_frames), _config("squash"))
+    plain_config = PreprocessConfig(CONFIG.image_size, CONFIG.mean, CONFIG.std, resize="squash", antialias=False)
+    plain = preprocess(as_frame_batch(cartpole_frames), plain_config)
+    diff = grey_levels(smooth, plain, CONFIG) * 255
+    assert diff.max() > 20  # thin edges (the pole, the track) alias without the filter
+    # same-size frames: neither resizes, both only normalise
+    square = cartpole_frames[:, :224, :224]
+    np.testing.assert_allclose(
+        preprocess(as_frame_batch(square), _config("squash")).numpy(),
+        preprocess(as_frame_batch(square), plain_config).numpy(), atol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("resize", ["crop", "pad"])
+def test_no_antialias_in_the_other_resize_modes(resize, cartpole_frames):
+    config = PreprocessConfig(CONFIG.image_size, CONFIG.mean, CONFIG.std, resize=resize, antialias=False)
+    out = preprocess(as_frame_batch(cartpole_frames[:2]), config)
+    assert out.shape == (2, 3, 224, 224) and out.is_contiguous()
+    close = preprocess(as_frame_batch(cartpole_frames[:2]), PreprocessConfig(CONFIG.image_size, CONFIG.mean, CONFIG.std, resize=resize))
+    assert grey_levels(out, close, CONFIG).mean() < 3 / 255  # same geometry, only the filter differs
+
+
+def test_antialias_must_be_a_bool(tiny_hf_clip):
+    with pytest.raises(InvalidParameterError, match="antialias"):
+        vlmreward.load_model(tiny_hf_clip, antialias="no")

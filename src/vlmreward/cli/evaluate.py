@@ -20,7 +20,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from vlmreward.cli.score import Resize, _interactive, _progress, _quiet_model_loading, _resolve_device
+from vlmreward.cli.score import AntialiasOption, Resize, _interactive, _progress, _quiet_model_loading, _resolve_device
 from vlmreward.errors import InvalidParameterError
 from vlmreward.models import DEFAULT_RESIZE
 
@@ -160,6 +160,7 @@ def evaluate(
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ...", show_default="cuda if available, else cpu")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
     resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
+    antialias: AntialiasOption = True,
     batch_size: Annotated[Optional[int], typer.Option(help="Frames per forward pass.", show_default="64")] = None,
     truncate: Annotated[bool, typer.Option("--truncate", help="Truncate prompts longer than the model's context.")] = False,
     cache_dir: Annotated[
@@ -201,7 +202,8 @@ def evaluate(
     interactive = _interactive()
     with _quiet_model_loading(enabled=not interactive):
         vlm = load_model(
-            model, device=_resolve_device(device), dtype=dtype, resize=resize.value, checkpoint=checkpoint, truncate=truncate
+            model, device=_resolve_device(device), dtype=dtype, resize=resize.value, antialias=antialias, checkpoint=checkpoint,
+            truncate=truncate,
         )
     out_dir = out if out is not None else Path("evaluations") / data.name
     with _progress(len(data), enabled=interactive) as advance:
@@ -257,6 +259,7 @@ def sweep(
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1, ...", show_default="cuda if available, else cpu")] = None,
     dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
     resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
+    antialias: AntialiasOption = True,
     batch_size: Annotated[Optional[int], typer.Option(help="Frames per forward pass.", show_default="64")] = None,
     cache_dir: Annotated[
         Optional[Path], typer.Option(help="Embedding cache directory.", show_default="DATASET/embeddings_cache")
@@ -286,7 +289,7 @@ def sweep(
         result = run_sweep(
             data, specs, prompt_sets, out_dir, alphas=alpha, temperatures=temperature, label=label, reference=reference,
             target_precision=target_precision, cache_dir=_cache_dir(dataset, cache_dir, no_cache),
-            device=_resolve_device(device), dtype=dtype, resize=resize.value, batch_size=batch_size,
+            device=_resolve_device(device), dtype=dtype, resize=resize.value, antialias=antialias, batch_size=batch_size,
             progress=lambda _name, n: advance(n), group_by=group_by,
             goal_family=load_goal_family(goal_family) if goal_family is not None else None,
         )

@@ -52,6 +52,17 @@ class Resize(str, Enum):
     pad = "pad"
 
 
+AntialiasOption = Annotated[
+    bool,
+    typer.Option(
+        "--antialias/--no-antialias",
+        help="Resize frames with antialiasing like PIL (as CLIP was trained); --no-antialias: the VLM-RM "
+        "reference code's plain bicubic resize, for runs that must compare with the paper.",
+    ),
+]
+"""``--antialias/--no-antialias`` of ``score``, ``evaluate`` and ``sweep`` (``load_model(antialias=...)``)."""
+
+
 class Backend(str, Enum):
     """``--backend`` choices (:data:`vlmreward.models.registry.RUNTIME_BACKENDS`)."""
 
@@ -130,6 +141,7 @@ def score(
     resize: Annotated[
         Resize, typer.Option(help="How frames are fitted to the model's square input.")
     ] = Resize(DEFAULT_RESIZE),
+    antialias: AntialiasOption = True,
     checkpoint: Annotated[
         Optional[Path],
         typer.Option(help="Weights file for an open_clip:ARCH model.", show_default=False),
@@ -169,6 +181,7 @@ def score(
             device=_resolve_device(device),
             dtype=dtype,
             resize=resize.value,
+            antialias=antialias,
             checkpoint=checkpoint,
             truncate=truncate,
             backend=backend.value,
@@ -197,6 +210,7 @@ def score(
             "name": vlm.name,
             "backend": vlm.backend,
             "resize": vlm.resize,
+            "antialias": vlm.antialias,
             "image_size": vlm.image_size,
             "device": str(vlm.device),
             "dtype": str(vlm.dtype).removeprefix("torch."),

@@ -95,6 +95,7 @@ def model_fingerprint(model: VisionLanguageModel) -> dict[str, Any]:
             "interpolation": cfg.interpolation,
             "resize": cfg.resize,
             "crop_rounding": cfg.crop_rounding,
+            "antialias": cfg.antialias,
         },
     }
     network = getattr(model, "model", None)

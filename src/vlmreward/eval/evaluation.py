@@ -528,6 +528,7 @@ def evaluate_dataset(
             "parameters": count_parameters(model),
             "image_size": model.image_size,
             "resize": model.resize,
+            "antialias": model.antialias,
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
         },

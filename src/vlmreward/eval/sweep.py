@@ -244,6 +244,7 @@ def run_sweep(
     device: Any = "cpu",
     dtype: Any = None,
     resize: str = "squash",
+    antialias: bool = True,
     batch_size: int | None = None,
     load: Callable[..., Any] | None = None,
     progress: Callable[[str, int], None] | None = None,
@@ -265,7 +266,7 @@ def run_sweep(
         reference: numeric column for EPIC distance and correlations.
         target_precision: also report the threshold reaching this precision.
         cache_dir: embedding cache (None: no cache).
-        device, dtype, resize: passed to the model loader.
+        device, dtype, resize, antialias: passed to the model loader.
         batch_size: frames per forward pass.
         load: the model loader (default :func:`vlmreward.load_model`).
         progress: called with ``(model name, frames)`` after each embedded batch.
@@ -320,7 +321,7 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     model_rows: list[dict[str, Any]] = []
     for spec in specs:
-        model = load(spec.name, device=device, dtype=dtype, resize=resize, checkpoint=spec.checkpoint)
+        model = load(spec.name, device=device, dtype=dtype, resize=resize, antialias=antialias, checkpoint=spec.checkpoint)
         try:
             parameters = count_parameters(model)
             note = resize_note(model, dataset.render_size)

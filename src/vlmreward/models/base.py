@@ -102,10 +102,15 @@ class VisionLanguageModel(abc.ABC):
         """The resize mode frames are fitted with (``"squash"``, ``"crop"`` or ``"pad"``)."""
         return self.preprocess_config.resize
 
+    @property
+    def antialias(self) -> bool:
+        """Whether frames are resized with antialiasing (False: the VLM-RM reference's plain bicubic)."""
+        return self.preprocess_config.antialias
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(name={self.name!r}, embed_dim={self.embed_dim}, image_size={self.image_size}, "
-            f"resize={self.resize!r}, device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')})"
+            f"resize={self.resize!r}, antialias={self.antialias}, device={str(self.device)!r}, dtype={str(self.dtype).removeprefix('torch.')})"
         )
 
     # ------------------------------------------------------------------ images

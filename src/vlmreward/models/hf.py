@@ -83,7 +83,7 @@ def _resolve(name: str) -> Path:
 
 
 def load_hf_model(
-    name: str, *, device: torch.device, dtype: torch.dtype | None, resize: ResizeMode, truncate: bool
+    name: str, *, device: torch.device, dtype: torch.dtype | None, resize: ResizeMode, antialias: bool, truncate: bool
 ) -> HFModel:
     """Load a ``transformers`` CLIP or SigLIP model with its tokenizer and preprocessing.
 
@@ -92,6 +92,7 @@ def load_hf_model(
         device: where the model runs.
         dtype: weight dtype (default: ``float32``).
         resize: resize mode of the preprocessing (:data:`~vlmreward.models.preprocess.ResizeMode`).
+        antialias: antialiased (PIL-like) resize, or the VLM-RM reference's plain bicubic.
         truncate: truncate over-long prompts instead of raising.
 
     Raises:
@@ -121,6 +122,7 @@ def load_hf_model(
         std=tuple(processor.image_std),
         interpolation=_PIL_FILTERS.get(int(processor.resample), "bicubic"),
         resize=resize,
+        antialias=antialias,
         crop_rounding="floor",
     )
     return HFModel(

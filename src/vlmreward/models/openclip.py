@@ -81,6 +81,7 @@ def load_open_clip_model(
     device: torch.device,
     dtype: torch.dtype | None,
     resize: ResizeMode,
+    antialias: bool,
     truncate: bool,
 ) -> OpenCLIPModel:
     """Load an ``open_clip`` model, its tokenizer and its preprocessing.
@@ -92,6 +93,7 @@ def load_open_clip_model(
         device: where the model runs.
         dtype: weight dtype (default: ``float32``).
         resize: resize mode of the preprocessing.
+        antialias: antialiased (PIL-like) resize, or the VLM-RM reference's plain bicubic.
         truncate: truncate over-long prompts instead of raising.
 
     Raises:
@@ -147,6 +149,7 @@ def load_open_clip_model(
             std=tuple(cfg.get("std", open_clip.OPENAI_DATASET_STD)),
             interpolation=cfg.get("interpolation", "bicubic"),
             resize=resize,
+            antialias=antialias,
             crop_rounding="round",  # torchvision's CenterCrop
         ),
         device=device,

@@ -15,6 +15,16 @@ once on the model's device:
 On the CPU the resize runs on ``uint8`` (as PIL does, and about three times faster than on
 floats); on other devices on ``float32`` in two rounded passes. Both agree with PIL to within one
 grey level (``tests/test_preprocess.py`` measures it on rendered CartPole frames).
+
+``antialias=False`` (:class:`PreprocessConfig`) is the VLM-RM reference code's transform instead
+(``vlmrm/reward_model.py`` at commit 811d820, torchvision 0.15): ``uint8 → float32 / 255``, plain
+bicubic interpolation of the float tensor (``align_corners=False``, no antialiasing, no rounding
+and no clamping, so bicubic overshoot stays), then ``(x - mean) / std``. On frames much larger
+than the model's input (CartPole's 400 × 600 to 224 × 224) it samples 16 source pixels per output
+pixel instead of averaging the whole footprint, so thin edges alias; the rewards differ from the
+antialiased ones (``docs/reproducing-vlmrm.md`` gives the size measured on CartPole renders).
+``tests/test_preprocess.py`` checks it against an independent implementation of the reference
+transform.
 """
 
 from __future__ import annotations
@@ -72,6 +82,8 @@ class PreprocessConfig:
         crop_rounding: where the centre crop starts when the excess is odd: ``"floor"``
             (``(L - S) // 2``, Hugging Face's ``center_crop``) or ``"round"``
             (``round((L - S) / 2)``, torchvision's ``CenterCrop``, used by open_clip).
+        antialias: True (default): resize like PIL, as CLIP's training images were; False: the
+            VLM-RM reference code's plain bicubic interpolation of float pixels (module docstring).
     """
 
     image_size: int
@@ -80,6 +92,7 @@ class PreprocessConfig:
     interpolation: Interpolation = "bicubic"
     resize: ResizeMode = DEFAULT_RESIZE
     crop_rounding: Literal["floor", "round"] = "floor"
+    antialias: bool = True
 
     def __post_init__(self) -> None:
         if self.resize not in RESIZE_MODES:
@@ -174,20 +187,25 @@ def preprocess(
     size = config.image_size
     n, h, w, _ = frames.shape
     x = frames.permute(0, 3, 1, 2)  # [N, 3, H, W], a view
+    if config.antialias:
+        resize = lambda t, hw: _resize(t, hw, config.interpolation)  # noqa: E731
+    else:  # the reference transform: floats in [0, 1], resized without antialiasing
+        x = x.to(torch.float32).div_(255.0)
+        resize = lambda t, hw: _resize_plain(t, hw, config.interpolation)  # noqa: E731
     if config.resize == "squash":
-        x = _resize(x, (size, size), config.interpolation)
+        x = resize(x, (size, size))
     elif config.resize == "crop":
         short, long = (h, w) if h <= w else (w, h)
         new_long = int(size * long / short)  # as HF get_resize_output_image_size and torchvision Resize
-        x = _resize(x, (size, new_long) if h <= w else (new_long, size), config.interpolation)
+        x = resize(x, (size, new_long) if h <= w else (new_long, size))
         top = _crop_start(x.shape[-2], size, config.crop_rounding)
         left = _crop_start(x.shape[-1], size, config.crop_rounding)
         x = x[..., top : top + size, left : left + size]
     else:  # pad
         scale = size / max(h, w)
         new_hw = (size, max(1, round(w * scale))) if h >= w else (max(1, round(h * scale)), size)
-        x = _resize(x, new_hw, config.interpolation)
-    x = _normalise(x, config, dtype)  # contiguous
+        x = resize(x, new_hw)
+    x = _normalise(x, config, dtype) if config.antialias else _normalise_unit(x, config, dtype)  # contiguous
     if config.resize == "pad" and tuple(x.shape[-2:]) != (size, size):
         dh, dw = size - x.shape[-2], size - x.shape[-1]
         x = F.pad(x, (dw // 2, dw - dw // 2, dh // 2, dh - dh // 2), value=0.0)
@@ -206,6 +224,18 @@ def _resize(x: torch.Tensor, hw: tuple[int, int], interpolation: str) -> torch.T
     if x.dtype == torch.uint8 and x.device.type == "cpu":
         return _resize_uint8(x, hw, interpolation)
     return _resize_float(x, hw, interpolation)
+
+
+def _resize_plain(x: torch.Tensor, hw: tuple[int, int], interpolation: str) -> torch.Tensor:
+    """Float ``[N, 3, H, W]`` → ``hw`` without antialiasing, rounding or clamping.
+
+    Source: torchvision 0.15's ``functional_tensor.resize`` on a float tensor (the VLM-RM
+    reference's ``Resize((S, S), BICUBIC)``): ``interpolate(..., align_corners=False,
+    antialias=False)``, the image returned unchanged when it already has the size.
+    """
+    if tuple(x.shape[-2:]) == hw:
+        return x
+    return F.interpolate(x, size=hw, mode=interpolation, align_corners=False, antialias=False)
 
 
 def _resize_uint8(x: torch.Tensor, hw: tuple[int, int], interpolation: str) -> torch.Tensor:
@@ -242,4 +272,16 @@ def _normalise(x: torch.Tensor, config: PreprocessConfig, dtype: torch.dtype) ->
     out = torch.empty(x.shape, dtype=torch.float32, device=x.device)  # contiguous
     out.copy_(x)
     out.mul_(scale).add_(bias.view(1, 3, 1, 1))
+    return out if dtype == torch.float32 else out.to(dtype)
+
+
+def _normalise_unit(x: torch.Tensor, config: PreprocessConfig, dtype: torch.dtype) -> torch.Tensor:
+    """``(x - mean) / std`` of float pixels ``x`` in ``[0, 1]`` into a new contiguous tensor.
+
+    Source: torchvision's ``Normalize`` (``tensor.sub_(mean).div_(std)``), as the VLM-RM reference
+    applies it, in the same order so that the result equals it to the last bit.
+    """
+    mean = torch.tensor(config.mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(config.std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    out = (x - mean).div_(std).contiguous()
     return out if dtype == torch.float32 else out.to(dtype)

@@ -64,6 +64,7 @@ def load_model(
     quantize: str | None = None,
     autocast: torch.dtype | str | bool | None = None,
     onnx_cache_dir: str | os.PathLike | None = None,
+    antialias: bool = True,
 ) -> VisionLanguageModel:
     """Load a vision-language model for scoring frames.
 
@@ -91,6 +92,10 @@ def load_model(
             with ``float32`` weights: mixed precision) or True (``"bf16"``). CUDA devices only.
         onnx_cache_dir: where ``backend="onnx"`` caches its exports (default
             :func:`vlmreward.models.onnx.default_cache_dir`).
+        antialias: True (default): resize frames like PIL, as CLIP's training images were.
+            False: the VLM-RM reference code's transform (plain bicubic interpolation of float
+            pixels, no antialiasing); with ``resize="squash"`` the pixels equal the reference's
+            to float rounding. See :mod:`vlmreward.models.preprocess`.
 
     Returns:
         A :class:`VisionLanguageModel` in eval mode on ``device``.
@@ -120,7 +125,9 @@ def load_model(
     if not name:
         raise ModelNotFoundError("no model name given; e.g. 'openai/clip-vit-base-patch32' or a local directory.")
     device = torch.device(device)
-    kwargs = dict(device=device, dtype=resolve_dtype(dtype), resize=resize, truncate=truncate)
+    if not isinstance(antialias, bool):
+        raise InvalidParameterError(f"antialias={antialias!r}: use True (PIL-like resize) or False (the VLM-RM reference's).")
+    kwargs = dict(device=device, dtype=resolve_dtype(dtype), resize=resize, antialias=antialias, truncate=truncate)
     if os.path.isdir(name) and (Path(name) / "open_clip_config.json").is_file():
         name = f"open_clip:local-dir:{name}"
     if name.startswith(("open_clip:", "hf-hub:")):

@@ -384,6 +384,8 @@ class ModelConfig(_Strict):
         device: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda:1"``, ...
         dtype: weight dtype (``float32``, ``float16``, ``bfloat16``, ...) or None for float32.
         resize: how frames are fitted to the square model input.
+        antialias: resize with antialiasing like PIL (default; CLIP's training images were), or
+            False for the VLM-RM reference code's plain bicubic resize (``configs/vlmrm/``).
         checkpoint: weights file for an ``open_clip:ARCH`` name.
         batch_size: frames per forward pass of the vision tower.
         backend: ``"torch"`` or ``"onnx"`` (ONNX Runtime runs the vision tower; faster on CPUs,
@@ -396,6 +398,7 @@ class ModelConfig(_Strict):
     device: str = "auto"
     dtype: Optional[Literal["float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16"]] = None
     resize: Literal["squash", "crop", "pad"] = "squash"
+    antialias: bool = True
     checkpoint: Optional[str] = None
     batch_size: Count = 64
     backend: Literal["torch", "onnx"] = "torch"

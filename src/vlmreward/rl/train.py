@@ -163,6 +163,7 @@ def _load_vlm(config: RunConfig) -> Any:
         device=_device(config.model.device),
         dtype=config.model.dtype,
         resize=config.model.resize,
+        antialias=config.model.antialias,
         checkpoint=config.model.checkpoint,
         backend=config.model.backend,
         quantize=config.model.quantize,
