@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from vlmreward._paths import atomic_write_bytes
 from vlmreward.errors import InvalidParameterError, VLMRewardError
 
 
@@ -70,6 +71,8 @@ __all__ = [
     "textured_humanoid_xml",
     "write_textured_humanoid_xml",
     "CAMERA_NAME",
+    "write_model_xml",
+    "ExplainedRenderFailure",
 ]
 
 CAMERA_NAME = "front"
@@ -185,22 +188,45 @@ def _xml_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / "vlmreward-mujoco"
 
 
-def write_textured_humanoid_xml(high_quality_render: bool = False, width: int = 224, height: int = 224) -> str:
-    """Write :func:`textured_humanoid_xml` to the cache folder; returns the file's absolute path."""
-    text = textured_humanoid_xml(high_quality_render, width, height)
+def write_model_xml(text: str, stem: str) -> str:
+    """Write an MJCF model to the cache folder under ``<stem>_<content hash>.xml`` (atomically, so
+    concurrent processes write identical files); returns the file's absolute path."""
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-    directory = _xml_cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"humanoid_textured_{digest}.xml"
+    path = _xml_cache_dir() / f"{stem}_{digest}.xml"
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".humanoid_", suffix=".xml")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, text.encode("utf-8"))
     return str(path)
 
 
-class TexturedHumanoidEnv(HumanoidEnv):
+def write_textured_humanoid_xml(high_quality_render: bool = False, width: int = 224, height: int = 224) -> str:
+    """Write :func:`textured_humanoid_xml` to the cache folder; returns the file's absolute path."""
+    return write_model_xml(textured_humanoid_xml(high_quality_render, width, height), "humanoid_textured")
+
+
+class ExplainedRenderFailure:
+    """Mixin for MuJoCo environments: a first ``render()`` that cannot open an OpenGL context
+    raises :class:`RenderBackendError` with the ``MUJOCO_GL`` advice instead of the backend's error."""
+
+    def render(self) -> Any:
+        """The current frame (``uint8 [H, W, 3]`` for ``"rgb_array"``).
+
+        Raises:
+            RenderBackendError: no OpenGL context could be opened (headless machine without
+                ``MUJOCO_GL`` set to a working backend).
+        """
+        viewers = getattr(self.mujoco_renderer, "_viewers", {})  # type: ignore[attr-defined]
+        first = self.render_mode not in viewers  # type: ignore[attr-defined]
+        try:
+            return super().render()  # type: ignore[misc]
+        except VLMRewardError:
+            raise
+        except Exception as exc:
+            if not first:
+                raise
+            raise RenderBackendError(_backend_message(exc)) from exc
+
+
+class TexturedHumanoidEnv(ExplainedRenderFailure, HumanoidEnv):
     """gymnasium's ``Humanoid-v5`` on the textured model, seen by the front camera, never terminating.
 
     Args:
@@ -275,21 +301,3 @@ class TexturedHumanoidEnv(HumanoidEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = super().reset(seed=seed, options=options)
         return obs, self._success_info(info)
-
-    def render(self) -> Any:
-        """The current frame from the front camera (``uint8 [H, W, 3]`` for ``"rgb_array"``).
-
-        Raises:
-            RenderBackendError: no OpenGL context could be opened (headless machine without
-                ``MUJOCO_GL`` set to a working backend).
-        """
-        viewers = getattr(self.mujoco_renderer, "_viewers", {})
-        first = self.render_mode not in viewers
-        try:
-            return super().render()
-        except VLMRewardError:
-            raise
-        except Exception as exc:
-            if not first:
-                raise
-            raise RenderBackendError(_backend_message(exc)) from exc

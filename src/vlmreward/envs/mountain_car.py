@@ -22,6 +22,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
 
+from vlmreward.envs.procedural import composite as _composite
+from vlmreward.envs.procedural import fractal_noise as _fractal_noise
+from vlmreward.envs.procedural import sd_round_box as _sd_round_box
+from vlmreward.envs.procedural import smoothstep as _smoothstep
 from vlmreward.envs.success import mountain_car_at_flag
 from vlmreward.errors import InvalidParameterError
 
@@ -74,40 +78,6 @@ class _Layout:
 
     def row(self, y: np.ndarray | float) -> np.ndarray | float:
         return self.height - (self.base + np.asarray(y) * self.sy)
-
-
-def _value_noise(rng: np.random.Generator, shape: tuple[int, int], cells: tuple[int, int]) -> np.ndarray:
-    """``float32 [H, W]`` in ``[0, 1]``: a ``cells`` grid of uniform values, smoothly interpolated."""
-    h, w = shape
-    gh, gw = cells
-    grid = rng.random((gh + 1, gw + 1)).astype(np.float32)
-    ys, xs = np.linspace(0, gh, h, dtype=np.float32), np.linspace(0, gw, w, dtype=np.float32)
-    y0, x0 = np.minimum(ys.astype(int), gh - 1), np.minimum(xs.astype(int), gw - 1)
-    ty, tx = ys - y0, xs - x0
-    ty, tx = ty * ty * (3 - 2 * ty), tx * tx * (3 - 2 * tx)  # smoothstep
-    top = grid[y0][:, x0] * (1 - tx) + grid[y0][:, x0 + 1] * tx
-    bottom = grid[y0 + 1][:, x0] * (1 - tx) + grid[y0 + 1][:, x0 + 1] * tx
-    return top * (1 - ty)[:, None] + bottom * ty[:, None]
-
-
-def _fractal_noise(rng: np.random.Generator, shape: tuple[int, int], base_cells: int, octaves: int) -> np.ndarray:
-    """``float32 [H, W]`` in ``[0, 1]``: octaves of :func:`_value_noise`, each twice finer and half as strong."""
-    h, w = shape
-    total = np.zeros(shape, dtype=np.float32)
-    weight_sum = 0.0
-    for k in range(octaves):
-        cells = base_cells * 2**k
-        gw = max(1, cells)
-        gh = max(1, round(cells * h / max(w, 1)))
-        weight = 0.5**k
-        total += weight * _value_noise(rng, shape, (gh, gw))
-        weight_sum += weight
-    return total / weight_sum
-
-
-def _smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
-    t = np.clip((x - e0) / (e1 - e0), 0.0, 1.0)
-    return t * t * (3 - 2 * t)
 
 
 @lru_cache(maxsize=8)
@@ -173,16 +143,6 @@ def _background(width: int, height: int) -> np.ndarray:
     return img
 
 
-def _composite(img: np.ndarray, r0: int, c0: int, alpha: np.ndarray, colour: np.ndarray) -> None:
-    """Alpha-blend ``colour`` (``[3]`` or ``[h, w, 3]``) into ``img[r0:, c0:]`` with coverage ``alpha [h, w]``."""
-    h, w = alpha.shape
-    region = img[r0 : r0 + h, c0 : c0 + w]
-    a = alpha[: region.shape[0], : region.shape[1], None]
-    col = colour if colour.ndim == 1 else colour[: region.shape[0], : region.shape[1]]
-    region *= 1 - a
-    region += a * col
-
-
 def _window(lay: _Layout, u_centre: float, v_centre: float, radius: float) -> tuple[int, int, np.ndarray, np.ndarray]:
     """Pixel box around a point: ``(row0, col0, px_rows [h,1], px_cols [1,w])`` (pixel centres)."""
     r0 = max(0, int(math.floor(v_centre - radius)))
@@ -212,14 +172,6 @@ def _draw_flag(img: np.ndarray, lay: _Layout) -> None:
     taper = flag_w * (1 - np.abs(rows - y_mid) / (flag_h / 2))
     d_flag = np.maximum(-x_rel + half_w, (x_rel - taper) * 0.6)
     _composite(img, r0, c0, np.clip(0.5 - d_flag, 0, 1), _FLAG)
-
-
-def _sd_round_box(u: np.ndarray, v: np.ndarray, cu: float, cv: float, hu: float, hv: float, r: float) -> np.ndarray:
-    """Signed distance (pixels) to a rounded box centred at ``(cu, cv)`` with half sizes ``hu, hv``."""
-    qu = np.abs(u - cu) - (hu - r)
-    qv = np.abs(v - cv) - (hv - r)
-    outside = np.hypot(np.maximum(qu, 0), np.maximum(qv, 0))
-    return outside + np.minimum(np.maximum(qu, qv), 0) - r
 
 
 def _draw_car(img: np.ndarray, lay: _Layout, position: float) -> None:

@@ -8,6 +8,12 @@
 - ``vlmreward/HumanoidTextured-v0``: :class:`~vlmreward.envs.humanoid.TexturedHumanoidEnv`
   (224 × 224 from the front camera, 200 steps as the VLM-RM reference config, no early termination) with the detector of its
   ``task``; needs MuJoCo;
+- ``vlmreward/VLMRM-CartPole-v0``, ``vlmreward/VLMRM-MountainCarContinuous-v0``,
+  ``vlmreward/VLMRM-Humanoid-v0``: the VLM-RM reference code's environments, step for step
+  (:mod:`vlmreward.envs.vlmrm`, :mod:`vlmreward.envs.vlmrm_humanoid`): no termination on
+  failure, fixed-length episodes (``episode_length``, ``time_limit``), the reference's renders
+  and camera; ``textures="ours" | "reference"``. They end their episodes themselves (no
+  gymnasium ``TimeLimit``);
 - ``vlmreward/MiniWorldGoals-v0``: :class:`~vlmreward.envs.miniworld_goals.MiniWorldGoalsEnv`
   (language goals about coloured objects in a MiniWorld room, 100 steps) with the detectors of
   its goal types; needs MiniWorld.
@@ -37,6 +43,9 @@ __all__ = [
     "HUMANOID_EPISODE_STEPS",
     "MINIWORLD_GOALS_ID",
     "MINIWORLD_GOALS_EPISODE_STEPS",
+    "VLMRM_CARTPOLE_ID",
+    "VLMRM_MOUNTAIN_CAR_ID",
+    "VLMRM_HUMANOID_ID",
 ]
 
 CARTPOLE_ID = "vlmreward/CartPole-v1"
@@ -44,6 +53,9 @@ MOUNTAIN_CAR_ID = "vlmreward/MountainCarContinuousTextured-v0"
 HUMANOID_ID = "vlmreward/HumanoidTextured-v0"
 HUMANOID_EPISODE_STEPS = 200
 MINIWORLD_GOALS_ID = "vlmreward/MiniWorldGoals-v0"
+VLMRM_CARTPOLE_ID = "vlmreward/VLMRM-CartPole-v0"
+VLMRM_MOUNTAIN_CAR_ID = "vlmreward/VLMRM-MountainCarContinuous-v0"
+VLMRM_HUMANOID_ID = "vlmreward/VLMRM-Humanoid-v0"
 MINIWORLD_GOALS_EPISODE_STEPS = 100
 """Default MiniWorldGoals episode length: crossing the default 5 m room takes about 35 steps of
 0.15 m and turning up to 12 of 15°, a Pick-and-place twice that."""
@@ -70,7 +82,7 @@ class CartPoleWithSuccessEnv(CartPoleEnv):
 
 
 def register_envs() -> None:
-    """Register the four ids with gymnasium; calling it again is a no-op."""
+    """Register the ids with gymnasium; calling it again is a no-op."""
     specs: list[dict[str, Any]] = [
         dict(
             id=CARTPOLE_ID,
@@ -94,6 +106,9 @@ def register_envs() -> None:
             entry_point="vlmreward.envs.miniworld_goals:MiniWorldGoalsEnv",
             max_episode_steps=MINIWORLD_GOALS_EPISODE_STEPS,
         ),
+        dict(id=VLMRM_CARTPOLE_ID, entry_point="vlmreward.envs.vlmrm:VLMRMCartPoleEnv"),
+        dict(id=VLMRM_MOUNTAIN_CAR_ID, entry_point="vlmreward.envs.vlmrm:VLMRMMountainCarEnv"),
+        dict(id=VLMRM_HUMANOID_ID, entry_point="vlmreward.envs.vlmrm_humanoid:VLMRMHumanoidEnv"),
     ]
     for spec in specs:
         if spec["id"] not in gym.registry:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -31,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from vlmreward._paths import atomic_write_bytes
 from vlmreward.eval.dataset import FRAMES_FILE, Dataset
 from vlmreward.models.base import VisionLanguageModel
 
@@ -146,20 +146,8 @@ def dataset_fingerprint(dataset: Dataset, cache_dir: str | os.PathLike | None = 
     if memo_file is not None:
         memo = {k: v for k, v in memo.items() if not k.startswith(f"{frames_file}|")}
         memo[token] = fingerprint
-        _atomic_write(memo_file, json.dumps(memo, indent=1).encode())
+        atomic_write_bytes(memo_file, json.dumps(memo, indent=1).encode())
     return fingerprint
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_cache(path: Path, n: int, d: int) -> np.ndarray | None:
@@ -237,7 +225,7 @@ def embed_dataset(
 
         buffer = io.BytesIO()
         np.save(buffer, out, allow_pickle=False)
-        _atomic_write(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
         info = {
             "model": fingerprint,
             "dataset": str(dataset.path.resolve()),
@@ -247,5 +235,5 @@ def embed_dataset(
             "render_size": list(dataset.render_size),
             "device": str(model.device),
         }
-        _atomic_write(path.with_suffix(".json"), (json.dumps(info, indent=2) + "\n").encode())
+        atomic_write_bytes(path.with_suffix(".json"), (json.dumps(info, indent=2) + "\n").encode())
     return EmbeddingResult(out, False, path, mkey, dkey)

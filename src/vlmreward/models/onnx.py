@@ -101,11 +101,9 @@ def import_onnxruntime() -> Any:
 def default_cache_dir() -> Path:
     """Where exports are cached: ``$VLMREWARD_CACHE_DIR/onnx``, else ``$XDG_CACHE_HOME/vlmreward/onnx``
     (``~/.cache/vlmreward/onnx``)."""
-    root = os.environ.get("VLMREWARD_CACHE_DIR")
-    if root:
-        return Path(root).expanduser() / "onnx"
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "vlmreward" / "onnx"
+    from vlmreward._paths import cache_root
+
+    return cache_root() / "onnx"
 
 
 @torch.no_grad()

@@ -1,0 +1,35 @@
+"""Where vlmreward keeps files it downloads or derives (ONNX exports, reference textures)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["cache_root", "atomic_write_bytes"]
+
+
+def cache_root() -> Path:
+    """``$VLMREWARD_CACHE_DIR``, else ``$XDG_CACHE_HOME/vlmreward`` (``~/.cache/vlmreward``)."""
+    root = os.environ.get("VLMREWARD_CACHE_DIR")
+    if root:
+        return Path(root).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "vlmreward"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename it into
+    place: readers (other processes too) see the old file or the whole new one, never a part.
+    Creates the folder; a failed write leaves no temporary file behind."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
