@@ -375,6 +375,13 @@ EXPECTED = {  # pose -> detectors that must say True (all others False)
     "lying_arms_up": set(),
     "squat": set(),
     "lunge": set(),
+    "lotus": {"lotus"},
+    "hands_on_hips": {"hands_on_hips", "standing"},
+    "hands_on_chest": {"standing"},
+    "hands_touching_in_front": {"standing"},  # touching but not crossing is not "arms crossed"
+    "standing_on_one_leg": {"standing_on_one_leg", "standing"},
+    "flamingo": {"standing_on_one_leg", "standing"},
+    "walking_step": {"standing"},
 }
 
 
@@ -396,6 +403,19 @@ def test_humanoid_detectors_on_hand_set_poses(mujoco, humanoid_model, pose):
         assert lo - 1e-9 <= data.qpos[model.jnt_qposadr[j]] <= hi + 1e-9
     detected = {name for name, fn in success.HUMANOID_POSES.items() if fn(model, data)}
     assert detected == EXPECTED[pose]
+
+
+def test_arms_crossed_detector_on_a_pose_beyond_the_joint_limits(mujoco, humanoid_model):
+    from vlmreward.envs.humanoid_poses import ARMS_CROSSED_BEYOND_JOINT_LIMITS
+
+    model, data = humanoid_model
+    set_humanoid_pose(model, data, *ARMS_CROSSED_BEYOND_JOINT_LIMITS)
+    detected = {name for name, fn in success.HUMANOID_POSES.items() if fn(model, data)}
+    assert detected == {"arms_crossed", "standing"}
+    # turned 90° about the vertical, the same pose is still crossed (the test is in the torso's frame)
+    data.qpos[3:7] = [np.cos(np.pi / 4), 0.0, 0.0, np.sin(np.pi / 4)]
+    mujoco.mj_forward(model, data)
+    assert success.humanoid_arms_crossed(model, data)
 
 
 def test_humanoid_detectors_need_the_humanoid_model(mujoco):

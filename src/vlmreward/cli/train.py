@@ -117,6 +117,7 @@ def evaluate_policy(
     video: Annotated[bool, typer.Option("--video/--no-video", help="Write videos/evaluation.mp4 of the first episode.")] = True,
 ) -> None:
     """Roll out a trained policy; report ground-truth return, success rate and VLM return."""
+    from vlmreward.rl.callbacks import PAPER_SUCCESS_MIN_FRACTION
     from vlmreward.rl.train import EVALUATION_FILE, evaluate_run
 
     data = evaluate_run(run_dir, episodes, deterministic=deterministic, video=video)
@@ -124,7 +125,12 @@ def evaluate_policy(
     typer.echo(f"policy:              {data['policy']} ({data['num_timesteps']} steps) of {run_dir}")
     typer.echo(f"ground-truth return: {_mean_std(data['gt_returns'])} over {data['episodes']} episodes")
     if successes:
-        typer.echo(f"success rate:        {100 * sum(successes) / len(successes):.0f}% ({sum(successes)}/{len(successes)})")
+        typer.echo(f"success rate:        {100 * sum(successes) / len(successes):.0f}% ({sum(successes)}/{len(successes)}) at the last step")
+        held = [f >= PAPER_SUCCESS_MIN_FRACTION for f in data["success_fractions"] if f is not None]
+        typer.echo(
+            f"                     {100 * sum(held) / len(held):.0f}% ({sum(held)}/{len(held)}) held in >= 50% of the "
+            "steps (VLM-RM's rule)"
+        )
     else:
         typer.echo("success rate:        n/a (the environment reports no success)")
     typer.echo(f"VLM return:          {_mean_std(data['vlm_returns'])}")

@@ -230,9 +230,10 @@ class TexturedHumanoidEnv(ExplainedRenderFailure, HumanoidEnv):
     """gymnasium's ``Humanoid-v5`` on the textured model, seen by the front camera, never terminating.
 
     Args:
-        task: name of a pose in :data:`~vlmreward.envs.success.HUMANOID_POSES` ("kneeling",
-            "standing", "arms_raised", "splits") whose detector sets ``info["is_success"]`` at
-            every step and reset; None for no success key.
+        task: name of a pose in :data:`~vlmreward.envs.success.HUMANOID_POSES` (the paper's
+            eight tasks: "kneeling", "lotus", "standing", "arms_raised", "splits",
+            "hands_on_hips", "arms_crossed", "standing_on_one_leg") whose detector sets
+            ``info["is_success"]`` at every step and reset; None for no success key.
         render_mode: None or "rgb_array" (frames ``uint8 [render_height, render_width, 3]``),
             or any other mode ``Humanoid-v5`` supports.
         render_width, render_height: frame size in pixels (default 224 × 224).

@@ -9,7 +9,7 @@ import numpy as np
 
 from vlmreward.errors import InvalidParameterError
 
-__all__ = ["HUMANOID_POSES_SET_BY_HAND", "set_humanoid_pose"]
+__all__ = ["HUMANOID_POSES_SET_BY_HAND", "ARMS_CROSSED_BEYOND_JOINT_LIMITS", "set_humanoid_pose"]
 
 HUMANOID_POSES_SET_BY_HAND: dict[str, tuple[dict[str, float], float]] = {
     "kneeling": ({"right_knee": -90, "left_knee": -90}, 0.0),
@@ -29,10 +29,44 @@ HUMANOID_POSES_SET_BY_HAND: dict[str, tuple[dict[str, float], float]] = {
     ),
     "squat": ({"right_hip_y": -90, "left_hip_y": -90, "right_knee": -110, "left_knee": -110}, 20.0),
     "lunge": ({"right_hip_y": -110, "left_hip_y": 20, "right_knee": -60, "left_knee": -2, "abdomen_y": 30}, 15.0),
+    "lotus": (
+        {"right_hip_x": -25, "right_hip_z": -60, "right_hip_y": -40, "right_knee": -160,
+         "left_hip_x": -25, "left_hip_z": -60, "left_hip_y": -40, "left_knee": -160},
+        0.0,
+    ),
+    "hands_on_hips": (
+        {"right_shoulder1": 45, "right_shoulder2": -65, "right_elbow": -30,
+         "left_shoulder1": -45, "left_shoulder2": 65, "left_elbow": -30},
+        0.0,
+    ),
+    "hands_on_chest": (
+        {"right_shoulder1": 60, "right_shoulder2": -65, "right_elbow": 45,
+         "left_shoulder1": -60, "left_shoulder2": 65, "left_elbow": 45},
+        0.0,
+    ),
+    "hands_touching_in_front": (
+        {"right_shoulder1": 60, "right_shoulder2": -30, "right_elbow": 5,
+         "left_shoulder1": -60, "left_shoulder2": 30, "left_elbow": 5},
+        0.0,
+    ),
+    "standing_on_one_leg": ({"left_hip_y": -90, "left_knee": -90}, 0.0),
+    "flamingo": ({"left_knee": -90}, 0.0),
+    "walking_step": ({"left_hip_y": -30, "left_knee": -60}, 0.0),
 }
 """Hand-set poses: ``name → (joint angles in degrees, root pitch in degrees)`` (positive pitch
 leans forward); the empty pose is gymnasium's standing pose. The success detectors are tested on
-them and ``vlmreward collect`` sweeps towards them (so goal poses such as kneeling have positives)."""
+them and ``vlmreward collect`` sweeps towards them (so goal poses such as kneeling have positives).
+Every angle is within its joint's range."""
+
+ARMS_CROSSED_BEYOND_JOINT_LIMITS: tuple[dict[str, float], float] = (
+    {"right_shoulder1": 80, "right_shoulder2": -30, "right_elbow": 0,
+     "left_shoulder1": -80, "left_shoulder2": 30, "left_elbow": 0},
+    0.0,
+)
+"""Arms crossed in front of the chest, each hand 8.6 cm past the midline: ``right_shoulder1`` at
+80° and ``left_shoulder1`` at -80° are beyond their ranges (``[-85°, 60°]``, ``[-60°, 85°]``):
+the model cannot cross its arms within them (:data:`vlmreward.envs.success.ARMS_CROSSED_MIN_OVERLAP`).
+For the detector's test only; not in :data:`HUMANOID_POSES_SET_BY_HAND`."""
 
 
 def set_humanoid_pose(model: Any, data: Any, joints: Mapping[str, float], pitch_deg: float = 0.0) -> None:

@@ -3,8 +3,9 @@
 A CLIP model with random weights gives no learning signal, and real weights cannot be had in CI.
 :class:`CartPolePixelReward` implements the same :class:`~vlmreward.rewards.base.RewardModel`
 protocol from the rendered frame alone: it finds the pole (gymnasium's CartPole draws it in
-``POLE_COLOUR``), measures its angle from vertical by the principal axis of its pixels, and
-rewards ``cos θ``. Plugged through the same wrappers, batching and deferred scoring as a VLM
+``POLE_COLOUR``), measures its angle from vertical by the principal axis of its pixels, tells up
+from down by where the pole lies relative to the axle (``AXLE_COLOUR``), and rewards ``cos θ``:
+1 upright, -1 hanging down (which only the VLM-RM CartPole, never ending on failure, shows). Plugged through the same wrappers, batching and deferred scoring as a VLM
 reward, it shows that the whole training path turns a frame-based reward into a policy.
 """
 
@@ -17,40 +18,48 @@ import torch
 
 from vlmreward.models.preprocess import Frames, as_frame_batch
 
-__all__ = ["CartPolePixelReward", "POLE_COLOUR"]
+__all__ = ["CartPolePixelReward", "POLE_COLOUR", "AXLE_COLOUR"]
 
 POLE_COLOUR = (202, 152, 101)
 """RGB of the pole in gymnasium's ``CartPoleEnv.render`` (``pygame`` polygon colour)."""
+AXLE_COLOUR = (129, 132, 203)
+"""RGB of the axle (the pole's pivot, a circle drawn over the pole) in gymnasium's render."""
+_AXLE_MARGIN = 12
+"""Pixels around the pole's bounding box searched for the axle (its radius is 5 pixels)."""
 
 
 class CartPolePixelReward:
-    """``cos θ`` of the pole angle ``θ`` measured on rendered CartPole frames, in ``[0, 1]``.
+    """``cos θ`` of the pole angle ``θ`` measured on rendered CartPole frames, in ``[-1, 1]``.
 
     ``from_embeddings`` takes this model's "embedding", ``float32 [N, 2]`` = ``(cos θ, |sin θ|)``
     from :meth:`embed`; a frame without a visible pole (none in the picture) embeds to ``(0, 1)``.
+    ``cos θ`` is negative when the pole's pixels lie below the axle's (a pole hanging down).
     """
 
     def embed(self, frames: Frames) -> np.ndarray:
         """Frames ``uint8 [N, H, W, 3]`` → ``float32 [N, 2]``: ``(cos θ, |sin θ|)`` of the pole axis."""
         batch = as_frame_batch(frames).cpu().numpy()
         out = np.tile(np.array([0.0, 1.0], dtype=np.float32), (len(batch), 1))
-        r, g, b = POLE_COLOUR
-        mask = batch[..., 0] == r  # [N, H, W]; three compares: ~10× faster than np.all(..., axis=-1)
-        mask &= batch[..., 1] == g
-        mask &= batch[..., 2] == b
+        mask = _colour_mask(batch, POLE_COLOUR)
         for i in range(len(batch)):
             rows, cols = np.nonzero(mask[i])
             if len(rows) < 10:
                 continue
             coords = np.stack([rows, cols]).astype(np.float64)
+            centre_row = coords[0].mean()
             coords -= coords.mean(axis=1, keepdims=True)
             _, vectors = np.linalg.eigh(coords @ coords.T)
             axis = vectors[:, -1]  # principal axis, unit; component 0 along the image's vertical
-            out[i] = (abs(axis[0]), abs(axis[1]))
+            # the axle sits at the pole's pivot: look for it around the pole only (a whole-frame mask costs 1 ms a frame)
+            r0, c0 = max(0, rows.min() - _AXLE_MARGIN), max(0, cols.min() - _AXLE_MARGIN)
+            near = batch[i, r0 : rows.max() + _AXLE_MARGIN + 1, c0 : cols.max() + _AXLE_MARGIN + 1]
+            axle_rows = np.nonzero(_colour_mask(near, AXLE_COLOUR))[0] + r0
+            below = len(axle_rows) > 0 and centre_row > axle_rows.mean()  # image rows grow downwards
+            out[i] = (-abs(axis[0]) if below else abs(axis[0]), abs(axis[1]))
         return out
 
     def __call__(self, frames: Frames) -> np.ndarray:
-        """Rewards of frames: ``float32 [N]`` in ``[0, 1]``, 1 for an upright pole."""
+        """Rewards of frames: ``float32 [N]`` in ``[-1, 1]``, 1 for an upright pole, -1 hanging down."""
         return self.from_embeddings(self.embed(frames))
 
     def from_embeddings(self, image_embeddings: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -59,3 +68,12 @@ class CartPolePixelReward:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "cartpole_pixel_oracle", "model": None, "reward": "cos(pole angle) measured on pixels"}
+
+
+def _colour_mask(batch: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+    """``bool [..., H, W]``: pixels of exactly ``colour`` (three compares: ~10× faster than ``np.all(..., axis=-1)``)."""
+    r, g, b = colour
+    mask = batch[..., 0] == r
+    mask &= batch[..., 1] == g
+    mask &= batch[..., 2] == b
+    return mask

@@ -45,6 +45,12 @@ __all__ = [
     "SPLITS_MAX_PELVIS_HEIGHT",
     "SPLITS_MAX_KNEE_FLEXION",
     "FOOT_ON_FLOOR_MAX_HEIGHT",
+    "LOTUS_MAX_PELVIS_HEIGHT",
+    "LOTUS_MIN_KNEE_SPREAD",
+    "LOTUS_MIN_FEET_INSIDE_KNEES",
+    "HANDS_ON_HIPS_MAX_DISTANCE",
+    "ARMS_CROSSED_MIN_OVERLAP",
+    "ONE_LEG_MIN_FOOT_HEIGHT",
     "cartpole_upright",
     "mountain_car_at_flag",
     "torso_tilt",
@@ -52,6 +58,10 @@ __all__ = [
     "humanoid_kneeling",
     "humanoid_arms_raised",
     "humanoid_splits",
+    "humanoid_lotus",
+    "humanoid_hands_on_hips",
+    "humanoid_arms_crossed",
+    "humanoid_standing_on_one_leg",
     "HUMANOID_POSES",
     "HumanoidPoseDetector",
 ]
@@ -181,6 +191,45 @@ FOOT_ON_FLOOR_MAX_HEIGHT: float = 0.25
 the floor": 0.075 m when resting, 0.25 m leaves room for the heel lifted or the foot on its side."""
 
 
+LOTUS_MAX_PELVIS_HEIGHT: float = 0.35
+"""Highest pelvis height (m) for "seated" in the lotus position. The hand-set lotus pose (thighs
+turned out, knees on the floor, shins folded in) puts it at 0.26 m; sitting on the heels 0.41 m,
+kneeling upright 0.50 m, standing 0.87 m."""
+
+LOTUS_MIN_KNEE_SPREAD: float = 0.5
+"""Least horizontal distance (m) between the knees for "knees facing outwards": 0.79 m in the
+hand-set lotus pose, 0.18 m standing, sitting with the legs forward or on the heels."""
+
+LOTUS_MIN_FEET_INSIDE_KNEES: float = 0.3
+"""Least amount (m) by which the feet are closer together than the knees, horizontally, for
+"feet facing inwards": 0.62 m in the hand-set lotus pose; legs spread straight (feet outside the
+knees) give a negative amount."""
+
+HANDS_ON_HIPS_MAX_DISTANCE: float = 0.2
+"""Largest distance (m) from each hand's centre to the hip joint on its side (origin of the
+``*_thigh`` body) for "hands on hips": 0.125 m in the hand-set pose; hands on the chest are
+0.42 m away, hanging arms in the initial pose 0.57 m."""
+
+ARMS_CROSSED_MIN_OVERLAP: float = 0.03
+"""Least distance (m) each hand must be past the body's midline, on the other arm's side
+(measured along the torso's left-right axis), for "arms crossed". Hands that only meet in front
+of the chest are 1 cm short of the midline ("touching but not crossing is not valid", Table 2).
+Within the model's joint limits the right hand cannot reach the left half of the body (a search
+over the shoulder and elbow ranges in 5° steps gets it to 1.7 cm right of the midline), so no
+reachable pose is "arms crossed": the paper's 0 % for this task may be the model's limit as much
+as the reward's. The detector's positive test pose sets the shoulders beyond their limits
+(:data:`~vlmreward.envs.humanoid_poses.ARMS_CROSSED_BEYOND_JOINT_LIMITS`)."""
+
+ONE_LEG_MIN_FOOT_HEIGHT: float = 0.3
+"""Least height (m) of the lifted foot's centre for "standing on one leg": 0.46 m with the thigh
+raised and the knee bent 90°, 0.44 m with only the knee bent back; a walking step (hip 30°, knee
+60°) lifts it to 0.18 m, a resting foot is at 0.075 m."""
+
+CHEST_BAND = (-0.4, 0.1)
+"""Heights (m) relative to the torso body's origin (at shoulder level, 1.29 m when standing) that
+count as "in front of the chest" for crossed arms: from the lower waist to above the shoulders."""
+
+
 def _require_mujoco() -> Any:
     import mujoco  # noqa: PLC0415 (optional dependency, imported only when a detector runs)
 
@@ -239,10 +288,11 @@ def humanoid_kneeling(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
     at least :data:`KNEELING_MIN_KNEE_FLEXION` (45°), the pelvis at least
     :data:`KNEELING_MIN_PELVIS_ABOVE_KNEE` (0.15 m) above that knee (not sitting on the floor),
     the trunk within :data:`UPRIGHT_MAX_TILT` (30°) of vertical and the torso below standing
-    height. One knee down counts (a person on one knee is kneeling), as do both."""
+    height. One knee down counts (a person on one knee is kneeling), as do both; sitting in the
+    lotus position (:func:`humanoid_lotus`: knees spread, feet tucked in) does not."""
     pelvis_z = _body_pos(model, data, "pelvis")[2]
     torso_z = _body_pos(model, data, "torso")[2]
-    if torso_z >= STANDING_MIN_TORSO_HEIGHT or not _upright(model, data):
+    if torso_z >= STANDING_MIN_TORSO_HEIGHT or not _upright(model, data) or humanoid_lotus(model, data):
         return False
     for side in ("right", "left"):
         knee_z = _body_pos(model, data, f"{side}_shin")[2]
@@ -287,11 +337,80 @@ def humanoid_splits(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
     )
 
 
+def _horizontal_distance(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.hypot(a[0] - b[0], a[1] - b[1]))
+
+
+def humanoid_lotus(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
+    """Lotus position (Table 2: "seated; both knees on the floor facing outwards, feet facing
+    inwards"): the pelvis below :data:`LOTUS_MAX_PELVIS_HEIGHT` (0.35 m), both knees on the floor
+    (:data:`KNEE_ON_FLOOR_MAX_HEIGHT`, 0.12 m), the knees at least :data:`LOTUS_MIN_KNEE_SPREAD`
+    (0.5 m) apart, the feet at least :data:`LOTUS_MIN_FEET_INSIDE_KNEES` (0.3 m) closer together
+    than the knees, and the trunk within :data:`UPRIGHT_MAX_TILT` (30°) of vertical."""
+    knees = [_body_pos(model, data, f"{side}_shin") for side in ("right", "left")]
+    feet = [_geom_pos(model, data, f"{side}_foot") for side in ("right", "left")]
+    knee_spread = _horizontal_distance(*knees)
+    return bool(
+        _body_pos(model, data, "pelvis")[2] <= LOTUS_MAX_PELVIS_HEIGHT
+        and max(k[2] for k in knees) <= KNEE_ON_FLOOR_MAX_HEIGHT
+        and knee_spread >= LOTUS_MIN_KNEE_SPREAD
+        and knee_spread - _horizontal_distance(*feet) >= LOTUS_MIN_FEET_INSIDE_KNEES
+        and _upright(model, data)
+    )
+
+
+def humanoid_hands_on_hips(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
+    """Hands on hips (Table 2: "standing, both hands on the base of the hips, not on the chest"):
+    :func:`humanoid_standing`, and each hand's centre within :data:`HANDS_ON_HIPS_MAX_DISTANCE`
+    (0.2 m) of the hip joint on its side."""
+    near = all(
+        np.linalg.norm(_geom_pos(model, data, f"{side}_hand") - _body_pos(model, data, f"{side}_thigh"))
+        <= HANDS_ON_HIPS_MAX_DISTANCE
+        for side in ("right", "left")
+    )
+    return bool(near and humanoid_standing(model, data))
+
+
+def humanoid_arms_crossed(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
+    """Arms crossed (Table 2: "standing with the arms crossed; touching but not crossing is not
+    valid"): :func:`humanoid_standing`, and in the torso's frame each hand at least
+    :data:`ARMS_CROSSED_MIN_OVERLAP` (3 cm) past the midline on the other side, in front of the
+    torso and at chest height (:data:`CHEST_BAND`). See :data:`ARMS_CROSSED_MIN_OVERLAP` on why no
+    pose within the model's joint limits qualifies."""
+    torso = _body_pos(model, data, "torso")
+    rot = np.asarray(data.xmat[_id(model, "body", "torso")], dtype=np.float64).reshape(3, 3)
+    right, left = (rot.T @ (_geom_pos(model, data, f"{side}_hand") - torso) for side in ("right", "left"))
+    # torso frame: x forward, y to the body's left, z up; the right hand starts at y < 0
+    crossed = right[1] >= ARMS_CROSSED_MIN_OVERLAP and left[1] <= -ARMS_CROSSED_MIN_OVERLAP
+    in_front = right[0] > 0 and left[0] > 0
+    at_chest = all(CHEST_BAND[0] <= hand[2] <= CHEST_BAND[1] for hand in (right, left))
+    return bool(crossed and in_front and at_chest and humanoid_standing(model, data))
+
+
+def humanoid_standing_on_one_leg(model: "mujoco.MjModel", data: "mujoco.MjData") -> bool:
+    """Standing on one leg (Table 2: "standing, touching the floor with one leg only, not losing
+    balance"): torso at least :data:`STANDING_MIN_TORSO_HEIGHT` (1.1 m) high and within
+    :data:`UPRIGHT_MAX_TILT` (30°) of vertical, one foot on the floor
+    (:data:`FOOT_ON_FLOOR_MAX_HEIGHT`, 0.25 m) and the other at least
+    :data:`ONE_LEG_MIN_FOOT_HEIGHT` (0.3 m) high."""
+    low, high = sorted(_geom_pos(model, data, f"{side}_foot")[2] for side in ("right", "left"))
+    return bool(
+        _body_pos(model, data, "torso")[2] >= STANDING_MIN_TORSO_HEIGHT
+        and _upright(model, data)
+        and low <= FOOT_ON_FLOOR_MAX_HEIGHT
+        and high >= ONE_LEG_MIN_FOOT_HEIGHT
+    )
+
+
 HUMANOID_POSES: dict[str, HumanoidPoseDetector] = {
     "standing": humanoid_standing,
     "kneeling": humanoid_kneeling,
     "arms_raised": humanoid_arms_raised,
     "splits": humanoid_splits,
+    "lotus": humanoid_lotus,
+    "hands_on_hips": humanoid_hands_on_hips,
+    "arms_crossed": humanoid_arms_crossed,
+    "standing_on_one_leg": humanoid_standing_on_one_leg,
 }
-"""Humanoid tasks of VLM-RM with a ground-truth detector, by name (the ``task`` of
-``vlmreward/HumanoidTextured-v0``)."""
+"""The eight Humanoid tasks of VLM-RM (Table 2's criteria) with a ground-truth detector, by name
+(the ``task`` of ``vlmreward/HumanoidTextured-v0`` and ``vlmreward/VLMRM-Humanoid-v0``)."""

@@ -43,8 +43,8 @@ __all__ = ["ResizeMode", "RESIZE_MODES", "DEFAULT_RESIZE", "Frames", "Preprocess
 ResizeMode = Literal["squash", "crop", "pad"]
 """How a frame of any aspect ratio becomes the model's square input.
 
-* ``"squash"``: both sides straight to ``S`` (aspect ratio not kept). What the VLM-RM reference
-  code does, and what SigLIP's own processor does.
+* ``"squash"``: both sides straight to ``S`` (aspect ratio not kept). The VLM-RM reference
+  code's geometry (with ``antialias=False`` also its pixels), and what SigLIP's own processor does.
 * ``"crop"``: shorter side to ``S``, then a centre crop of ``S × S``. What CLIP's own processors
   (``CLIPImageProcessor``, open_clip) do; on a wide RL frame it can cut the agent out of the
   picture.
@@ -58,9 +58,9 @@ RESIZE_MODES: tuple[str, ...] = get_args(ResizeMode)
 DEFAULT_RESIZE: ResizeMode = "squash"
 """The default resize mode, ``"squash"``: RL frames are rarely square (CartPole renders 400×600)
 and the agent moves across the whole frame, so a centre crop can remove exactly what the reward
-is about; squashing keeps the whole frame at full resolution and reproduces the VLM-RM reference
-code, whose results users compare against. Frames that are already square are treated the same
-by all three modes."""
+is about; squashing keeps the whole frame at full resolution, the geometry of the VLM-RM
+reference code (whose pixels ``antialias=False`` adds; tested). Frames that are already square
+are treated the same by all three modes."""
 
 Frames = Union[np.ndarray, torch.Tensor, Sequence[np.ndarray]]
 """uint8 RGB frames: ``[N, H, W, 3]`` or one ``[H, W, 3]`` frame, NumPy or torch, or a sequence

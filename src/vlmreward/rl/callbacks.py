@@ -660,6 +660,10 @@ def write_episode_video(path: str | os.PathLike, frames: list[np.ndarray], rewar
 # evaluation
 
 
+PAPER_SUCCESS_MIN_FRACTION = 0.5
+"""VLM-RM's success rule: the goal held in at least half of an episode's steps (paper, section 4.4)."""
+
+
 @dataclass
 class EvaluationResult:
     """Returns of evaluation episodes.
@@ -669,6 +673,10 @@ class EvaluationResult:
         vlm_returns: undiscounted sum of the (unweighted) VLM reward of each episode.
         lengths: steps per episode.
         successes: ``info["is_success"]`` at each episode's end (None where not reported).
+        success_fractions: the fraction of each episode's steps whose ``info["is_success"]`` was
+            true (None where not reported): VLM-RM's rule (appendix C.2, Table 1) counts an
+            episode as a success when the goal held in at least
+            :data:`PAPER_SUCCESS_MIN_FRACTION` (50 %) of its steps.
         video: the video of the first episode, if one was written.
         goals: the goal sentence of each episode (goal-conditioned environments; else None).
         goal_types: the goal type of each episode (else None).
@@ -678,6 +686,7 @@ class EvaluationResult:
     vlm_returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
     successes: list[Optional[bool]] = field(default_factory=list)
+    success_fractions: list[Optional[float]] = field(default_factory=list)
     video: Optional[Path] = None
     goals: list[Optional[str]] = field(default_factory=list)
     goal_types: list[Optional[str]] = field(default_factory=list)
@@ -699,6 +708,13 @@ class EvaluationResult:
         """Fraction of successful episodes among those that report success; None if none does."""
         known = [s for s in self.successes if s is not None]
         return float(np.mean(known)) if known else None
+
+    @property
+    def success_rate_held(self) -> float | None:
+        """Success rate by the VLM-RM paper's rule: episodes whose goal held in at least
+        :data:`PAPER_SUCCESS_MIN_FRACTION` of their steps; None if no episode reports success."""
+        known = [f for f in self.success_fractions if f is not None]
+        return float(np.mean([f >= PAPER_SUCCESS_MIN_FRACTION for f in known])) if known else None
 
     @property
     def mean_length(self) -> float:
@@ -728,6 +744,7 @@ class EvaluationResult:
             mean_vlm_return=self.mean_vlm_return,
             std_vlm_return=float(np.std(self.vlm_returns)) if self.vlm_returns else float("nan"),
             success_rate=self.success_rate,
+            success_rate_held=self.success_rate_held,
             mean_length=self.mean_length,
         )
         return data
@@ -767,7 +784,8 @@ def evaluate_episodes(
         obs, info = env.reset(seed=seed if episode == 0 else None)
         video = _EpisodeVideo(Path(video_path), fps, spec_steps or 1000, "VLM reward") if video_path and episode == 0 else None
         gt = vlm = 0.0
-        length = 0
+        length = successes = 0
+        reports_success = False
         done = False
         try:
             while not done:
@@ -778,6 +796,9 @@ def evaluate_episodes(
                 step_vlm = float(info.get("vlm_reward", 0.0))
                 vlm += step_vlm
                 length += 1
+                if info.get("is_success") is not None:
+                    reports_success = True
+                    successes += bool(info["is_success"])
                 done = bool(terminated or truncated)
                 if video is not None:
                     video.add(env.render(), step_vlm)
@@ -792,6 +813,7 @@ def evaluate_episodes(
         result.lengths.append(length)
         success = info.get("is_success")
         result.successes.append(None if success is None else bool(success))
+        result.success_fractions.append(successes / length if reports_success and length else None)
         goal = info.get("goal")
         result.goals.append(goal_text_of(goal))
         result.goal_types.append(goal_type_of(goal) or info.get("goal_type"))
