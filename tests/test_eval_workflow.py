@@ -137,21 +137,29 @@ def test_collect_mountain_car_and_humanoid_sweeps(tmp_path):
     assert not np.array_equal(np.asarray(ds.frames[0]), np.asarray(ds.frames[-1]))  # the car moves
 
     hum = tmp_path / "humanoid"
-    result = run("collect", "vlmreward/HumanoidTextured-v0", "--out", hum, "--policy", "scripted", "--frames", 18,
+    from vlmreward.envs.humanoid_poses import HUMANOID_POSES_SET_BY_HAND
+
+    n_poses = len(HUMANOID_POSES_SET_BY_HAND)  # 16: two frames each (standing, then the pose)
+    result = run("collect", "vlmreward/HumanoidTextured-v0", "--out", hum, "--policy", "scripted", "--frames", 2 * n_poses,
                  "--env-kwarg", "render_width=96", "--env-kwarg", "render_height=128")
     assert_ok(result)
     ds = load_dataset(hum)
-    assert len(ds) == 18 and ds.render_size == (128, 96)
+    assert len(ds) == 2 * n_poses and ds.render_size == (128, 96)
     assert ds.metadata["task"] == "kneeling" and ds.metadata["env_kwargs"]["task"] == "kneeling"
     assert ds.metadata["landscape"] == {"x": "pose_fraction", "facet": "pose"}
     pose, t = ds.table["pose"], ds.table["pose_fraction"]
-    assert len(set(pose)) == 9 and set(t) == {0.0, 1.0}
+    assert len(set(pose)) == n_poses and set(t) == {0.0, 1.0}
     done = {p: i for i, p in enumerate(pose) if t[i] == 1.0}  # each pose fully reached
     for name in ("kneeling", "kneeling_one_knee", "sitting_on_heels"):
         assert ds.table["success_kneeling"][done[name]], name
     assert ds.table["success_arms_raised"][done["arms_raised"]] and ds.table["success_splits"][done["splits"]]
     for name in ("sitting_legs_forward", "lying_arms_up", "squat", "lunge"):
         assert not any(ds.table[f"success_{k}"][done[name]] for k in ("kneeling", "arms_raised", "splits")), name
+    for name, task in [("lotus", "lotus"), ("hands_on_hips", "hands_on_hips"), ("standing_on_one_leg", "standing_on_one_leg"),
+                       ("flamingo", "standing_on_one_leg")]:
+        assert ds.table[f"success_{task}"][done[name]], name
+    for name in ("hands_on_chest", "hands_touching_in_front", "walking_step"):
+        assert not any(ds.table[f"success_{k}"][done[name]] for k in ("hands_on_hips", "arms_crossed", "standing_on_one_leg")), name
     assert all(ds.table["success_standing"][t == 0.0])  # fraction 0 is standing
     np.testing.assert_array_equal(ds.label("is_success"), ds.table["success_kneeling"])
     np.testing.assert_array_equal(ds.table["gt_reward"], ds.table["success_kneeling"].astype(float))

@@ -16,8 +16,10 @@
     from the object, facing it or not; Lift: carrying the object, another, or none; Place: the
     object next to the target, away from it, or carried beside it);
   - Humanoid (MuJoCo): hand-set poses (kneeling on both knees and on one, sitting on the heels,
-    arms raised, the splits, and look-alikes that are not goals: sitting with the legs
-    forward, lying with the arms up, squatting, a lunge), each approached from standing in
+    arms raised, the splits, the lotus position, hands on hips, standing on one leg two ways,
+    and look-alikes that are not goals: sitting with the legs forward, lying with the arms up,
+    squatting, a lunge, hands on the chest, hands touching in front, a walking step;
+    :data:`~vlmreward.envs.humanoid_poses.HUMANOID_POSES_SET_BY_HAND`), each approached from standing in
     evenly spaced fractions ``t ∈ [0, 1]`` of its joint angles, the body lowered onto the floor
     (``data.qpos``, then ``mj_forward``). The poses are those the success detectors are tested
     on (``tests/test_envs_paper.py``).
