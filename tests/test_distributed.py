@@ -3,7 +3,7 @@
 One Ray instance serves the whole module (starting one takes 5-15 s on a 2-core machine), and one
 :class:`RayVecEnv` serves the rollout tests (each worker imports PyTorch and stable-baselines3).
 The rewards checked against single-process scoring use the pixel oracle
-(:class:`~vlmreward.envs.oracle.CartPolePixelReward`), a pure function of each frame, so equality
+(:class:`~vlmreward.rewards.oracles.CartPolePixelReward`), a pure function of each frame, so equality
 is exact whatever the batch composition; the tiny random CLIP is compared within 1e-6 (batch
 composition changes float32 rounding by about 1 ulp).
 """
@@ -39,7 +39,7 @@ from vlmreward.distributed import (  # noqa: E402
     init_ray,
 )
 from vlmreward.envs import RenderFrame, VLMRewardVecEnvWrapper, make_vlm_vec_env  # noqa: E402
-from vlmreward.envs.oracle import CartPolePixelReward  # noqa: E402
+from vlmreward.rewards.oracles import CartPolePixelReward  # noqa: E402
 from vlmreward.errors import InvalidFramesError, VLMRewardError  # noqa: E402
 from vlmreward.models.testing import render_cartpole_frames  # noqa: E402
 from vlmreward.rewards.base import RewardModel  # noqa: E402
@@ -49,7 +49,7 @@ from vlmreward.rl.scale import RayRuntime, replica_config  # noqa: E402
 from vlmreward.rl.train import build_reward_model, train  # noqa: E402
 
 SHORT_EPISODES = {"max_episode_steps": 15}  # time-limit truncations as well as terminations
-ORACLE = RewardSpec("vlmreward.envs.oracle:CartPolePixelReward")
+ORACLE = RewardSpec("vlmreward.rewards.oracles:CartPolePixelReward")
 GOAL = {"goal": "pole vertically upright on top of the cart", "baseline": "pole and cart", "alpha": 0.5}
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("one_torch_thread")]

@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import vlmreward
 from vlmreward.envs import RenderFrame, VLMRewardVecEnvWrapper, VLMRewardVectorWrapper, VLMRewardWrapper, make_vlm_vec_env
-from vlmreward.envs.oracle import CartPolePixelReward
+from vlmreward.rewards.oracles import CartPolePixelReward
 from vlmreward.envs.wrappers import NotRenderableError
 from vlmreward.errors import InvalidParameterError, VLMRewardError
 from vlmreward.rl.deferred import DeferredReplayBuffer, DeferredRolloutBuffer, attach_reward_source

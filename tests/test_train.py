@@ -3,7 +3,7 @@
 Every run goes through the real path: ``vlmreward.load_model`` (the tiny random CLIP of the
 ``tiny_hf_clip`` fixture), the VLM-rewarded vector environment, stable-baselines3, the
 callbacks, checkpoints and videos. A random-weight CLIP teaches nothing, so the learning test
-uses the pixel oracle (:class:`~vlmreward.envs.oracle.CartPolePixelReward`) through the same
+uses the pixel oracle (:class:`~vlmreward.rewards.oracles.CartPolePixelReward`) through the same
 deferred-scoring path.
 """
 

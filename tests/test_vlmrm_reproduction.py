@@ -92,7 +92,7 @@ def test_cartpole_renders_gymnasiums_600x400_frames():
 
 
 def test_pixel_oracle_tells_a_hanging_pole_from_an_upright_one():
-    from vlmreward.envs.oracle import CartPolePixelReward
+    from vlmreward.rewards.oracles import CartPolePixelReward
 
     env = gym.make(VLMRM_CARTPOLE_ID, render_mode="rgb_array")
     env.reset(seed=0)

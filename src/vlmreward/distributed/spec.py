@@ -34,7 +34,7 @@ class RewardSpec:
     Attributes:
         reward: the reward class or factory: a name exported by :mod:`vlmreward.rewards`
             (``"GoalBaselineReward"``, ``"SoftmaxThresholdReward"``) or ``"package.module:callable"``
-            (``"vlmreward.envs.oracle:CartPolePixelReward"``).
+            (``"vlmreward.rewards.oracles:CartPolePixelReward"``).
         kwargs: its keyword arguments (``goal``, ``baseline``, ``alpha``, ...).
         model: the name :func:`vlmreward.load_model` takes (hub id, directory, ``open_clip:...``);
             None for rewards without a VLM (then ``reward(**kwargs)``). The loaded model is passed

@@ -31,6 +31,7 @@ import gymnasium as gym
 import numpy as np
 
 from vlmreward.errors import InvalidParameterError, VLMRewardError
+from vlmreward.rewards.params import NoParams
 
 __all__ = [
     "TextEncoder",
@@ -277,6 +278,9 @@ class GoalStateOracleReward:
     """
 
     goal_info_key = "goal_state"
+    kind = "goal_state_oracle"  # reward kind, registered by vlmreward's own "vlmreward.rewards" entry point
+    Params = NoParams
+    model_requirement = "none"
 
     @staticmethod
     def reward_of(state: GoalState) -> float:

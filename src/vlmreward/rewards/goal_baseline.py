@@ -2,17 +2,38 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
+from pydantic import model_validator
 
 from vlmreward.errors import InvalidParameterError
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.rewards.base import VLMReward, as_prompt_list
+from vlmreward.rewards.params import Prompts, RewardParams, UnitFloat
+from vlmreward.rewards.registry import register
+
+
+class GoalBaselineParams(RewardParams):
+    """Parameters of ``goal_baseline``: goal prompt(s), baseline prompt(s), ``α`` in ``[0, 1]``."""
+
+    goal: Prompts
+    baseline: Optional[Prompts] = None
+    alpha: UnitFloat = 0.0
+
+    @model_validator(mode="after")
+    def _baseline_for_alpha(self) -> "GoalBaselineParams":
+        if self.alpha > 0 and self.baseline is None:
+            raise ValueError(
+                f"reward.baseline is required when reward.alpha > 0 (got alpha {self.alpha}); add a sentence "
+                "describing the scene without the goal (e.g. 'a humanoid robot'), or set reward.alpha: 0"
+            )
+        return self
 
 __all__ = ["GoalBaselineReward"]
 
 
+@register("goal_baseline", GoalBaselineParams)
 class GoalBaselineReward(VLMReward):
     r"""Goal-baseline regularised CLIP reward.
 

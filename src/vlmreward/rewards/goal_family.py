@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -11,11 +11,31 @@ from vlmreward.errors import InvalidParameterError, PromptError
 from vlmreward.goals import NEGATIVE_MODES, Goal, GoalFamily, as_goal_family
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.models.preprocess import Frames
+from pydantic import Field
+
+from vlmreward.rewards.params import PositiveFloat, Prompts, RewardParams, UnitFloat
+from vlmreward.rewards.registry import RewardContext, register
 from vlmreward.rewards.softmax_threshold import DEFAULT_TEMPERATURE
+
+
+class GoalFamilySoftmaxParams(RewardParams):
+    """Parameters of ``goal_family_softmax``.
+
+    Attributes:
+        temperature: ``τ > 0``.
+        threshold: ``β`` in ``[0, 1]`` (binary reward), or None for the probability.
+        templates: the reward's prompt per goal type (``{find: "a photo of a {object} in a room"}``,
+            a list for an ensemble); default: the family's canonical sentences.
+    """
+
+    temperature: PositiveFloat = DEFAULT_TEMPERATURE
+    threshold: Optional[UnitFloat] = None
+    templates: dict[str, Prompts] = Field(default_factory=dict)
 
 __all__ = ["GoalFamilySoftmaxReward"]
 
 
+@register("goal_family_softmax", GoalFamilySoftmaxParams, goals=True)
 class GoalFamilySoftmaxReward:
     r"""``p(goal | frame)`` against the other goals of the family, per frame and its goal.
 
@@ -61,6 +81,16 @@ class GoalFamilySoftmaxReward:
 
     goal_info_key = "goal"
     """The ``info`` key whose value (per frame) :meth:`score_with_goals` receives from the wrappers."""
+
+    @classmethod
+    def from_params(
+        cls, params: GoalFamilySoftmaxParams, model: VisionLanguageModel, context: RewardContext
+    ) -> "GoalFamilySoftmaxReward":
+        """The reward of a run's ``goals`` section (``context``) with these parameters (the registry's builder)."""
+        return cls(
+            model, context.family, negatives=context.negatives, k=context.k, temperature=params.temperature,
+            threshold=params.threshold, templates=params.templates or None, types=context.types, seed=context.seed,
+        )
 
     def __init__(
         self,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Annotated, Any, Optional, Sequence
 
 import torch
+from pydantic import Field
 
 from vlmreward.errors import InvalidParameterError, PromptError
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.rewards.base import VLMReward, as_prompt_list
+from vlmreward.rewards.params import PositiveFloat, Prompt, Prompts, RewardParams, UnitFloat
+from vlmreward.rewards.registry import register
 
 __all__ = ["SoftmaxThresholdReward", "DEFAULT_TEMPERATURE"]
 
@@ -17,6 +20,16 @@ DEFAULT_TEMPERATURE = 0.01
 model's own zero-shot classification probabilities. Baumli et al. leave ``τ`` a hyperparameter."""
 
 
+class SoftmaxThresholdParams(RewardParams):
+    """Parameters of ``softmax_threshold``: goal prompt(s), negatives (≥ 1), ``τ > 0``, ``β`` or None."""
+
+    goal: Prompts
+    negatives: Annotated[list[Prompt], Field(min_length=1)]
+    temperature: PositiveFloat = DEFAULT_TEMPERATURE
+    threshold: Optional[UnitFloat] = None
+
+
+@register("softmax_threshold", SoftmaxThresholdParams)
 class SoftmaxThresholdReward(VLMReward):
     r"""Probability of the goal among negatives, optionally thresholded into a binary reward.
 

@@ -27,20 +27,20 @@ allowed there.
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal, Optional, Union
 
 import yaml
 from pydantic import (
-    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -48,7 +48,8 @@ from pydantic import (
 from vlmreward._yamlfile import read_yaml_file
 from vlmreward.distributed.config import ScaleConfig, check_scale_fits
 from vlmreward.errors import VLMRewardError
-from vlmreward.rewards.softmax_threshold import DEFAULT_TEMPERATURE
+from vlmreward.rewards.params import Count, FiniteFloat, Prompt
+from vlmreward.rewards.registry import RewardContext, UnknownRewardKindError, builtin_reward_kinds, reward_kind, reward_kinds
 
 __all__ = [
     "ConfigError",
@@ -57,20 +58,12 @@ __all__ = [
     "ModelConfig",
     "LogConfig",
     "RewardConfig",
-    "GoalBaselineRewardConfig",
-    "SoftmaxThresholdRewardConfig",
-    "CartPolePixelOracleRewardConfig",
-    "GroundTruthRewardConfig",
-    "CustomRewardConfig",
-    "GoalFamilySoftmaxRewardConfig",
-    "GoalStateOracleRewardConfig",
+    "BUILTIN_REWARD_KINDS",
+    "reward_config_union",
     "GoalsConfig",
     "GoalSplitConfig",
     "ScaleConfig",
-    "GOAL_REWARD_KINDS",
     "ALGORITHMS",
-    "REWARD_KINDS",
-    "VLM_REWARD_KINDS",
     "RESUME_OVERRIDABLE",
     "load_config",
     "parse_config",
@@ -80,19 +73,6 @@ __all__ = [
 ]
 
 ALGORITHMS: tuple[str, ...] = ("PPO", "SAC", "DQN")
-REWARD_KINDS: tuple[str, ...] = (
-    "goal_baseline",
-    "softmax_threshold",
-    "goal_family_softmax",
-    "cartpole_pixel_oracle",
-    "goal_state_oracle",
-    "ground_truth",
-    "custom",
-)
-VLM_REWARD_KINDS: tuple[str, ...] = ("goal_baseline", "softmax_threshold", "goal_family_softmax")
-"""Reward kinds computed from a vision-language model's embeddings (they need ``model.name``)."""
-GOAL_REWARD_KINDS: tuple[str, ...] = ("goal_family_softmax", "goal_state_oracle")
-"""Reward kinds that score each frame against its episode's goal (they need a ``goals`` section)."""
 
 RESUME_OVERRIDABLE: tuple[str, ...] = (
     "total_steps",
@@ -120,55 +100,6 @@ class ConfigError(VLMRewardError, ValueError):
 # field types
 
 
-def _unit_interval(value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be a number in [0, 1]; got {value}")
-    return value
-
-
-def _positive(value: float) -> float:
-    if not value > 0.0:
-        raise ValueError(f"must be a number > 0; got {value}")
-    return value
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number; got {value}")
-    return value
-
-
-def _at_least_one(value: int) -> int:
-    if value < 1:
-        raise ValueError(f"must be an integer ≥ 1; got {value}")
-    return value
-
-
-def _prompt(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must be a non-empty sentence")
-    return value
-
-
-UnitFloat = Annotated[float, AfterValidator(_unit_interval)]
-PositiveFloat = Annotated[float, AfterValidator(_positive)]
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
-Count = Annotated[int, AfterValidator(_at_least_one)]
-Prompt = Annotated[str, AfterValidator(_prompt)]
-
-
-def _prompts(value: Any) -> Any:
-    if isinstance(value, str) and value.strip():
-        return value
-    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
-        return value
-    raise ValueError(f"must be a non-empty sentence or a non-empty list of them; got {value!r}")
-
-
-Prompts = Annotated[Union[str, list[str]], BeforeValidator(_prompts)]
-"""One prompt or several (their unit embeddings are averaged)."""
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
@@ -189,7 +120,7 @@ class EnvConfig(_Strict):
             the statistics are checkpointed with the model).
     """
 
-    id: Annotated[str, AfterValidator(_prompt)]
+    id: Prompt
     kwargs: dict[str, Any] = Field(default_factory=dict)
     n_envs: Count = 1
     normalize_observations: bool = False
@@ -202,99 +133,19 @@ class EnvConfig(_Strict):
         return value
 
 
-class GoalBaselineRewardConfig(_Strict):
-    """``reward`` of kind ``goal_baseline``: VLM-RM's regularised CLIP reward (:class:`~vlmreward.GoalBaselineReward`)."""
-
-    kind: Literal["goal_baseline"]
-    goal: Prompts
-    baseline: Optional[Prompts] = None
-    alpha: UnitFloat = 0.0
-
-    @model_validator(mode="after")
-    def _baseline_for_alpha(self) -> "GoalBaselineRewardConfig":
-        if self.alpha > 0 and self.baseline is None:
-            raise ValueError(
-                f"reward.baseline is required when reward.alpha > 0 (got alpha {self.alpha}); add a sentence "
-                "describing the scene without the goal (e.g. 'a humanoid robot'), or set reward.alpha: 0"
-            )
-        return self
+BUILTIN_REWARD_KINDS: tuple[str, ...] = builtin_reward_kinds()
+"""The reward kinds vlmreward registers itself (:mod:`vlmreward.rewards.registry`); any other
+``reward.kind`` (an entry point, or ``"package.module:ClassName"``) is looked up when a config names it."""
 
 
-class SoftmaxThresholdRewardConfig(_Strict):
-    """``reward`` of kind ``softmax_threshold``: Baumli et al.'s reward (:class:`~vlmreward.SoftmaxThresholdReward`)."""
-
-    kind: Literal["softmax_threshold"]
-    goal: Prompts
-    negatives: Annotated[list[Prompt], Field(min_length=1)]
-    temperature: PositiveFloat = DEFAULT_TEMPERATURE
-    threshold: Optional[UnitFloat] = None
+def reward_config_union(kinds: Iterable[str]) -> Any:
+    """The ``reward`` section's type: the config models of ``kinds``, chosen by ``kind``."""
+    models = tuple(reward_kind(k).config_model() for k in dict.fromkeys(kinds))
+    return Annotated[Union[models], Field(discriminator="kind")]
 
 
-class GoalFamilySoftmaxRewardConfig(_Strict):
-    """``reward`` of kind ``goal_family_softmax``: Baumli et al.'s reward for a whole goal family
-    (:class:`~vlmreward.rewards.GoalFamilySoftmaxReward`): each frame scored against its episode's
-    goal, the negatives chosen by ``goals.negatives``.
-
-    Attributes:
-        temperature: ``τ > 0``.
-        threshold: ``β`` in ``[0, 1]`` (binary reward), or None for the probability.
-        templates: the reward's prompt per goal type (``{find: "a photo of a {object} in a room"}``,
-            a list for an ensemble); default: the family's canonical sentences.
-    """
-
-    kind: Literal["goal_family_softmax"]
-    temperature: PositiveFloat = DEFAULT_TEMPERATURE
-    threshold: Optional[UnitFloat] = None
-    templates: dict[str, Prompts] = Field(default_factory=dict)
-
-
-class GoalStateOracleRewardConfig(_Strict):
-    """``reward`` of kind ``goal_state_oracle``: a shaped reward from the simulator's goal state, no
-    VLM (:class:`~vlmreward.envs.goal_conditioning.GoalStateOracleReward`); checks the
-    goal-conditioned training path."""
-
-    kind: Literal["goal_state_oracle"]
-
-
-class CartPolePixelOracleRewardConfig(_Strict):
-    """``reward`` of kind ``cartpole_pixel_oracle``: cos(pole angle) measured on the frames, no VLM
-    (:class:`~vlmreward.envs.oracle.CartPolePixelReward`); checks the training path."""
-
-    kind: Literal["cartpole_pixel_oracle"]
-
-
-class GroundTruthRewardConfig(_Strict):
-    """``reward`` of kind ``ground_truth``: the environment's own reward, no VLM (a baseline run).
-
-    ``mode`` and ``weight`` are ignored: the agent gets the environment's reward, and the logs keep
-    the same columns as a VLM run (the VLM return is 0).
-    """
-
-    kind: Literal["ground_truth"]
-
-
-class CustomRewardConfig(_Strict):
-    """``reward`` of kind ``custom``: any :class:`~vlmreward.RewardModel` built by ``factory(**kwargs)``.
-
-    ``factory`` is ``"package.module:callable"``; when ``model.name`` is set, the loaded
-    vision-language model is passed as ``model=``.
-    """
-
-    kind: Literal["custom"]
-    factory: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")]
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-
-
-_REWARD_MODELS = (
-    GoalBaselineRewardConfig,
-    SoftmaxThresholdRewardConfig,
-    GoalFamilySoftmaxRewardConfig,
-    CartPolePixelOracleRewardConfig,
-    GoalStateOracleRewardConfig,
-    GroundTruthRewardConfig,
-    CustomRewardConfig,
-)
-RewardConfig = Annotated[Union[_REWARD_MODELS], Field(discriminator="kind")]
+RewardConfig = reward_config_union(BUILTIN_REWARD_KINDS)
+"""A validated ``reward`` section: ``kind`` plus the parameters of that kind (its ``Params`` model)."""
 
 
 class GoalSplitConfig(_Strict):
@@ -431,7 +282,7 @@ class RunConfig(_Strict):
 
     Attributes:
         env: :class:`EnvConfig`.
-        reward: one of the reward kinds (:data:`REWARD_KINDS`), chosen by ``kind``.
+        reward: a reward kind (:mod:`vlmreward.rewards.registry`) and its parameters, chosen by ``kind``.
         mode: ``"replace"`` (the agent sees ``weight · r_vlm``, VLM-RM's set-up) or ``"add"``
             (``r_env + weight · r_vlm``).
         weight: scale of the VLM reward.
@@ -484,9 +335,29 @@ class RunConfig(_Strict):
     scale: Optional[ScaleConfig] = None
 
     @property
+    def reward_kind(self) -> Any:
+        """The :class:`~vlmreward.rewards.registry.RewardKind` of ``reward.kind``."""
+        return reward_kind(self.reward.kind)
+
+    @property
     def needs_vlm(self) -> bool:
         """Whether the reward needs a vision-language model loaded."""
-        return self.reward.kind in VLM_REWARD_KINDS or (self.reward.kind == "custom" and self.model.name is not None)
+        requirement = self.reward_kind.model
+        return requirement == "required" or (requirement == "optional" and self.model.name is not None)
+
+    def reward_params(self) -> Any:
+        """The reward's parameters (its kind's ``Params`` model), without ``kind``."""
+        params = self.reward_kind.params
+        return params.model_validate(self.reward.model_dump(include=set(params.model_fields)))
+
+    def reward_context(self) -> RewardContext:
+        """What a goal-conditioned reward needs from the ``goals`` section (:class:`RewardContext`)."""
+        if self.goals is None:
+            return RewardContext(seed=self.seed)
+        return RewardContext(
+            family=self.goals.load_family(), negatives=self.goals.negatives, k=self.goals.k, types=self.goals.types,
+            seed=self.seed,
+        )
 
     @property
     def deferred(self) -> bool:
@@ -502,7 +373,7 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _check_model_and_kwargs(self) -> "RunConfig":
-        if self.reward.kind in GOAL_REWARD_KINDS and self.goals is None:
+        if self.reward_kind.goals and self.goals is None:
             raise ValueError(
                 f"reward.kind '{self.reward.kind}' scores frames against their episode's goal and needs a goals section "
                 "(e.g. goals: {family: configs/goals/miniworld_objects.yaml}) and a goal-conditioned env such as "
@@ -510,7 +381,7 @@ class RunConfig(_Strict):
             )
         if self.goals is not None and self.goals.text_encoder == "model" and not self.model.name:
             raise ValueError("goals.text_encoder: 'model' embeds goals with the VLM, so model.name is required")
-        if self.reward.kind in VLM_REWARD_KINDS and not self.model.name:
+        if self.reward_kind.model == "required" and not self.model.name:
             raise ValueError(
                 f"model.name is required for reward.kind '{self.reward.kind}'; set it in the config or with "
                 "--set model=openai/clip-vit-base-patch32 (any name vlmreward.load_model accepts)"
@@ -580,11 +451,25 @@ def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
     Raises:
         ConfigError: every validation problem, one per key path, with the allowed values.
     """
+    model = RunConfig
+    kind = data.get("reward", {}).get("kind") if isinstance(data.get("reward"), dict) else None
+    if isinstance(kind, str) and kind not in BUILTIN_REWARD_KINDS:
+        try:
+            reward_kind(kind)  # an entry point or "package.module:Class": imported and registered here
+        except UnknownRewardKindError as err:
+            raise ConfigError(f"invalid {source}: reward.kind: {err}") from None
+        model = _run_config_with(kind)
     try:
-        return RunConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as err:
         problems = [_describe_error(e) for e in err.errors()]
         raise ConfigError(f"invalid {source}: " + "; ".join(problems) + ".") from None
+
+
+@lru_cache(maxsize=None)
+def _run_config_with(kind: str) -> type[RunConfig]:
+    """:class:`RunConfig` whose ``reward`` section also accepts ``kind`` (a plugin's)."""
+    return create_model("RunConfig", __base__=RunConfig, reward=(reward_config_union((*BUILTIN_REWARD_KINDS, kind)), ...))
 
 
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
@@ -662,10 +547,9 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
         field = cls.model_fields.get(part) if isinstance(part, str) else None
         if field is None:
             return None
-        if part == "reward" and cls is RunConfig:
-            kinds = {m.model_fields["kind"].annotation.__args__[0]: m for m in _REWARD_MODELS}
-            if i + 1 < len(loc) and loc[i + 1] in kinds:
-                cls = kinds[loc[i + 1]]
+        if part == "reward" and isinstance(cls, type) and issubclass(cls, RunConfig):
+            if i + 1 < len(loc) and _is_reward_kind(loc[i + 1]):
+                cls = reward_kind(loc[i + 1]).config_model()
                 i += 2
                 continue
             return None
@@ -681,11 +565,18 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return cls
 
 
+def _is_reward_kind(part: Any) -> bool:
+    """Whether a location part is a reward kind (the discriminated union's tag), without importing anything."""
+    from vlmreward.rewards.registry import _REGISTRY
+
+    return isinstance(part, str) and part in _REGISTRY
+
+
 def _key_path(loc: tuple[Any, ...]) -> str:
     """Dotted key path of a pydantic error location, without union tags (``reward.alpha``)."""
     parts: list[str] = []
     for i, part in enumerate(loc):
-        if i == 1 and loc[0] == "reward" and part in REWARD_KINDS:
+        if i == 1 and loc[0] == "reward" and _is_reward_kind(part):
             continue  # the discriminated union's tag
         if isinstance(part, int):
             parts[-1:] = [f"{parts[-1]}[{part}]"] if parts else [f"[{part}]"]
@@ -715,7 +606,7 @@ def _describe_error(error: dict[str, Any]) -> str:
     if kind == "union_tag_invalid":
         return f"{path}.kind: {ctx.get('tag')!r} is not a reward kind; use one of {ctx.get('expected_tags')}"
     if kind == "union_tag_not_found":
-        return f"{path}.kind: missing; use one of {', '.join(map(repr, REWARD_KINDS))}"
+        return f"{path}.kind: missing; use one of {', '.join(map(repr, reward_kinds()))}"
     if kind == "value_error":
         if _is_model_level(loc):
             return msg  # a model validator's message names its keys itself

@@ -129,20 +129,6 @@ class TrainingInterrupted(KeyboardInterrupt):
 # building blocks
 
 
-class _GroundTruthOnly:
-    """The reward model of ``reward.kind: ground_truth``: 0 for every frame (used with mode "add", weight 0)."""
-
-    def __call__(self, frames: Any) -> np.ndarray:
-        n = 1 if getattr(frames, "ndim", 4) == 3 else len(frames)
-        return np.zeros(n, dtype=np.float32)
-
-    def from_embeddings(self, image_embeddings: Any) -> np.ndarray:
-        return np.zeros(len(image_embeddings), dtype=np.float32)
-
-    def describe(self) -> dict[str, Any]:
-        return {"kind": "ground_truth", "model": None}
-
-
 def _device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -174,52 +160,19 @@ def _load_vlm(config: RunConfig) -> Any:
 
 
 def build_reward_model(config: RunConfig) -> RewardModel:
-    """The reward model ``config.reward`` describes, loading the VLM (``config.model``) once if it needs one.
+    """The reward model ``config.reward`` describes (:func:`vlmreward.rewards.registry.build_reward`),
+    loading the VLM (``config.model``) once if the kind needs one.
 
     Raises:
-        ConfigError: a bad device, or a ``custom`` factory that cannot be imported.
+        ConfigError: a bad device.
+        InvalidParameterError: a ``custom`` factory that cannot be imported or called.
         ModelNotFoundError, ModelNotAvailableError, PromptError, InvalidParameterError: from
             :func:`vlmreward.load_model` and the reward classes.
     """
-    reward = config.reward
-    if reward.kind == "ground_truth":
-        return _GroundTruthOnly()
-    if reward.kind == "cartpole_pixel_oracle":
-        from vlmreward.envs.oracle import CartPolePixelReward
+    from vlmreward.rewards.registry import build_reward
 
-        return CartPolePixelReward()
-    if reward.kind == "goal_state_oracle":
-        from vlmreward.envs.goal_conditioning import GoalStateOracleReward
-
-        return GoalStateOracleReward()
-    vlm = _load_vlm(config) if config.model.name else None
-    if reward.kind == "goal_family_softmax":
-        from vlmreward.rewards import GoalFamilySoftmaxReward
-
-        goals = config.goals
-        assert goals is not None  # the config's validator requires it
-        return GoalFamilySoftmaxReward(
-            vlm, goals.load_family(), negatives=goals.negatives, k=goals.k, temperature=reward.temperature,
-            threshold=reward.threshold, templates=reward.templates or None, types=goals.types, seed=config.seed,
-        )
-    if reward.kind == "goal_baseline":
-        from vlmreward.rewards import GoalBaselineReward
-
-        return GoalBaselineReward(vlm, goal=reward.goal, baseline=reward.baseline, alpha=reward.alpha)
-    if reward.kind == "softmax_threshold":
-        from vlmreward.rewards import SoftmaxThresholdReward
-
-        return SoftmaxThresholdReward(
-            vlm, goal=reward.goal, negatives=reward.negatives, temperature=reward.temperature, threshold=reward.threshold
-        )
-    try:
-        target = import_object(reward.factory)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigError(f"reward.factory: cannot import {reward.factory!r} ({err}); give 'package.module:callable'.") from err
-    kwargs = dict(reward.kwargs)
-    if vlm is not None:
-        kwargs["model"] = vlm
-    return target(**kwargs)
+    vlm = _load_vlm(config) if config.needs_vlm else None
+    return build_reward(config.reward.kind, config.reward_params(), vlm, config.reward_context())
 
 
 def goal_text_encoder(config: RunConfig, reward_model: RewardModel | None = None) -> Any:

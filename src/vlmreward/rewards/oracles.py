@@ -1,4 +1,11 @@
-"""An informative reward read off CartPole's pixels: checks the RL path without a VLM.
+"""Rewards without a vision-language model, for checking the training path and for baselines.
+
+* ``cartpole_pixel_oracle`` (:class:`CartPolePixelReward`): an informative reward read off
+  CartPole's pixels;
+* ``ground_truth`` (:class:`GroundTruthOnlyReward`): 0 for every frame, so that the agent trains on
+  the environment's own reward while the logs keep a VLM run's columns;
+* ``custom`` (:func:`build_custom_reward`): any reward built by ``factory(**kwargs)``.
+
 
 A CLIP model with random weights gives no learning signal, and real weights cannot be had in CI.
 :class:`CartPolePixelReward` implements the same :class:`~vlmreward.rewards.base.RewardModel`
@@ -16,9 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from vlmreward.models.preprocess import Frames, as_frame_batch
+from pydantic import Field
 
-__all__ = ["CartPolePixelReward", "POLE_COLOUR", "AXLE_COLOUR"]
+from vlmreward._importing import import_object
+from vlmreward.errors import InvalidParameterError
+from vlmreward.models.preprocess import Frames, as_frame_batch
+from vlmreward.rewards.params import RewardParams
+from vlmreward.rewards.registry import RewardKind, register, register_kind
+
+__all__ = ["CartPolePixelReward", "GroundTruthOnlyReward", "CustomRewardParams", "build_custom_reward", "POLE_COLOUR", "AXLE_COLOUR"]
 
 POLE_COLOUR = (202, 152, 101)
 """RGB of the pole in gymnasium's ``CartPoleEnv.render`` (``pygame`` polygon colour)."""
@@ -28,6 +41,7 @@ _AXLE_MARGIN = 12
 """Pixels around the pole's bounding box searched for the axle (its radius is 5 pixels)."""
 
 
+@register("cartpole_pixel_oracle", model="none")
 class CartPolePixelReward:
     """``cos θ`` of the pole angle ``θ`` measured on rendered CartPole frames, in ``[-1, 1]``.
 
@@ -77,3 +91,49 @@ def _colour_mask(batch: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
     mask &= batch[..., 1] == g
     mask &= batch[..., 2] == b
     return mask
+
+
+@register("ground_truth", model="none")
+class GroundTruthOnlyReward:
+    """The reward of ``reward.kind: ground_truth``: 0 for every frame. A run with it trains on the
+    environment's own reward (the trainer adds it with weight 0) and logs the same columns as a
+    VLM run (the VLM return is 0)."""
+
+    def __call__(self, frames: Any) -> np.ndarray:
+        n = 1 if getattr(frames, "ndim", 4) == 3 else len(frames)
+        return np.zeros(n, dtype=np.float32)
+
+    def from_embeddings(self, image_embeddings: Any) -> np.ndarray:
+        return np.zeros(len(image_embeddings), dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "ground_truth", "model": None}
+
+
+class CustomRewardParams(RewardParams):
+    """Parameters of ``custom``: ``factory`` is ``"package.module:callable"``, called with ``kwargs``
+    (and ``model=`` the loaded vision-language model, when the run names one)."""
+
+    factory: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+def build_custom_reward(params: CustomRewardParams, model: Any = None, context: Any = None) -> Any:
+    """``factory(**kwargs, model=model)`` (``model=`` only when given).
+
+    Raises:
+        InvalidParameterError: the factory cannot be imported or is not callable.
+    """
+    try:
+        target = import_object(params.factory)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise InvalidParameterError(f"reward.factory: cannot import {params.factory!r} ({err}); give 'package.module:callable'.") from err
+    if not callable(target):
+        raise InvalidParameterError(f"reward.factory: {params.factory!r} is a {type(target).__name__}, not a callable.")
+    kwargs = dict(params.kwargs)
+    if model is not None:
+        kwargs["model"] = model
+    return target(**kwargs)
+
+
+register_kind(RewardKind("custom", build_custom_reward, CustomRewardParams, model="optional", builder=True))
