@@ -27,6 +27,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 ray = pytest.importorskip("ray")
 
 import vlmreward  # noqa: E402
+from vlmreward.models.spec import ModelSpec  # noqa: E402
 from vlmreward.distributed import (  # noqa: E402
     ClusterError,
     RayVecEnv,
@@ -152,11 +153,13 @@ def test_replicas_build_the_single_process_reward_on_their_device(tiny_hf_clip):
         replica_config(parse_config({**data, "model": {**data["model"], "device": "cuda:1"}, "scale": {}}))
     local = vlmreward.GoalBaselineReward(vlmreward.load_model(tiny_hf_clip), **GOAL)
     assert build_reward_model(cpu).describe() == local.describe()  # what a replica builds, here
-    built = RewardSpec("GoalBaselineReward", GOAL, model=str(tiny_hf_clip), load_kwargs={"device": "auto"})()
+    built = RewardSpec("goal_baseline", GOAL, ModelSpec(str(tiny_hf_clip), device="auto"))()
     assert built.describe() == local.describe() and built.model.batch_size == 64
     assert isinstance(ORACLE(), CartPolePixelReward)
-    with pytest.raises(VLMRewardError, match="not in vlmreward.rewards"):
+    with pytest.raises(VLMRewardError, match="is not a reward kind"):
         RewardSpec("NoSuchReward")
+    with pytest.raises(VLMRewardError, match="alpha"):
+        RewardSpec("goal_baseline", {**GOAL, "alpha": 2.0})  # checked before anything travels
 
 
 def test_scale_section_is_checked_with_the_config():
@@ -276,7 +279,7 @@ def test_service_batches_concurrent_requests_and_answers_in_order(local_ray, fra
 
 
 def test_service_with_clip_equals_single_process_scoring(local_ray, frames, tiny_hf_clip):
-    spec = RewardSpec("GoalBaselineReward", GOAL, model=str(tiny_hf_clip))
+    spec = RewardSpec("goal_baseline", GOAL, ModelSpec(str(tiny_hf_clip)))
     local = vlmreward.GoalBaselineReward(vlmreward.load_model(tiny_hf_clip), **GOAL)
     service = RewardService(spec, 1, max_batch_size=16)
     try:

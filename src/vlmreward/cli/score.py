@@ -35,6 +35,7 @@ from vlmreward import __version__, media
 from vlmreward.errors import InputFileError, InvalidParameterError
 from vlmreward.models import DEFAULT_RESIZE, VisionLanguageModel, load_model
 from vlmreward.models.base import DEFAULT_BATCH_SIZE
+from vlmreward.models.spec import resolve_device
 from vlmreward.rewards import DEFAULT_TEMPERATURE, GoalBaselineReward, SoftmaxThresholdReward, VLMReward
 
 __all__ = ["score", "models", "ScoreResult", "build_reward", "score_frames", "plot_rewards", "default_out_dir"]
@@ -444,27 +445,8 @@ def _check_reward_options(
 
 
 def _resolve_device(device: str | None) -> torch.device:
-    """``--device`` as a torch device; default CUDA when available, else the CPU.
-
-    Raises:
-        InvalidParameterError: not a device name, or a device this machine lacks.
-    """
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, ValueError) as err:
-        raise InvalidParameterError(f"--device {device!r} is not a device; use cpu, cuda, cuda:1, mps, ...") from err
-    if resolved.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InvalidParameterError(f"--device {device!r}: no CUDA GPU is available here; use --device cpu.")
-        if resolved.index is not None and resolved.index >= torch.cuda.device_count():
-            raise InvalidParameterError(
-                f"--device {device!r}: there are only {torch.cuda.device_count()} CUDA device(s) (cuda:0 ...)."
-            )
-    if resolved.type == "mps" and not torch.backends.mps.is_available():
-        raise InvalidParameterError(f"--device {device!r}: MPS is not available here; use --device cpu.")
-    return resolved
+    """``--device`` as a torch device (:func:`vlmreward.models.spec.resolve_device`); default: auto."""
+    return resolve_device(device, "--device")
 
 
 def _fmt(value: float) -> str:

@@ -5,7 +5,8 @@ actor; what travels is a *reward factory*: any picklable callable with no argume
 :class:`~vlmreward.rewards.base.RewardModel`. A replica calls it once in its constructor (load the
 model once, embed the prompts once) and again after a restart.
 
-:class:`RewardSpec` is the factory for the common case, ``REWARD(load_model(MODEL, ...), **kwargs)``;
+:class:`RewardSpec` is the factory for the common case, a registered reward kind with its parameters
+and a :class:`~vlmreward.models.spec.ModelSpec`;
 ``vlmreward train`` passes ``functools.partial(build_reward_model, config)`` instead, so that a
 replica builds exactly what a single-process run would.
 """
@@ -15,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
-from vlmreward._importing import import_object
-from vlmreward.errors import InvalidParameterError
+from vlmreward.models.spec import ModelSpec
+from vlmreward.rewards.registry import build_reward, validate_params
 
 if TYPE_CHECKING:
     from vlmreward.rewards.base import RewardModel
@@ -29,74 +30,43 @@ RewardFactory = Callable[[], "RewardModel"]
 
 @dataclass(frozen=True)
 class RewardSpec:
-    """A reward factory: ``reward(load_model(model, **load_kwargs), **kwargs)``, built where it is called.
+    """A reward factory: :func:`~vlmreward.rewards.registry.build_reward` of a kind, its parameters
+    and a :class:`~vlmreward.models.spec.ModelSpec`, built where it is called.
 
     Attributes:
-        reward: the reward class or factory: a name exported by :mod:`vlmreward.rewards`
-            (``"GoalBaselineReward"``, ``"SoftmaxThresholdReward"``) or ``"package.module:callable"``
-            (``"vlmreward.rewards.oracles:CartPolePixelReward"``).
-        kwargs: its keyword arguments (``goal``, ``baseline``, ``alpha``, ...).
-        model: the name :func:`vlmreward.load_model` takes (hub id, directory, ``open_clip:...``);
-            None for rewards without a VLM (then ``reward(**kwargs)``). The loaded model is passed
-            as the first positional argument.
-        load_kwargs: keyword arguments of :func:`vlmreward.load_model` (``device``, ``dtype``,
-            ``resize``, ``backend``, ...); ``device="auto"`` picks CUDA when the replica sees a GPU.
-        batch_size: frames per forward pass of the vision tower (bounds the replica's memory).
+        kind: a reward kind (``"goal_baseline"``, ``"softmax_threshold"``, an entry point's name,
+            or ``"package.module:ClassName"``; :mod:`vlmreward.rewards.registry`).
+        params: its parameters (``goal``, ``baseline``, ``alpha``, ...).
+        model: the model to load on the replica (``device="auto"`` picks CUDA when the replica
+            sees a GPU); None for kinds without a VLM.
 
     Example:
-        ``RewardSpec("GoalBaselineReward", {"goal": "a pole upright", "baseline": "a pole", "alpha": 0.5},
-        model="openai/clip-vit-base-patch32", load_kwargs={"device": "auto", "dtype": "bf16"})``
+        ``RewardSpec("goal_baseline", {"goal": "a pole upright", "baseline": "a pole", "alpha": 0.5},
+        ModelSpec("openai/clip-vit-base-patch32", dtype="bf16"))``
 
     Raises:
-        InvalidParameterError: ``reward`` is neither a :mod:`vlmreward.rewards` name nor
-            ``"package.module:callable"`` (checked here, before anything travels).
+        UnknownRewardKindError: an unknown kind; InvalidParameterError: bad parameters (both
+            checked here, before anything travels).
     """
 
-    reward: str
-    kwargs: Mapping[str, Any] = field(default_factory=dict)
-    model: Optional[str] = None
-    load_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    batch_size: int = 64
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    model: Optional[ModelSpec] = None
 
     def __post_init__(self) -> None:
-        if ":" not in self.reward:
-            import vlmreward.rewards as rewards
-
-            if self.reward not in rewards.__all__:
-                raise InvalidParameterError(
-                    f"reward {self.reward!r} is not in vlmreward.rewards ({', '.join(rewards.__all__)}); "
-                    "give one of those names or 'package.module:callable'."
-                )
+        validate_params(self.kind, self.params)
 
     def __call__(self) -> "RewardModel":
         """Load the model (if any) and build the reward: the prompts are embedded here, once.
 
         Raises:
             ModelNotFoundError, ModelNotAvailableError, PromptError, InvalidParameterError: from
-                :func:`vlmreward.load_model` and the reward classes.
-            ImportError, AttributeError: a ``"package.module:callable"`` that cannot be imported.
+                :meth:`ModelSpec.load` and the reward kind.
         """
-        if ":" in self.reward:
-            factory = import_object(self.reward)
-        else:
-            import vlmreward.rewards as rewards
-
-            factory = getattr(rewards, self.reward)
-        if self.model is None:
-            return factory(**self.kwargs)
-        import torch
-
-        from vlmreward import load_model
-
-        load_kwargs = dict(self.load_kwargs)
-        if load_kwargs.get("device", "cpu") == "auto":
-            load_kwargs["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-        vlm = load_model(self.model, **load_kwargs)
-        vlm.batch_size = int(self.batch_size)
-        return factory(vlm, **self.kwargs)
+        return build_reward(self.kind, self.params, self.model.load() if self.model is not None else None)
 
     def __str__(self) -> str:
-        return f"reward {self.reward}" + (f" with model {self.model!r}" if self.model else "")
+        return f"reward {self.kind}" + (f" with model {self.model.name!r}" if self.model is not None else "")
 
 
 def describe_factory(factory: RewardFactory) -> str:

@@ -24,7 +24,7 @@ from vlmreward.models.base import VisionLanguageModel
 from vlmreward.models.onnx import QUANTIZE_MODES
 from vlmreward.models.preprocess import DEFAULT_RESIZE, RESIZE_MODES, ResizeMode
 
-__all__ = ["load_model", "resolve_dtype", "RUNTIME_BACKENDS"]
+__all__ = ["load_model", "resolve_dtype", "RUNTIME_BACKENDS", "DTYPE_NAMES", "AUTOCAST_NAMES"]
 
 RUNTIME_BACKENDS: tuple[str, ...] = ("torch", "onnx")
 """What runs a loaded model's vision tower: PyTorch, or ONNX Runtime (:mod:`.onnx`)."""
@@ -38,6 +38,10 @@ _DTYPES = {
     "bfloat16": torch.bfloat16,
     "bf16": torch.bfloat16,
 }
+DTYPE_NAMES: tuple[str, ...] = tuple(_DTYPES)
+"""The dtype names ``dtype=`` takes (``"float32"``, ``"fp16"``, ``"bf16"``, ...)."""
+AUTOCAST_NAMES: tuple[str, ...] = ("bf16", "fp16", "bfloat16", "float16")
+"""The half dtype names ``autocast=`` takes (besides True, False and None)."""
 
 
 def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype | None:

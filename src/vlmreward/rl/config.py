@@ -48,6 +48,10 @@ from pydantic import (
 from vlmreward._yamlfile import read_yaml_file
 from vlmreward.distributed.config import ScaleConfig, check_scale_fits
 from vlmreward.errors import VLMRewardError
+from vlmreward.models.onnx import QUANTIZE_MODES
+from vlmreward.models.preprocess import ResizeMode
+from vlmreward.models.registry import AUTOCAST_NAMES, DTYPE_NAMES, RUNTIME_BACKENDS
+from vlmreward.models.spec import ModelSpec
 from vlmreward.rewards.params import Count, FiniteFloat, Prompt
 from vlmreward.rewards.registry import RewardContext, UnknownRewardKindError, builtin_reward_kinds, reward_kind, reward_kinds
 
@@ -247,14 +251,28 @@ class ModelConfig(_Strict):
 
     name: Optional[str] = None
     device: str = "auto"
-    dtype: Optional[Literal["float32", "fp32", "float16", "fp16", "half", "bfloat16", "bf16"]] = None
-    resize: Literal["squash", "crop", "pad"] = "squash"
+    dtype: Optional[Literal[DTYPE_NAMES]] = None  # type: ignore[valid-type]
+    resize: ResizeMode = "squash"
     antialias: bool = True
     checkpoint: Optional[str] = None
     batch_size: Count = 64
-    backend: Literal["torch", "onnx"] = "torch"
-    quantize: Optional[Literal["int8"]] = None
-    autocast: Optional[Union[Literal["bf16", "fp16", "bfloat16", "float16"], bool]] = None
+    backend: Literal[RUNTIME_BACKENDS] = "torch"  # type: ignore[valid-type]
+    quantize: Optional[Literal[QUANTIZE_MODES]] = None  # type: ignore[valid-type]
+    autocast: Optional[Union[Literal[AUTOCAST_NAMES], bool]] = None  # type: ignore[valid-type]
+
+    def spec(self) -> ModelSpec:
+        """The :class:`~vlmreward.models.spec.ModelSpec` of this section (``backend`` is its ``runtime``).
+
+        Raises:
+            ConfigError: no ``name``.
+        """
+        if not self.name:
+            raise ConfigError("model.name is not set; give one (--set model=openai/clip-vit-base-patch32).")
+        return ModelSpec(
+            self.name, device=self.device, dtype=self.dtype, resize=self.resize, antialias=self.antialias,
+            checkpoint=self.checkpoint, runtime=self.backend, quantize=self.quantize, autocast=self.autocast,
+            batch_size=self.batch_size,
+        )
 
     @model_validator(mode="after")
     def _quantize_needs_onnx(self) -> "ModelConfig":

@@ -129,34 +129,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 # building blocks
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError) as err:
-        raise ConfigError(f"model.device: {name!r} is not a device; use auto, cpu, cuda, cuda:1, mps.") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"model.device: {name!r} but no CUDA GPU is available here; use model.device=cpu or auto.")
-    return name
-
-
 def _load_vlm(config: RunConfig) -> Any:
-    from vlmreward import load_model
-
-    vlm = load_model(
-        config.model.name,
-        device=_device(config.model.device),
-        dtype=config.model.dtype,
-        resize=config.model.resize,
-        antialias=config.model.antialias,
-        checkpoint=config.model.checkpoint,
-        backend=config.model.backend,
-        quantize=config.model.quantize,
-        autocast=config.model.autocast,
-    )
-    vlm.batch_size = config.model.batch_size
-    return vlm
+    return config.model.spec().load("model.device")
 
 
 def build_reward_model(config: RunConfig) -> RewardModel:
