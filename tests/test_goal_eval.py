@@ -126,7 +126,7 @@ def test_sweep_compares_prompt_templates_per_goal_type(goal_sweep, tiny_hf_clip,
     sets = list(yaml.safe_load(prompts.read_text())["goal_templates"])
     assert sorted({r["prompt_set"] for r in rows}) == sorted(sets)
     assert {r["group"] for r in rows} == {"all", "find", "lift", "place"} and len(rows) == 4 * len(sets)
-    assert all(r["reward"] == "goal_family" and 0 <= float(r["average_precision"]) <= 1 for r in rows)
+    assert all(r["reward"] == "goal_family_softmax" and 0 <= float(r["average_precision"]) <= 1 for r in rows)
     by_set = {r["prompt_set"]: r for r in rows if r["group"] == "find"}
     assert by_set["instruction"]["average_precision"] != by_set["photo"]["average_precision"]  # different prompts
     assert (out / "prompts_by_group.png").stat().st_size > 0 and (out / "report.html").is_file()

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from vlmreward.cli.score import AntialiasOption, Resize, _interactive, _progress, _quiet_model_loading, _resolve_device
+from vlmreward.cli.score import AntialiasOption, ParamOption, Resize, RewardKindOption, _interactive, parse_params, _progress, _quiet_model_loading, _resolve_device
 from vlmreward.errors import InvalidParameterError
 from vlmreward.models import DEFAULT_RESIZE
 
@@ -161,6 +161,8 @@ def evaluate(
     dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
     resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
     antialias: AntialiasOption = True,
+    reward_kind: RewardKindOption = None,
+    param: ParamOption = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Frames per forward pass.", show_default="64")] = None,
     truncate: Annotated[bool, typer.Option("--truncate", help="Truncate prompts longer than the model's context.")] = False,
     cache_dir: Annotated[
@@ -194,8 +196,9 @@ def evaluate(
 
     if batch_size is not None and batch_size < 1:
         raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
+    params = parse_params(param)
     if goal:
-        reward_settings(baseline, negative, alpha, temperature)  # option errors before loading anything
+        reward_settings(baseline, negative, alpha, temperature, reward_kind, params)  # option errors before loading anything
     templates = parse_templates(template)
     family = load_goal_family(goal_family) if goal_family is not None else None
     data = load_dataset(dataset)
@@ -212,6 +215,7 @@ def evaluate(
             label=label, reference=reference, x=x, facet=facet, target_precision=target_precision,
             cache_dir=_cache_dir(dataset, cache_dir, no_cache), batch_size=batch_size, progress=advance,
             goal_family=family, family_negatives=family_negatives, k=k, templates=templates or None, group_by=group_by,
+            reward_kind=reward_kind, reward_params=params,
         )
     from vlmreward.eval.report import format_number as f
 
@@ -260,6 +264,8 @@ def sweep(
     dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
     resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
     antialias: AntialiasOption = True,
+    reward_kind: RewardKindOption = None,
+    param: ParamOption = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Frames per forward pass.", show_default="64")] = None,
     cache_dir: Annotated[
         Optional[Path], typer.Option(help="Embedding cache directory.", show_default="DATASET/embeddings_cache")
@@ -292,6 +298,7 @@ def sweep(
             device=_resolve_device(device), dtype=dtype, resize=resize.value, antialias=antialias, batch_size=batch_size,
             progress=lambda _name, n: advance(n), group_by=group_by,
             goal_family=load_goal_family(goal_family) if goal_family is not None else None,
+            reward_kind=reward_kind, reward_params=parse_params(param),
         )
     passes = sum(not m["cache_hit"] for m in result.models)
     typer.echo(

@@ -20,7 +20,7 @@ from typer.core import TyperGroup
 
 from vlmreward import __version__
 from vlmreward.cli.evaluate import collect, evaluate, sweep
-from vlmreward.cli.score import models, score
+from vlmreward.cli.score import models, reward_kinds_command, score
 from vlmreward.cli.train import evaluate_policy, train
 from vlmreward.errors import VLMRewardError
 
@@ -71,6 +71,7 @@ def _root(
 
 app.command("score")(score)
 app.command("models")(models)
+app.command("reward-kinds")(reward_kinds_command)
 app.command("collect")(collect)
 app.command("evaluate")(evaluate)
 app.command("sweep")(sweep)

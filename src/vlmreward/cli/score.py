@@ -25,18 +25,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Callable, Iterable, Iterator, Optional
+from typing import Annotated, Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 import torch
 import typer
 
 from vlmreward import __version__, media
-from vlmreward.errors import InputFileError, InvalidParameterError
+from vlmreward.errors import InputFileError, InvalidParameterError, VLMRewardError
 from vlmreward.models import DEFAULT_RESIZE, VisionLanguageModel, load_model
 from vlmreward.models.base import DEFAULT_BATCH_SIZE
 from vlmreward.models.spec import resolve_device
 from vlmreward.rewards import DEFAULT_TEMPERATURE, GoalBaselineReward, SoftmaxThresholdReward, VLMReward
+from vlmreward.rewards.registry import build_reward as registry_build_reward
+from vlmreward.rewards.registry import reward_kind as lookup_reward_kind
+from vlmreward.rewards.registry import reward_kinds as lookup_reward_kinds
 
 __all__ = ["score", "models", "ScoreResult", "build_reward", "score_frames", "plot_rewards", "default_out_dir"]
 
@@ -62,6 +65,38 @@ AntialiasOption = Annotated[
     ),
 ]
 """``--antialias/--no-antialias`` of ``score``, ``evaluate`` and ``sweep`` (``load_model(antialias=...)``)."""
+
+
+RewardKindOption = Annotated[
+    Optional[str],
+    typer.Option(
+        "--reward-kind",
+        help="A registered reward kind (vlmreward reward-kinds lists them), an installed plugin's, or "
+        "package.module:ClassName; default: goal_baseline, or softmax_threshold with --negative.",
+        show_default=False,
+    ),
+]
+ParamOption = Annotated[
+    Optional[list[str]],
+    typer.Option("--param", help="KEY=VALUE parameter of --reward-kind (a YAML value; repeat).", show_default=False),
+]
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """``--param KEY=VALUE`` options as a mapping (values read as YAML: ``0.5``, ``true``, ``[a, b]``).
+
+    Raises:
+        InvalidParameterError: an item without ``=`` or with an empty key.
+    """
+    from vlmreward.rl.config import parse_value
+
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidParameterError(f"--param expects KEY=VALUE (e.g. --param scale=2); got {item!r}.")
+        params[key.strip()] = parse_value(text)
+    return params
 
 
 class Backend(str, Enum):
@@ -134,6 +169,8 @@ def score(
             help="Turn p(goal | frame) into a 0/1 reward at this value in [0, 1] (with --negative).", show_default=False
         ),
     ] = None,
+    reward_kind: RewardKindOption = None,
+    param: ParamOption = None,
     batch_size: Annotated[int, typer.Option(help="Frames per forward pass of the vision model.")] = DEFAULT_BATCH_SIZE,
     device: Annotated[
         Optional[str],
@@ -173,7 +210,17 @@ def score(
     """Score every frame of INPUT against a goal prompt; write rewards.csv, rewards.png and score.json."""
     if batch_size < 1:
         raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
-    softmax = _check_reward_options(baseline, alpha, negative, temperature, threshold)
+    params = parse_params(param)
+    plugin = reward_kind is not None and (reward_kind not in ("goal_baseline", "softmax_threshold") or bool(params))
+    if plugin:
+        lookup_reward_kind(reward_kind)  # an unknown kind fails before the model loads
+    else:
+        softmax = _check_reward_options(baseline, alpha, negative, temperature, threshold)
+        if reward_kind is not None and (reward_kind == "softmax_threshold") != softmax:
+            raise InvalidParameterError(
+                f"--reward-kind {reward_kind} and the options disagree: --negative selects softmax_threshold, its "
+                "absence goal_baseline."
+            )
     path = media.check_input(input_path)
     interactive = _interactive()
     with _quiet_model_loading(enabled=not interactive):
@@ -188,7 +235,10 @@ def score(
             backend=backend.value,
             quantize=quantize.value if quantize is not None else None,
         )
-    reward = build_reward(vlm, goal, baseline, alpha, negative if softmax else None, temperature, threshold)
+    if plugin:
+        reward = build_plugin_reward(vlm, reward_kind, goal, baseline, alpha, negative, temperature, threshold, params)
+    else:
+        reward = build_reward(vlm, goal, baseline, alpha, negative if softmax else None, temperature, threshold)
 
     frames = media.iter_frames(path)
     total = media.count_frames(path)
@@ -201,7 +251,7 @@ def score(
     stats = result.stats()
     threshold_line = reward.threshold if isinstance(reward, SoftmaxThresholdReward) else None
     _write_output(
-        out_dir / PLOT_NAME, lambda p: plot_rewards(p, result.rewards, reward.goal, threshold_line, result.p_goal)
+        out_dir / PLOT_NAME, lambda p: plot_rewards(p, result.rewards, list(getattr(reward, "goal", None) or goal), threshold_line, result.p_goal)
     )
     summary = {
         "input": str(path),
@@ -248,6 +298,24 @@ def models() -> None:
     )
 
 
+def reward_kinds_command() -> None:
+    """List the reward kinds (registered, and installed plugins') with their parameters."""
+    for name in lookup_reward_kinds():
+        try:
+            kind = lookup_reward_kind(name)
+        except VLMRewardError as err:  # a broken plugin: say so, list the rest
+            typer.echo(f"{name}: cannot be loaded ({err})")
+            continue
+        fields = ", ".join(
+            f"{key}" + ("" if field.is_required() else f"={field.get_default(call_default_factory=True)!r}")
+            for key, field in kind.params.model_fields.items()
+        )
+        needs = {"required": "a VLM", "optional": "a VLM (optional)", "none": "no VLM"}[kind.model]
+        goals = ", per-frame goals" if kind.goals else ""
+        typer.echo(f"{name} ({kind.origin}; {needs}{goals}): {fields or 'no parameters'}")
+    typer.echo("# Also: --reward-kind package.module:ClassName of a class with a Params model (docs/extending.md).")
+
+
 # ---------------------------------------------------------------------------------------------
 # the library side of the command
 
@@ -283,6 +351,29 @@ def build_reward(
             threshold=threshold,
         )
     return GoalBaselineReward(model, goal, baseline or None, alpha=0.0 if alpha is None else alpha)
+
+
+def build_plugin_reward(
+    model: VisionLanguageModel,
+    kind: str,
+    goal: list[str],
+    baseline: list[str] | None,
+    alpha: float | None,
+    negatives: list[str] | None,
+    temperature: float | None,
+    threshold: float | None,
+    params: dict[str, Any],
+) -> Any:
+    """A reward of any registered kind (:func:`vlmreward.rewards.registry.build_reward`): ``params``
+    plus the goal (when the kind takes one) and every reward option that was given.
+
+    Raises:
+        InvalidParameterError: an option or parameter the kind does not take, or out of range.
+    """
+    fields = lookup_reward_kind(kind).params.model_fields
+    given = {"goal": goal if "goal" in fields else None, "baseline": baseline, "alpha": alpha, "negatives": negatives,
+             "temperature": temperature, "threshold": threshold}
+    return registry_build_reward(kind, {**{k: v for k, v in given.items() if v}, **params}, model)
 
 
 @dataclass
@@ -344,9 +435,15 @@ def score_frames(
             writer = csv.writer(f)
             writer.writerow(["frame", "source", "reward"] + (["p_goal"] if softmax else []))
             index = 0
+            embedding_reward = isinstance(getattr(reward, "model", None), VisionLanguageModel) and callable(
+                getattr(reward, "from_embeddings", None)
+            )
             for sources, batch in media.iter_batches(frames, batch_size):
-                embeddings = reward.model.encode_images(batch, batch_size=batch_size)
-                r = reward.from_embeddings(embeddings)
+                if embedding_reward:
+                    embeddings = reward.model.encode_images(batch, batch_size=batch_size)
+                    r = reward.from_embeddings(embeddings)
+                else:  # a frame reward of another kind: scores the frames itself
+                    r = np.asarray(reward(batch), dtype=np.float32).reshape(-1)
                 rewards.append(r)
                 columns = [range(index, index + len(sources)), sources, map(_fmt, r)]
                 if softmax:

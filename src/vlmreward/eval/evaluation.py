@@ -38,7 +38,9 @@ from vlmreward.eval.dataset import Dataset, json_safe
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
 from vlmreward.eval.metrics import DetectionMetrics, correlations, detection_metrics, epic_distance
 from vlmreward.models.base import VisionLanguageModel
-from vlmreward.rewards import DEFAULT_TEMPERATURE, GoalBaselineReward, SoftmaxThresholdReward, VLMReward
+from vlmreward.rewards import DEFAULT_TEMPERATURE
+from vlmreward.rewards.registry import build_reward as registry_build_reward
+from vlmreward.rewards.registry import reward_kind as lookup_reward_kind
 
 __all__ = [
     "RewardSetting",
@@ -69,21 +71,32 @@ DEFAULT_ALPHAS_WITH_BASELINE: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 @dataclass(frozen=True)
 class RewardSetting:
-    """One reward to evaluate: the goal-baseline reward at ``alpha`` or the softmax probability at ``temperature``."""
+    """One reward to evaluate: a reward kind (:mod:`vlmreward.rewards.registry`) and the parameters
+    that vary: the goal-baseline reward at ``alpha``, the softmax or goal-family probability at
+    ``temperature``, or any other kind with its ``params`` (``--reward-kind``, ``--param``)."""
 
-    kind: str  # "goal_baseline" or "softmax"
+    kind: str  # a registered kind: "goal_baseline", "softmax_threshold", "goal_family_softmax", a plugin's
     alpha: float | None = None
     temperature: float | None = None
+    params: tuple[tuple[str, Any], ...] = ()
 
     @property
     def name(self) -> str:
-        """Short display name: ``"α = 0.5"`` or ``"τ = 0.01"`` (softmax and goal-family rewards)."""
-        return f"α = {self.alpha:g}" if self.kind == "goal_baseline" else f"τ = {self.temperature:g}"
+        """Short display name: ``"α = 0.5"``, ``"τ = 0.01"``, or the kind and its parameters."""
+        if self.kind == "goal_baseline":
+            return f"α = {self.alpha:g}"
+        if self.temperature is not None:
+            return f"τ = {self.temperature:g}"
+        return ", ".join([self.kind, *(f"{k} = {v}" for k, v in self.params)])
 
     @property
     def ascii_name(self) -> str:
-        """``"alpha=0.5"`` or ``"temperature=0.01"`` (CSV-friendly)."""
-        return f"alpha={self.alpha:g}" if self.kind == "goal_baseline" else f"temperature={self.temperature:g}"
+        """``"alpha=0.5"``, ``"temperature=0.01"`` or ``"KIND[,key=value...]"`` (CSV-friendly)."""
+        if self.kind == "goal_baseline":
+            return f"alpha={self.alpha:g}"
+        if self.temperature is not None:
+            return f"temperature={self.temperature:g}"
+        return ",".join([self.kind, *(f"{k}={v}" for k, v in self.params)])
 
 
 def reward_settings(
@@ -91,22 +104,43 @@ def reward_settings(
     negatives: Sequence[str] | None,
     alphas: Sequence[float] | None = None,
     temperatures: Sequence[float] | None = None,
+    kind: str | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> list[RewardSetting]:
     """The settings to evaluate for one set of prompts.
 
     With ``negatives``: the softmax probability at each temperature (default
     :data:`~vlmreward.rewards.DEFAULT_TEMPERATURE`). Otherwise the goal-baseline reward at each
     ``α``; by default ``α = 0`` without a baseline and :data:`DEFAULT_ALPHAS_WITH_BASELINE` with one.
+    With another ``kind`` (``--reward-kind``): that kind with ``params``, once.
 
     Raises:
-        InvalidParameterError: ``α > 0`` without a baseline, ``α`` or ``τ`` with the other reward.
+        InvalidParameterError: ``α > 0`` without a baseline, ``α`` or ``τ`` with the other reward,
+            goal-baseline or softmax options with another kind.
+        UnknownRewardKindError: an unknown ``kind``.
     """
+    if kind is not None and kind not in ("goal_baseline", "softmax_threshold"):
+        lookup_reward_kind(kind)  # unknown kinds fail here, before anything is loaded
+        given = [o for o, v in (("--baseline", baseline), ("--negative", negatives), ("--alpha", alphas),
+                                ("--temperature", temperatures)) if v]
+        if given:
+            raise InvalidParameterError(
+                f"{', '.join(given)} belong(s) to the goal-baseline and softmax rewards, not to reward kind {kind!r}; "
+                "give its parameters with --param KEY=VALUE."
+            )
+        return [RewardSetting(kind, params=tuple(sorted((params or {}).items())))]
+    if params:
+        raise InvalidParameterError("--param goes with --reward-kind of another kind; use --alpha, --temperature, ... here.")
+    if kind == "softmax_threshold" and not negatives:
+        raise InvalidParameterError("reward kind 'softmax_threshold' needs --negative prompts to compare the goal against.")
+    if kind == "goal_baseline" and negatives:
+        raise InvalidParameterError("--negative selects the softmax reward, but --reward-kind says goal_baseline; drop one.")
     if negatives:
         if alphas:
             raise InvalidParameterError(
                 "--alpha belongs to the goal-baseline reward, but --negative selects the softmax reward; drop one."
             )
-        return [RewardSetting("softmax", temperature=float(t)) for t in (temperatures or [DEFAULT_TEMPERATURE])]
+        return [RewardSetting("softmax_threshold", temperature=float(t)) for t in (temperatures or [DEFAULT_TEMPERATURE])]
     if temperatures:
         raise InvalidParameterError(
             "--temperature sets the softmax reward, which needs --negative prompts to compare the goal against."
@@ -126,11 +160,30 @@ def build_reward(
     goal: Sequence[str],
     baseline: Sequence[str] | None,
     negatives: Sequence[str] | None,
-) -> VLMReward:
-    """The reward of a setting (the softmax one dense: ``threshold=None``)."""
-    if setting.kind == "softmax":
-        return SoftmaxThresholdReward(model, list(goal), list(negatives or []), temperature=setting.temperature or DEFAULT_TEMPERATURE)
-    return GoalBaselineReward(model, list(goal), list(baseline) if baseline else None, alpha=setting.alpha or 0.0)
+) -> Any:
+    """The reward of a setting, built by the reward registry (the softmax one dense: ``threshold=None``).
+
+    A kind other than goal-baseline and softmax gets the goal when its parameters include one,
+    and the setting's ``params``.
+
+    Raises:
+        UnknownRewardKindError, InvalidParameterError, PromptError: from the registry and the reward.
+    """
+    if setting.kind == "softmax_threshold":
+        params: dict[str, Any] = {"goal": list(goal), "negatives": list(negatives or []),
+                                  "temperature": setting.temperature or DEFAULT_TEMPERATURE}
+    elif setting.kind == "goal_baseline":
+        params = {"goal": list(goal), "baseline": list(baseline) if baseline else None, "alpha": setting.alpha or 0.0}
+    else:
+        fields = lookup_reward_kind(setting.kind).params.model_fields
+        params = {**({"goal": list(goal)} if "goal" in fields and goal else {}), **dict(setting.params)}
+    reward = registry_build_reward(setting.kind, params, model)
+    if not callable(getattr(reward, "from_embeddings", None)):
+        raise InvalidParameterError(
+            f"reward kind {setting.kind!r} scores frames only (it has no from_embeddings); evaluate and sweep score "
+            "cached image embeddings, so they need an embedding reward."
+        )
+    return reward
 
 
 @dataclass
@@ -363,6 +416,8 @@ def evaluate_dataset(
     k: int | None = None,
     templates: Mapping[str, str | Sequence[str]] | None = None,
     group_by: str | None = None,
+    reward_kind: str | None = None,
+    reward_params: Mapping[str, Any] | None = None,
 ) -> EvaluationResult:
     """Evaluate a VLM reward on a labelled dataset and write metrics, plots and a report.
 
@@ -391,6 +446,8 @@ def evaluate_dataset(
         templates: the reward's prompt templates per goal type (goal datasets).
         group_by: also report every metric per value of this column (default ``goal_type`` for
             goal datasets, else none).
+        reward_kind, reward_params: another reward kind than goal-baseline and softmax (``--reward-kind``,
+            ``--param``), evaluated once with these parameters (and the goal, when it takes one).
 
     Returns:
         :class:`EvaluationResult`.
@@ -421,7 +478,7 @@ def evaluate_dataset(
             )
         family = goal_eval.dataset_goal_family(dataset, goal_family)
         frame_goals = goal_eval.dataset_goals(dataset)
-        settings = [RewardSetting("goal_family", temperature=float(t)) for t in dict.fromkeys(temperatures or [DEFAULT_TEMPERATURE])]
+        settings = [RewardSetting("goal_family_softmax", temperature=float(t)) for t in dict.fromkeys(temperatures or [DEFAULT_TEMPERATURE])]
         rewards_objects = [
             (s, goal_eval.goal_family_reward(model, family, s.temperature, family_negatives, k, templates)) for s in settings
         ]
@@ -429,7 +486,7 @@ def evaluate_dataset(
         if group_by is None and goal_eval.DEFAULT_GROUP_BY in dataset.table:
             group_by = goal_eval.DEFAULT_GROUP_BY
     else:
-        settings = reward_settings(baseline, negatives, alphas, temperatures)
+        settings = reward_settings(baseline, negatives, alphas, temperatures, reward_kind, reward_params)
         rewards_objects = [(s, build_reward(model, s, goal, baseline, negatives)) for s in settings]  # prompt errors first
     groups = None if group_by is None else goal_eval.group_values(dataset, group_by)
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)

@@ -214,9 +214,12 @@ class SweepResult:
     notes: list[str]
 
 
-def _settings_for(ps: PromptSet, alphas: Sequence[float], temperatures: Sequence[float], notes: list[str]) -> list[RewardSetting]:
+def _settings_for(
+    ps: PromptSet, alphas: Sequence[float], temperatures: Sequence[float], notes: list[str],
+    extra: RewardSetting | None = None,
+) -> list[RewardSetting]:
     if ps.templates is not None:
-        return [RewardSetting("goal_family", temperature=float(t)) for t in dict.fromkeys(temperatures)]
+        return [RewardSetting("goal_family_softmax", temperature=float(t)) for t in dict.fromkeys(temperatures)]
     settings = []
     usable = [a for a in alphas if ps.baseline or float(a) == 0.0]
     if len(usable) < len(alphas):
@@ -225,7 +228,9 @@ def _settings_for(ps: PromptSet, alphas: Sequence[float], temperatures: Sequence
             usable = [0.0]
     settings += [RewardSetting("goal_baseline", alpha=float(a)) for a in dict.fromkeys(usable)]
     if ps.negatives:
-        settings += [RewardSetting("softmax", temperature=float(t)) for t in dict.fromkeys(temperatures)]
+        settings += [RewardSetting("softmax_threshold", temperature=float(t)) for t in dict.fromkeys(temperatures)]
+    if extra is not None:
+        settings.append(extra)
     return settings
 
 
@@ -251,6 +256,8 @@ def run_sweep(
     report: bool = True,
     group_by: str | None = None,
     goal_family: Any = None,
+    reward_kind: str | None = None,
+    reward_params: Mapping[str, Any] | None = None,
 ) -> SweepResult:
     """Evaluate every model × prompt set × reward setting on ``dataset``; one image pass per model.
 
@@ -274,6 +281,9 @@ def run_sweep(
         group_by: also one row per value of this column (``group``); default ``goal_type`` when
             a prompt set has goal templates.
         goal_family: the goal family of template sets (default: the dataset's own).
+        reward_kind, reward_params: also evaluate this reward kind (``--reward-kind``) with these
+            parameters (``--param``) on every prompt set without templates, given its goal when
+            the kind takes one.
 
     Returns:
         :class:`SweepResult`.
@@ -306,7 +316,13 @@ def run_sweep(
     notes: list[str] = []
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
     ref = dataset.numeric(reference, "reference reward")
-    plans = {name: _settings_for(ps, alphas, temperatures, notes) for name, ps in prompt_sets.items()}
+    extra = None
+    if reward_kind is not None:
+        from vlmreward.rewards.registry import reward_kind as lookup_reward_kind
+
+        lookup_reward_kind(reward_kind)  # unknown kinds fail before any model is loaded
+        extra = RewardSetting(reward_kind, params=tuple(sorted((reward_params or {}).items())))
+    plans = {name: _settings_for(ps, alphas, temperatures, notes, extra) for name, ps in prompt_sets.items()}
     from vlmreward.eval import goal_eval
     from vlmreward.eval.evaluation import group_summaries
 
@@ -336,7 +352,7 @@ def run_sweep(
             })
             for ps_name, ps in prompt_sets.items():
                 for setting in plans[ps_name]:
-                    if setting.kind == "goal_family":
+                    if setting.kind == "goal_family_softmax":
                         reward = goal_eval.goal_family_reward(
                             model, family, setting.temperature, ps.family_negatives, ps.k, ps.templates
                         )

@@ -72,6 +72,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "apply_overrides",
+    "parse_value",
     "dump_config",
     "save_config",
 ]
@@ -493,7 +494,7 @@ def _run_config_with(kind: str) -> type[RunConfig]:
 _NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
     """A ``--set`` value: YAML (``0.5``, ``true``, ``[1, 2]``), with ``1e-3`` read as a number."""
     try:
         value = yaml.safe_load(text)
@@ -518,7 +519,7 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
             raise ConfigError(f"--set expects KEY=VALUE with a dotted KEY (e.g. --set reward.alpha=0.5); got {item!r}.")
-        value = _parse_value(text)
+        value = parse_value(text)
         parts = key.split(".")
         if parts == ["model"] and not isinstance(value, dict):
             parts = ["model", "name"]  # --set model=NAME

@@ -1,0 +1,160 @@
+"""A reward kind defined outside vlmreward (``tests/plugins/vlmreward_example_plugin.py``) works
+through ``score``, ``evaluate``, ``sweep`` and a ``train`` config, found both by its entry point and
+by its dotted path, with no change to ``src/``; and every path agrees with an independent
+computation of its formula."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import vlmreward
+from vlmreward.cli.main import app
+from vlmreward.rewards.registry import UnknownRewardKindError, build_reward, reward_kind, reward_kinds
+
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+DOTTED = "vlmreward_example_plugin:ScaledCosineReward"
+GOAL = "a pole standing upright on a cart"
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def plugin_installed(monkeypatch):
+    """``tests/plugins`` on the path: its module imports, and its ``.dist-info`` is an installed distribution."""
+    monkeypatch.syspath_prepend(str(PLUGINS))
+
+
+def run(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_ok(result) -> None:
+    assert result.exit_code == 0, f"exit {result.exit_code}\n{result.output}\n{result.exception!r}"
+
+
+def independent(model, frames, goal, scale, offset) -> np.ndarray:
+    """``scale · x·g + offset`` from the model's embeddings, in float64."""
+    x = model.encode_images(frames).double()
+    g = model.encode_text([goal]).double().mean(0)
+    return (scale * (x @ g) + offset).numpy()
+
+
+@pytest.mark.parametrize("kind", ["scaled_cosine", DOTTED])
+def test_plugin_kind_is_found_and_builds(kind, hf_clip_model, cartpole_frames):
+    assert "scaled_cosine" in reward_kinds()  # listed from the entry point before it is loaded
+    spec = reward_kind(kind)
+    assert spec.origin == ("entry point" if kind == "scaled_cosine" else "dotted path") and spec.model == "required"
+    reward = build_reward(kind, {"goal": GOAL, "scale": 2.0, "offset": -0.5}, hf_clip_model)
+    np.testing.assert_allclose(reward(cartpole_frames), independent(hf_clip_model, cartpole_frames, GOAL, 2.0, -0.5), atol=1e-5)
+
+
+def test_plugin_parameters_are_validated_with_its_params_model(hf_clip_model):
+    with pytest.raises(vlmreward.VLMRewardError, match=r"scale: .*> 0.*its parameters: goal, scale, offset"):
+        build_reward("scaled_cosine", {"goal": GOAL, "scale": -1}, hf_clip_model)
+    with pytest.raises(vlmreward.VLMRewardError, match=r"alpha: unknown parameter"):
+        build_reward("scaled_cosine", {"goal": GOAL, "alpha": 0.5}, hf_clip_model)
+    with pytest.raises(UnknownRewardKindError, match="is not a reward kind.*'goal_baseline'"):
+        reward_kind("no_such_kind")
+    with pytest.raises(UnknownRewardKindError, match="cannot be imported"):
+        reward_kind("no_such_module:Reward")
+    with pytest.raises(UnknownRewardKindError, match="declares no parameters"):
+        reward_kind("vlmreward_example_plugin:ScaledCosineParams.__init__")
+
+
+@pytest.mark.parametrize("kind", ["scaled_cosine", DOTTED])
+def test_score_with_a_plugin_kind(kind, tiny_hf_clip, hf_clip_model, cartpole_frames, tmp_path):
+    frames = tmp_path / "frames.npy"
+    np.save(frames, cartpole_frames)
+    out = tmp_path / "out"
+    assert_ok(run("score", frames, "--model", tiny_hf_clip, "--goal", GOAL, "--reward-kind", kind,
+                  "--param", "scale=3", "--param", "offset=0.25", "--device", "cpu", "--out", out))
+    with open(out / "rewards.csv", newline="") as f:
+        rewards = np.array([float(r["reward"]) for r in csv.DictReader(f)])
+    np.testing.assert_allclose(rewards, independent(hf_clip_model, cartpole_frames, GOAL, 3.0, 0.25), atol=1e-5)
+    assert json.loads((out / "score.json").read_text())["reward"]["kind"] == "scaled_cosine"
+
+
+def test_score_rejects_bad_plugin_input_in_one_line(tiny_hf_clip, cartpole_frames, tmp_path):
+    frames = tmp_path / "frames.npy"
+    np.save(frames, cartpole_frames[:2])
+    for args, phrase in [
+        (["--reward-kind", "no_such_kind"], "is not a reward kind"),
+        (["--reward-kind", "scaled_cosine", "--param", "scale=-2"], "scale"),
+        (["--reward-kind", "scaled_cosine", "--param", "oops"], "--param expects KEY=VALUE"),
+        (["--reward-kind", "scaled_cosine", "--alpha", "0.5"], "alpha: unknown parameter"),
+    ]:
+        result = run("score", frames, "--model", tiny_hf_clip, "--goal", GOAL, "--device", "cpu", "--out", tmp_path / "o", *args)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], result.stderr
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("plugin-data") / "cartpole"
+    assert_ok(run("collect", "vlmreward/CartPole-v1", "--out", out, "--policy", "scripted", "--frames", 20))
+    return out
+
+
+def test_evaluate_and_sweep_with_a_plugin_kind(dataset, tiny_hf_clip, hf_clip_model, tmp_path):
+    from vlmreward.eval import load_dataset
+
+    data = load_dataset(dataset)
+    expected = independent(hf_clip_model, np.array(data.frames), GOAL, 2.0, 0.0)
+    out = tmp_path / "evaluation"
+    assert_ok(run("evaluate", dataset, "--model", tiny_hf_clip, "--goal", GOAL, "--reward-kind", "scaled_cosine",
+                  "--param", "scale=2", "--device", "cpu", "--out", out, "--no-cache"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    (result,) = metrics["results"]
+    assert result["reward"]["kind"] == "scaled_cosine" and result["reward"]["scale"] == 2.0
+    from vlmreward.eval.metrics import detection_metrics
+
+    assert result["average_precision"] == pytest.approx(detection_metrics(expected, data.label("is_success")).average_precision, abs=1e-6)
+
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(f"prompt_sets:\n  upright:\n    goal: {GOAL}\n    baseline: a pole on a cart\n")
+    sweep_out = tmp_path / "sweep"
+    assert_ok(run("sweep", dataset, "--model", tiny_hf_clip, "--prompts", prompts, "--alpha", "0",
+                  "--reward-kind", DOTTED, "--param", "scale=2", "--device", "cpu", "--out", sweep_out, "--no-cache"))
+    with open(sweep_out / "results.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["reward"] for r in rows] == ["goal_baseline", DOTTED]
+    assert float(rows[1]["average_precision"]) == pytest.approx(float(result["average_precision"]), abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["scaled_cosine", DOTTED])
+def test_train_config_with_a_plugin_kind(kind, tiny_hf_clip, tmp_path):
+    from vlmreward.rl.config import parse_config
+    from vlmreward.rl.train import build_reward_model, train
+
+    data = {
+        "env": {"id": "CartPole-v1", "n_envs": 2, "kwargs": {"max_episode_steps": 50}},
+        "reward": {"kind": kind, "goal": GOAL, "scale": 2.0},
+        "model": {"name": str(tiny_hf_clip), "device": "cpu"},
+        "algorithm": "PPO", "algorithm_kwargs": {"n_steps": 64, "batch_size": 32, "n_epochs": 1},
+        "total_steps": 128, "output_dir": str(tmp_path), "checkpoint_every": None, "eval_every": None, "video": False,
+    }
+    config = parse_config(data)
+    assert config.reward.kind == kind and config.reward.scale == 2.0 and config.needs_vlm
+    assert type(build_reward_model(config)).__name__ == "ScaledCosineReward"
+    run_dir = train(config, progress_bar=False)
+    assert (run_dir / "final_model.zip").is_file()
+    with pytest.raises(vlmreward.VLMRewardError, match=r"reward.scale: .*> 0"):
+        parse_config({**data, "reward": {"kind": kind, "goal": GOAL, "scale": 0}})
+    with pytest.raises(vlmreward.VLMRewardError, match=r"reward.alpha: unknown key; allowed keys in reward: goal, scale, offset"):
+        parse_config({**data, "reward": {"kind": kind, "goal": GOAL, "alpha": 1}})
+    with pytest.raises(vlmreward.VLMRewardError, match=r"reward.kind: .*is not a reward kind"):
+        parse_config({**data, "reward": {"kind": "no_such_kind"}})
+
+
+def test_goal_baseline_through_the_registry_equals_the_class(hf_clip_model, cartpole_frames):
+    direct = vlmreward.GoalBaselineReward(hf_clip_model, GOAL, "a pole on a cart", alpha=0.5)
+    built = build_reward("goal_baseline", {"goal": GOAL, "baseline": "a pole on a cart", "alpha": 0.5}, hf_clip_model)
+    assert built.describe() == direct.describe()
+    torch.testing.assert_close(torch.from_numpy(built(cartpole_frames)), torch.from_numpy(direct(cartpole_frames)))
