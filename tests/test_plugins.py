@@ -158,3 +158,17 @@ def test_goal_baseline_through_the_registry_equals_the_class(hf_clip_model, cart
     built = build_reward("goal_baseline", {"goal": GOAL, "baseline": "a pole on a cart", "alpha": 0.5}, hf_clip_model)
     assert built.describe() == direct.describe()
     torch.testing.assert_close(torch.from_numpy(built(cartpole_frames)), torch.from_numpy(direct(cartpole_frames)))
+
+
+def test_model_backend_plugin_routes_its_prefix(tiny_hf_clip, hf_clip_model, cartpole_frames):
+    from vlmreward.models.spec import ModelSpec
+
+    import vlmreward_example_backend as backend
+
+    model = ModelSpec(f"example:{tiny_hf_clip}", device="cpu", antialias=False, batch_size=5).load()
+    assert backend.CALLS[-1]["antialias"] is False and backend.CALLS[-1]["resize"] == "squash"
+    assert model.batch_size == 5 and model.antialias is False
+    reference = vlmreward.load_model(tiny_hf_clip, antialias=False)
+    torch.testing.assert_close(model.encode_images(cartpole_frames), reference.encode_images(cartpole_frames))
+    with pytest.raises(vlmreward.VLMRewardError, match="backend prefix"):
+        vlmreward.models.registry.register_backend("open_clip", backend.load)

@@ -5,6 +5,8 @@ Routing, first match wins:
 ========================================  ==========================================
 name                                      backend
 ========================================  ==========================================
+``PREFIX:...`` of a registered backend    its loader (:func:`register_backend`, or the
+                                          ``vlmreward.models`` entry-point group)
 ``open_clip:...``, ``hf-hub:...``         ``open_clip`` (:mod:`.openclip`)
 directory with ``open_clip_config.json``  ``open_clip`` (as ``local-dir:``)
 directory with ``config.json``            ``transformers`` (:mod:`.hf`)
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -24,7 +27,10 @@ from vlmreward.models.base import VisionLanguageModel
 from vlmreward.models.onnx import QUANTIZE_MODES
 from vlmreward.models.preprocess import DEFAULT_RESIZE, RESIZE_MODES, ResizeMode
 
-__all__ = ["load_model", "resolve_dtype", "RUNTIME_BACKENDS", "DTYPE_NAMES", "AUTOCAST_NAMES"]
+__all__ = [
+    "load_model", "resolve_dtype", "register_backend", "ModelLoader", "MODEL_ENTRY_POINT_GROUP",
+    "RUNTIME_BACKENDS", "DTYPE_NAMES", "AUTOCAST_NAMES",
+]
 
 RUNTIME_BACKENDS: tuple[str, ...] = ("torch", "onnx")
 """What runs a loaded model's vision tower: PyTorch, or ONNX Runtime (:mod:`.onnx`)."""
@@ -132,6 +138,10 @@ def load_model(
     if not isinstance(antialias, bool):
         raise InvalidParameterError(f"antialias={antialias!r}: use True (PIL-like resize) or False (the VLM-RM reference's).")
     kwargs = dict(device=device, dtype=resolve_dtype(dtype), resize=resize, antialias=antialias, truncate=truncate)
+    prefix = name.partition(":")[0] if ":" in name and not os.path.exists(name) else None
+    loader = _backend_loader(prefix) if prefix else None
+    if loader is not None:  # a registered (or entry-point) backend owns this prefix
+        return _finish(loader(name, checkpoint=checkpoint, **kwargs), backend, quantize, autocast_dtype, onnx_cache_dir)
     if os.path.isdir(name) and (Path(name) / "open_clip_config.json").is_file():
         name = f"open_clip:local-dir:{name}"
     if name.startswith(("open_clip:", "hf-hub:")):
@@ -154,6 +164,50 @@ def load_model(
     from vlmreward.models.hf import load_hf_model
 
     return _finish(load_hf_model(name, **kwargs), backend, quantize, autocast_dtype, onnx_cache_dir)
+
+
+ModelLoader = Callable[..., VisionLanguageModel]
+"""A model backend's loader: ``loader(name, *, checkpoint, device, dtype, resize, antialias, truncate)``
+→ a :class:`VisionLanguageModel` (``device`` a ``torch.device``, ``dtype`` a ``torch.dtype`` or None)."""
+
+MODEL_ENTRY_POINT_GROUP = "vlmreward.models"
+"""Entry-point group of model backends: the entry's name is the prefix it loads (``PREFIX:...``)."""
+
+_BACKENDS: dict[str, ModelLoader] = {}
+
+
+def register_backend(prefix: str, loader: ModelLoader) -> ModelLoader:
+    """Route model names ``"PREFIX:..."`` to ``loader`` (before the built-in routing).
+
+    The loader builds a :class:`VisionLanguageModel` subclass (its few hooks: ``_embed_pixels``,
+    ``_embed_text``, the :class:`PreprocessConfig`); batching, out-of-memory splitting, caching,
+    dtype/device and the ONNX runtime are the base class's and :func:`load_model`'s, as for the
+    built-in backends. Installed packages register the same way through the ``vlmreward.models``
+    entry-point group (``my_prefix = "my_package.module:load"``). See ``docs/extending.md``.
+
+    Raises:
+        InvalidParameterError: an empty prefix, one with ``:``, or a built-in prefix.
+    """
+    if not prefix or ":" in prefix or prefix in ("open_clip", "hf-hub"):
+        raise InvalidParameterError(f"backend prefix {prefix!r}: use a short name without ':' that is not open_clip or hf-hub.")
+    _BACKENDS[prefix] = loader
+    return loader
+
+
+def _backend_loader(prefix: str) -> ModelLoader | None:
+    if prefix in ("open_clip", "hf-hub"):
+        return None
+    if prefix in _BACKENDS:
+        return _BACKENDS[prefix]
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=MODEL_ENTRY_POINT_GROUP):
+        if ep.name == prefix:
+            try:
+                return register_backend(prefix, ep.load())
+            except Exception as err:  # noqa: BLE001 - a broken plugin: say which
+                raise ModelNotFoundError(f"model backend {prefix!r} (entry point {ep.value!r}) cannot be loaded: {err}") from None
+    return None
 
 
 def _finish(
