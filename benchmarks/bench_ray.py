@@ -94,8 +94,9 @@ def bench_overhead(frames: np.ndarray, tiny: Path, repeats: int) -> dict[str, An
 
     import vlmreward
     from vlmreward.distributed import RewardService, RewardSpec
+    from vlmreward.models.spec import ModelSpec
 
-    service = RewardService(RewardSpec("GoalBaselineReward", GOAL, model=str(tiny)), 1, max_wait_s=0.0)
+    service = RewardService(RewardSpec("goal_baseline", GOAL, ModelSpec(str(tiny))), 1, max_wait_s=0.0)
     try:
         replica = service.replicas[0]
         out: dict[str, Any] = {"ping": median_time(lambda: ray.get(replica.ping.remote()), repeats * 3)}
@@ -165,10 +166,11 @@ def _callers(service: Any, batch: np.ndarray, n_callers: int, seconds: float) ->
 
 def bench_batching(frames: np.ndarray, tiny: Path, callers: list[int], seconds: float) -> list[dict[str, Any]]:
     from vlmreward.distributed import RewardService, RewardSpec
+    from vlmreward.models.spec import ModelSpec
 
     rows = []
     for wait_ms in (0.0, 5.0):
-        service = RewardService(RewardSpec("GoalBaselineReward", GOAL, model=str(tiny)), 1, max_wait_s=wait_ms / 1000)
+        service = RewardService(RewardSpec("goal_baseline", GOAL, ModelSpec(str(tiny))), 1, max_wait_s=wait_ms / 1000)
         try:
             for n in callers:
                 rows.append({"wait_ms": wait_ms, "callers": n, **_callers(service, frames[:1], n, seconds)})
@@ -179,10 +181,11 @@ def bench_batching(frames: np.ndarray, tiny: Path, callers: list[int], seconds: 
 
 def bench_replicas(frames: np.ndarray, model_dir: Path, label: str, request: int, n_callers: int, seconds: float) -> list[dict[str, Any]]:
     from vlmreward.distributed import RewardService, RewardSpec
+    from vlmreward.models.spec import ModelSpec
 
     rows = []
     for replicas in (1, 2):
-        service = RewardService(RewardSpec("GoalBaselineReward", GOAL, model=str(model_dir), batch_size=256), replicas, max_wait_s=0.0)
+        service = RewardService(RewardSpec("goal_baseline", GOAL, ModelSpec(str(model_dir), batch_size=256)), replicas, max_wait_s=0.0)
         try:
             rows.append({"model": label, "replicas": replicas, "request": request, "callers": n_callers,
                          **_callers(service, frames[:request], n_callers, seconds)})
@@ -216,6 +219,7 @@ def bench_rollouts(tiny: Path, workers: list[int], replicas: list[int], steps: i
 
     import vlmreward
     from vlmreward.distributed import RayVecEnv, RemoteRewardModel, RewardService, RewardSpec
+    from vlmreward.models.spec import ModelSpec
     from vlmreward.envs import VLMRewardVecEnvWrapper, make_vlm_vec_env
 
     rows = []
@@ -230,7 +234,7 @@ def bench_rollouts(tiny: Path, workers: list[int], replicas: list[int], steps: i
     finally:
         torch.set_num_threads(threads)
     for r in replicas:
-        service = RewardService(RewardSpec("GoalBaselineReward", GOAL, model=str(tiny)), r, max_wait_s=0.0, split_min_frames=16)
+        service = RewardService(RewardSpec("goal_baseline", GOAL, ModelSpec(str(tiny))), r, max_wait_s=0.0, split_min_frames=16)
         try:
             for w in workers:
                 ray_env = RayVecEnv("CartPole-v1", n_envs, w, seed=0)
