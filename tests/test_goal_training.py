@@ -190,3 +190,23 @@ def test_oracle_trained_agent_beats_a_random_one_on_held_out_find_goals(tmp_path
     )
     assert held_out["success_rate"] >= random_result.success_rate + 0.25
     assert evaluation["goal_sets"]["train"]["success_rate"] >= random_result.success_rate + 0.25
+
+
+def test_goal_state_oracle_follows_the_reward_protocol():
+    """Goal-aware by data (``goal_info_key``), called ``reward(frames, goals=...)`` like the goal-family reward."""
+    import math
+
+    from vlmreward.envs.goal_conditioning import GoalState, GoalStateOracleReward
+    from vlmreward.envs.wrappers import goal_info_key, score_frames
+    from vlmreward.errors import VLMRewardError
+    from vlmreward.rewards.registry import build_reward
+
+    reward = build_reward("goal_state_oracle")
+    assert isinstance(reward, GoalStateOracleReward) and goal_info_key(reward) == "goal_state"
+    near = GoalState("red ball", "find", 0.0, 0.0, False, False, math.nan, False, 5.0)
+    done = GoalState("red ball", "find", 0.1, 0.0, False, False, math.nan, True, 5.0)
+    frames = np.zeros((2, 4, 4, 3), np.uint8)
+    np.testing.assert_allclose(score_frames(reward, frames, [near, done]), [0.5, 1.0])  # (1 + cos 0) / 2 · 0.5 · e^0; success
+    np.testing.assert_array_equal(reward(frames, goals=[near, done]), reward.score_with_goals(frames, [near, done]))
+    with pytest.raises(VLMRewardError, match="goal_state"):
+        reward(frames)

@@ -18,6 +18,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelNotAvailableError",
     "InputFileError",
+    "PromptFileError",
     "BackendNotAvailableError",
     "ExportError",
 ]
@@ -53,6 +54,10 @@ class ModelNotAvailableError(VLMRewardError, OSError):
 
 class InputFileError(VLMRewardError, OSError):
     """An input file that does not exist, cannot be read, or holds no frames."""
+
+
+class PromptFileError(InputFileError):
+    """A prompts file (``vlmreward sweep --prompts``) that is missing, not YAML, or not a mapping of prompt sets."""
 
 
 class BackendNotAvailableError(VLMRewardError, ImportError):

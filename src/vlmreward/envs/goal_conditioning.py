@@ -9,7 +9,7 @@ string). Then:
   sentence. With the vision-language model's own text tower (:class:`ModelTextEncoder`), goals
   never seen in training are still representable, in the space the reward is computed in.
   stable-baselines3 trains on it with ``MultiInputPolicy``.
-* Goal-aware reward models (``score_with_goals(frames, goals)``, e.g.
+* Goal-aware reward models (``goal_info_key`` and ``reward(frames, goals=...)``, e.g.
   :class:`~vlmreward.rewards.GoalFamilySoftmaxReward`) receive each frame's ``info["goal"]``
   from :class:`~vlmreward.envs.VLMRewardWrapper` and
   :class:`~vlmreward.envs.VLMRewardVecEnvWrapper` (also with deferred scoring).
@@ -317,11 +317,18 @@ class GoalStateOracleReward:
             out[i] = self.reward_of(state)
         return out
 
-    def __call__(self, frames: Any) -> np.ndarray:
-        raise VLMRewardError("GoalStateOracleReward scores steps from their goal state: call score_with_goals(frames, goal_states).")
+    def __call__(self, frames: Any, goals: Sequence[GoalState | None] | None = None) -> np.ndarray:
+        """The reward protocol's form of :meth:`score_with_goals` (``goals``: each frame's ``info["goal_state"]``).
 
-    def from_embeddings(self, image_embeddings: Any) -> np.ndarray:
-        raise VLMRewardError("GoalStateOracleReward reads the simulator's state, not image embeddings.")
+        Raises:
+            VLMRewardError: no goal states (the reward reads the simulator, not the frames).
+        """
+        if goals is None:
+            raise VLMRewardError(
+                "GoalStateOracleReward scores steps from their goal state: call it with goals=[info['goal_state'], ...] "
+                "or use it in vlmreward/MiniWorldGoals-v0."
+            )
+        return self.score_with_goals(frames, goals)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "goal_state_oracle", "model": None, "reads": "info['goal_state']"}

@@ -73,6 +73,8 @@ __all__ = [
     "CAMERA_NAME",
     "write_model_xml",
     "ExplainedRenderFailure",
+    "TaskSuccess",
+    "task_detector",
 ]
 
 CAMERA_NAME = "front"
@@ -203,6 +205,31 @@ def write_textured_humanoid_xml(high_quality_render: bool = False, width: int = 
     return write_model_xml(textured_humanoid_xml(high_quality_render, width, height), "humanoid_textured")
 
 
+def task_detector(task: str | None) -> Any:
+    """The success detector of a Humanoid ``task`` (:data:`~vlmreward.envs.success.HUMANOID_POSES`), or None.
+
+    Raises:
+        InvalidParameterError: an unknown task.
+    """
+    if task is not None and task not in HUMANOID_POSES:
+        raise InvalidParameterError(f"unknown Humanoid task {task!r}; use one of {sorted(HUMANOID_POSES)} or None.")
+    return HUMANOID_POSES[task] if task is not None else None
+
+
+class TaskSuccess:
+    """Mixin for Humanoid environments: ``info["is_success"]`` from the detector of ``self.task``,
+    set by :meth:`_set_task` (:func:`task_detector`)."""
+
+    def _set_task(self, task: str | None) -> None:
+        self._success_fn = task_detector(task)
+        self.task = task
+
+    def _success_info(self, info: dict[str, Any]) -> dict[str, Any]:
+        if self._success_fn is not None:
+            info["is_success"] = bool(self._success_fn(self.model, self.data))  # type: ignore[attr-defined]
+        return info
+
+
 class ExplainedRenderFailure:
     """Mixin for MuJoCo environments: a first ``render()`` that cannot open an OpenGL context
     raises :class:`RenderBackendError` with the ``MUJOCO_GL`` advice instead of the backend's error."""
@@ -226,7 +253,7 @@ class ExplainedRenderFailure:
             raise RenderBackendError(_backend_message(exc)) from exc
 
 
-class TexturedHumanoidEnv(ExplainedRenderFailure, HumanoidEnv):
+class TexturedHumanoidEnv(TaskSuccess, ExplainedRenderFailure, HumanoidEnv):
     """gymnasium's ``Humanoid-v5`` on the textured model, seen by the front camera, never terminating.
 
     Args:
@@ -253,10 +280,7 @@ class TexturedHumanoidEnv(ExplainedRenderFailure, HumanoidEnv):
         high_quality_render: bool = False,
         **kwargs: Any,
     ) -> None:
-        if task is not None and task not in HUMANOID_POSES:
-            raise InvalidParameterError(
-                f"unknown Humanoid task {task!r}; use one of {sorted(HUMANOID_POSES)} or None."
-            )
+        task_detector(task)  # an unknown task fails before the model is built
         if int(render_width) < 1 or int(render_height) < 1:
             raise InvalidParameterError(
                 f"render size {render_width}x{render_height} must be positive (default 224x224)."
@@ -285,15 +309,9 @@ class TexturedHumanoidEnv(ExplainedRenderFailure, HumanoidEnv):
             high_quality_render=high_quality_render,
             **kwargs,
         )
-        self.task = task
+        self._set_task(task)
         self.render_width, self.render_height = int(render_width), int(render_height)
         self.high_quality_render = bool(high_quality_render)
-        self._success_fn = HUMANOID_POSES[task] if task is not None else None
-
-    def _success_info(self, info: dict[str, Any]) -> dict[str, Any]:
-        if self._success_fn is not None:
-            info["is_success"] = bool(self._success_fn(self.model, self.data))
-        return info
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = super().step(action)

@@ -9,7 +9,7 @@
 
 Both keep the environment's reward in ``info["gt_reward"]`` and report finished episodes
 (:class:`EpisodeRecord`: VLM return, ground-truth return, success, goal) for logging side by side.
-Goal-aware reward models (``score_with_goals``) get each frame's ``info["goal"]``, stored with the
+Goal-aware reward models (``goal_info_key``) get each frame's ``info["goal"]``, stored with the
 frame when scoring is deferred (:func:`~vlmreward.envs.wrappers.goal_info_key`).
 
 A vector environment may put a stand-in for the frame in ``info["frame"]`` instead of the array

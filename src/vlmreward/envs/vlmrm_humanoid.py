@@ -32,11 +32,16 @@ from gymnasium import spaces, utils
 from gymnasium.envs.mujoco import MujocoEnv
 from gymnasium.envs.mujoco.humanoid_v4 import HumanoidEnv as HumanoidV4Env
 
-from vlmreward.envs.humanoid import ExplainedRenderFailure, _child, _gymnasium_humanoid_xml, write_model_xml
-from vlmreward.envs.success import HUMANOID_POSES
+from vlmreward.envs.humanoid import (
+    ExplainedRenderFailure,
+    TaskSuccess,
+    _child,
+    _gymnasium_humanoid_xml,
+    task_detector,
+    write_model_xml,
+)
 from vlmreward.envs.textures import texture_files
 from vlmreward.envs.vlmrm import EpisodeClock, TimeLimitMode
-from vlmreward.errors import InvalidParameterError
 
 __all__ = ["VLMRMHumanoidEnv", "reference_humanoid_xml", "REFERENCE_CAMERA", "VLMRM_HUMANOID_EPISODE_LENGTH", "RENDER_SIZE"]
 
@@ -99,7 +104,7 @@ def reference_humanoid_xml(
     return ET.tostring(root, encoding="unicode")
 
 
-class VLMRMHumanoidEnv(ExplainedRenderFailure, HumanoidV4Env):
+class VLMRMHumanoidEnv(TaskSuccess, ExplainedRenderFailure, HumanoidV4Env):
     """Humanoid-v4 as the VLM-RM reference trains it (module docstring).
 
     Args:
@@ -133,8 +138,7 @@ class VLMRMHumanoidEnv(ExplainedRenderFailure, HumanoidV4Env):
         height: int = RENDER_SIZE,
         reset_noise_scale: float = 1e-2,
     ) -> None:
-        if task is not None and task not in HUMANOID_POSES:
-            raise InvalidParameterError(f"unknown Humanoid task {task!r}; use one of {sorted(HUMANOID_POSES)} or None.")
+        task_detector(task)  # an unknown task fails before the model is built
         self.clock = EpisodeClock(episode_length, time_limit)
         utils.EzPickle.__init__(
             self, episode_length=episode_length, time_limit=time_limit, task=task, textures=textures,
@@ -164,20 +168,15 @@ class VLMRMHumanoidEnv(ExplainedRenderFailure, HumanoidV4Env):
             width=int(width),
             height=int(height),
         )
-        self.task, self.textures = task, textures
-        self._success_fn = HUMANOID_POSES[task] if task is not None else None
-
-    def _with_success(self, info: dict[str, Any]) -> dict[str, Any]:
-        if self._success_fn is not None:
-            info["is_success"] = bool(self._success_fn(self.model, self.data))
-        return info
+        self._set_task(task)
+        self.textures = textures
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, _, _, info = super().step(action)  # never unhealthy-terminated (terminate_when_unhealthy False)
         terminated, truncated = self.clock.tick()
-        return obs, float(reward), terminated, truncated, self._with_success(info)
+        return obs, float(reward), terminated, truncated, self._success_info(info)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         self.clock.reset()
         obs, info = super().reset(seed=seed, options=options)
-        return obs, self._with_success(info)
+        return obs, self._success_info(info)

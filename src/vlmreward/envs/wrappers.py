@@ -8,10 +8,10 @@
 The environment's own reward is kept in ``info["gt_reward"]`` (ground truth, for evaluation and
 logging); ``info["is_success"]`` is left as the environment sets it.
 
-Goal-aware reward models (a ``score_with_goals(frames, goals)`` method, e.g.
-:class:`~vlmreward.rewards.GoalFamilySoftmaxReward`) are given each frame's goal: the value of
-``info[reward_model.goal_info_key]`` (default ``"goal"``) of the step that reached the frame
-(:func:`goal_info_key`, :func:`score_frames`).
+Goal-aware reward models declare the ``info`` key they read as data, ``goal_info_key`` (e.g.
+:class:`~vlmreward.rewards.GoalFamilySoftmaxReward`: ``"goal"``), and are called
+``reward_model(frames, goals=...)`` with the value of that key of the step that reached each
+frame (:func:`goal_info_key`, :func:`score_frames`); the others are called ``reward_model(frames)``.
 """
 
 from __future__ import annotations
@@ -81,19 +81,17 @@ def combine_rewards(gt_reward: np.ndarray, vlm_reward: np.ndarray, mode: RewardM
 def goal_info_key(reward_model: RewardModel) -> str | None:
     """The ``info`` key whose per-step value a goal-aware reward model scores frames against, or None.
 
-    A reward model is goal-aware when it has ``score_with_goals(frames, goals)``; its
-    ``goal_info_key`` attribute names the key (default ``"goal"``).
+    A reward model is goal-aware when it declares the key as its ``goal_info_key`` attribute.
     """
-    if not callable(getattr(reward_model, "score_with_goals", None)):
-        return None
-    return str(getattr(reward_model, "goal_info_key", "goal"))
+    key = getattr(reward_model, "goal_info_key", None)
+    return str(key) if key else None
 
 
 def score_frames(reward_model: RewardModel, frames: np.ndarray, goals: list[Any] | None = None) -> np.ndarray:
-    """``float32 [N]`` rewards of ``frames``: ``score_with_goals(frames, goals)`` for a goal-aware
+    """``float32 [N]`` rewards of ``frames``: ``reward_model(frames, goals=goals)`` for a goal-aware
     model (``goals`` from :func:`goal_info_key`), else ``reward_model(frames)``."""
     if goals is not None:
-        return np.asarray(reward_model.score_with_goals(frames, goals), dtype=np.float32)  # type: ignore[attr-defined]
+        return np.asarray(reward_model(frames, goals=goals), dtype=np.float32)  # type: ignore[call-arg]
     return np.asarray(reward_model(frames), dtype=np.float32)
 
 

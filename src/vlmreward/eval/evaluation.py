@@ -459,8 +459,8 @@ def evaluate_dataset(
             dataset without per-frame goals; ``baseline``, ``negatives`` or ``alphas`` with per-frame goals.
     """
     from vlmreward import __version__
-    from vlmreward.eval import goal_eval
-    from vlmreward.eval import landscape as plots
+    import vlmreward.eval.goal_eval as goal_eval
+    import vlmreward.eval.landscape as plots
     from vlmreward.eval.report import write_report
 
     out = Path(out_dir)

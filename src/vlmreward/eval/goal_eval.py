@@ -34,7 +34,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from vlmreward.errors import InvalidParameterError
+from vlmreward.errors import InvalidParameterError, PromptFileError
 from vlmreward.eval.dataset import Dataset, MissingLabelError
 from vlmreward.goals import NEGATIVE_MODES, GoalFamily, as_goal_family
 
@@ -120,8 +120,6 @@ def group_values(dataset: Dataset, column: str) -> np.ndarray:
 
 
 def _templates(value: Any, where: str) -> dict[str, list[str]]:
-    from vlmreward.eval.sweep import PromptFileError
-
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -144,8 +142,6 @@ def parse_goal_template_sets(data: Mapping[str, Any], source: str = "prompts") -
     Raises:
         PromptFileError: a malformed section, an unknown negatives mode, ``k_sampled`` without ``k``.
     """
-    from vlmreward.eval.sweep import PromptFileError
-
     section = data.get("goal_templates")
     if not isinstance(section, Mapping) or not section:
         raise PromptFileError(

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from vlmreward._yamlfile import read_yaml_file
-from vlmreward.errors import InputFileError, InvalidParameterError
+from vlmreward.errors import InvalidParameterError, PromptFileError
 from vlmreward.eval.dataset import Dataset, json_safe
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
 from vlmreward.eval.evaluation import RewardSetting, resolve_label, build_reward, score_rewards
@@ -75,10 +75,6 @@ SWEEP_COLUMNS: list[str] = [
     "pearson", "spearman", "threshold_at_precision",
 ]
 """Columns of ``results.csv`` / ``results.md``."""
-
-
-class PromptFileError(InputFileError):
-    """A prompts file that is missing, not YAML, or not a mapping of prompt sets."""
 
 
 @dataclass(frozen=True)
@@ -296,7 +292,7 @@ def run_sweep(
     import torch
 
     from vlmreward import __version__, load_model
-    from vlmreward.eval import landscape as plots
+    import vlmreward.eval.landscape as plots
     from vlmreward.eval.report import markdown_table, write_sweep_report
 
     specs = [ModelSpec.parse(m) for m in models]
@@ -323,7 +319,7 @@ def run_sweep(
         lookup_reward_kind(reward_kind)  # unknown kinds fail before any model is loaded
         extra = RewardSetting(reward_kind, params=tuple(sorted((reward_params or {}).items())))
     plans = {name: _settings_for(ps, alphas, temperatures, notes, extra) for name, ps in prompt_sets.items()}
-    from vlmreward.eval import goal_eval
+    import vlmreward.eval.goal_eval as goal_eval
     from vlmreward.eval.evaluation import group_summaries
 
     family = frame_goals = None

@@ -20,8 +20,10 @@ class RewardModel(Protocol):
     """Anything that turns frames into one reward per frame.
 
     ``from_embeddings`` is the pure part (a function of image embeddings only), so rewards of
-    cached or batched embeddings need no image pass; state-based rewards used in tests implement
-    the same protocol.
+    cached or batched embeddings need no image pass. A goal-aware reward declares the ``info`` key
+    it reads as ``goal_info_key`` and takes ``reward(frames, goals=[...])``, one goal per frame
+    (:class:`~vlmreward.rewards.GoalFamilySoftmaxReward`; the state-based
+    ``GoalStateOracleReward`` reads ``info["goal_state"]`` the same way).
     """
 
     def __call__(self, frames: Frames) -> np.ndarray:

@@ -48,6 +48,7 @@ __all__ = [
     "reward_kind",
     "reward_kinds",
     "builtin_reward_kinds",
+    "is_registered",
     "build_reward",
     "validate_params",
     "describe_validation_error",
@@ -246,6 +247,11 @@ def reward_kinds() -> tuple[str, ...]:
     """Names of the known kinds: registered ones and the entry points of installed packages."""
     _load_builtins()
     return tuple(dict.fromkeys([*_REGISTRY, *_entry_points()]))
+
+
+def is_registered(name: Any) -> bool:
+    """Whether ``name`` is a kind registered in this process (no import, no entry-point scan)."""
+    return isinstance(name, str) and name in _REGISTRY
 
 
 def builtin_reward_kinds() -> tuple[str, ...]:

@@ -53,7 +53,14 @@ from vlmreward.models.preprocess import ResizeMode
 from vlmreward.models.registry import AUTOCAST_NAMES, DTYPE_NAMES, RUNTIME_BACKENDS
 from vlmreward.models.spec import ModelSpec
 from vlmreward.rewards.params import Count, FiniteFloat, Prompt
-from vlmreward.rewards.registry import RewardContext, UnknownRewardKindError, builtin_reward_kinds, reward_kind, reward_kinds
+from vlmreward.rewards.registry import (
+    RewardContext,
+    UnknownRewardKindError,
+    builtin_reward_kinds,
+    is_registered,
+    reward_kind,
+    reward_kinds,
+)
 
 __all__ = [
     "ConfigError",
@@ -586,9 +593,7 @@ def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 def _is_reward_kind(part: Any) -> bool:
     """Whether a location part is a reward kind (the discriminated union's tag), without importing anything."""
-    from vlmreward.rewards.registry import _REGISTRY
-
-    return isinstance(part, str) and part in _REGISTRY
+    return is_registered(part)
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
