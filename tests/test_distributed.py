@@ -44,7 +44,7 @@ from vlmreward.rewards.oracles import CartPolePixelReward  # noqa: E402
 from vlmreward.errors import InvalidFramesError, VLMRewardError  # noqa: E402
 from vlmreward.models.testing import render_cartpole_frames  # noqa: E402
 from vlmreward.rewards.base import RewardModel  # noqa: E402
-from vlmreward.rl.callbacks import latest_checkpoint  # noqa: E402
+from vlmreward.rl.checkpoints import latest_checkpoint  # noqa: E402
 from vlmreward.rl.config import ConfigError, RunConfig, parse_config  # noqa: E402
 from vlmreward.rl.scale import RayRuntime, replica_config  # noqa: E402
 from vlmreward.rl.train import build_reward_model, train  # noqa: E402

@@ -160,7 +160,7 @@ def test_oracle_trained_agent_beats_a_random_one_on_held_out_find_goals(tmp_path
     """PPO on the state oracle through the goal-conditioned path (dict observations with the goal's
     text embedding, deferred scoring of each frame against its goal) learns Find on the training
     colours and carries it over to the held-out colour (configs/miniworld_goals_oracle.yaml)."""
-    from vlmreward.rl.callbacks import evaluate_episodes
+    from vlmreward.rl.evaluation import evaluate_episodes
     from vlmreward.rl.train import build_reward_model, evaluate_run, make_eval_env
 
     config = load_config(

@@ -26,7 +26,7 @@ from stable_baselines3 import DQN, PPO
 from typer.testing import CliRunner
 
 from vlmreward.errors import VLMRewardError
-from vlmreward.rl.callbacks import latest_checkpoint
+from vlmreward.rl.checkpoints import latest_checkpoint
 from vlmreward.rl.config import ConfigError, RunConfig, apply_overrides, load_config, parse_config
 from vlmreward.rl.train import resume, train
 
@@ -262,7 +262,7 @@ def test_ground_truth_run_logs_the_same_columns(tmp_path):
 def test_episode_video_layout(tmp_path):
     import imageio.v2 as imageio
 
-    from vlmreward.rl.callbacks import write_episode_video
+    from vlmreward.rl.video import write_episode_video
 
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (100, 150, 3), dtype=np.uint8) for _ in range(30)]

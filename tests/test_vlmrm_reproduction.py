@@ -332,14 +332,14 @@ class _Policy:
 
 
 def test_evaluation_reports_the_papers_held_rule_beside_the_last_step_rule():
-    from vlmreward.rl.callbacks import EvaluationResult, evaluate_episodes
+    from vlmreward.rl.evaluation import PolicyEvaluation, evaluate_episodes
 
     result = evaluate_episodes(_Policy(), _Scripted(), 2)
     assert result.successes == [False, False] and result.success_rate == 0.0
     assert result.success_fractions == [0.75, 0.75] and result.success_rate_held == 1.0
     assert result.to_dict()["success_rate_held"] == 1.0
-    assert EvaluationResult(success_fractions=[0.5, 0.49, None]).success_rate_held == 0.5
-    assert EvaluationResult().success_rate_held is None
+    assert PolicyEvaluation(success_fractions=[0.5, 0.49, None]).success_rate_held == 0.5
+    assert PolicyEvaluation().success_rate_held is None
 
 
 # ---------------------------------------------------------------------------------------------

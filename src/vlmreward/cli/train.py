@@ -117,7 +117,7 @@ def evaluate_policy(
     video: Annotated[bool, typer.Option("--video/--no-video", help="Write videos/evaluation.mp4 of the first episode.")] = True,
 ) -> None:
     """Roll out a trained policy; report ground-truth return, success rate and VLM return."""
-    from vlmreward.rl.callbacks import PAPER_SUCCESS_MIN_FRACTION
+    from vlmreward.rl.evaluation import PAPER_SUCCESS_MIN_FRACTION
     from vlmreward.rl.train import EVALUATION_FILE, evaluate_run
 
     data = evaluate_run(run_dir, episodes, deterministic=deterministic, video=video)

@@ -568,7 +568,7 @@ def _random_policy(env: gym.Env, seed: int) -> _Policy:
 def _run_policy(run_dir: Path) -> _Policy:
     """The trained policy of a ``vlmreward train`` run directory (final model, else latest checkpoint)."""
     try:
-        from vlmreward.rl import callbacks as rl_callbacks
+        from vlmreward.rl import checkpoints as rl_checkpoints
         from vlmreward.rl import train as rl_train
     except ImportError as err:
         raise PolicyError(
@@ -583,7 +583,7 @@ def _run_policy(run_dir: Path) -> _Policy:
         norm_path = norm if norm.is_file() else None
         source = "final model"
     else:
-        info = rl_callbacks.latest_checkpoint(run_dir)
+        info = rl_checkpoints.latest_checkpoint(run_dir)
         model_path, norm_path, source = info.model, info.vec_normalize, f"checkpoint at {info.num_timesteps} steps"
     algorithm = rl_train.ALGORITHM_CLASSES[config.algorithm]
     model = algorithm.load(str(model_path), device="cpu")

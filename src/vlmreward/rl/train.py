@@ -21,7 +21,7 @@ A run with a ``scale`` section runs its environments and reward model as Ray act
 (:mod:`vlmreward.rl.scale`, ``docs/ray.md``); the learner, the run directory and resume are the same.
 
 Nothing is lost on interruption: a ``KeyboardInterrupt`` or an exception inside ``learn`` writes
-a checkpoint first (:class:`~vlmreward.rl.callbacks.Checkpointer`), and :func:`resume` continues
+a checkpoint first (:class:`~vlmreward.rl.checkpoints.Checkpointer`), and :func:`resume` continues
 from the latest checkpoint to exactly ``total_steps``.
 """
 
@@ -51,18 +51,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from vlmreward._importing import import_object
 from vlmreward.envs import VLMRewardWrapper, make_vlm_vec_env
 from vlmreward.rewards.base import RewardModel
-from vlmreward.rl.callbacks import (
-    CheckpointCallback,
-    CheckpointError,
-    Checkpointer,
-    EpisodeLogCallback,
-    EvalCallback,
-    EvaluationResult,
-    StopAtTotalSteps,
-    evaluate_episodes,
-    latest_checkpoint,
-    restore_rng_state,
-)
+from vlmreward.rl.callbacks import CheckpointCallback, EpisodeLogCallback, EvalCallback, StopAtTotalSteps
+from vlmreward.rl.checkpoints import CheckpointError, Checkpointer, latest_checkpoint, restore_rng_state
 from vlmreward.rl.config import (
     RESUME_OVERRIDABLE,
     ConfigError,
@@ -71,6 +61,7 @@ from vlmreward.rl.config import (
     save_config,
 )
 from vlmreward.rl.deferred import attach_reward_source, deferred_buffer_class
+from vlmreward.rl.evaluation import PolicyEvaluation, evaluate_episodes
 
 __all__ = [
     "train",
@@ -694,7 +685,7 @@ def evaluate_run(
 
             vec_normalize = pickle.load(f)
         vec_normalize.training = False
-    results: dict[str, EvaluationResult] = {}
+    results: dict[str, PolicyEvaluation] = {}
     for goal_set in goal_sets(config) or [None]:
         env = make_eval_env(config, reward_model, goal_set, encoder)
         try:
