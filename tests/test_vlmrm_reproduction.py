@@ -422,3 +422,27 @@ def test_random_clip_no_longer_solves_the_reference_cartpole(tiny_hf_clip, tmp_p
     assert returns["oracle"] > 100, returns
     assert returns["random_clip"] < 60, returns
     assert returns["oracle"] > 2.5 * returns["random_clip"], returns
+
+
+def test_evaluate_policy_prints_both_success_rules(train_cli, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from vlmreward.rl.config import parse_config
+    from vlmreward.rl.train import train
+
+    config = parse_config({
+        "env": {"id": VLMRM_CARTPOLE_ID, "n_envs": 2, "kwargs": {"episode_length": 30}},
+        "reward": {"kind": "cartpole_pixel_oracle"}, "algorithm": "PPO",
+        "algorithm_kwargs": {"n_steps": 32, "batch_size": 32, "n_epochs": 1},
+        "total_steps": 64, "output_dir": str(tmp_path), "checkpoint_every": None, "eval_every": None, "video": False,
+    })
+    run_dir = train(config, progress_bar=False)
+    result = CliRunner().invoke(train_cli, ["evaluate-policy", str(run_dir), "--episodes", "3", "--no-video"])
+    assert result.exit_code == 0, result.output
+    assert "at the last step" in result.output and "held in >= 50% of the steps (VLM-RM's rule)" in result.output
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    fractions = evaluation["success_fractions"]
+    assert len(fractions) == 3 and all(0.0 <= f <= 1.0 for f in fractions)
+    assert evaluation["success_rate_held"] == pytest.approx(np.mean([f >= 0.5 for f in fractions]))
