@@ -476,6 +476,11 @@ def evaluate_dataset(
                 "each frame is scored against its own goal, with the goal family's other goals as negatives; "
                 "--baseline, --negative and --alpha do not apply (give --goal to score one sentence instead)."
             )
+        if reward_kind is not None or reward_params:
+            raise InvalidParameterError(
+                "each frame of a goal dataset is scored by the goal-family reward; --reward-kind and --param apply "
+                "with --goal (one sentence for every frame)."
+            )
         family = goal_eval.dataset_goal_family(dataset, goal_family)
         frame_goals = goal_eval.dataset_goals(dataset)
         settings = [RewardSetting("goal_family_softmax", temperature=float(t)) for t in dict.fromkeys(temperatures or [DEFAULT_TEMPERATURE])]
