@@ -20,7 +20,21 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from vlmreward.cli.score import AntialiasOption, ParamOption, Resize, RewardKindOption, _interactive, parse_params, _progress, _quiet_model_loading, _resolve_device
+from vlmreward.cli.score import (
+    AntialiasOption,
+    Backend,
+    BackendOption,
+    ParamOption,
+    QuantizeOption,
+    Resize,
+    RewardKindOption,
+    _interactive,
+    _progress,
+    _quiet_model_loading,
+    _resolve_device,
+    model_spec,
+    parse_params,
+)
 from vlmreward.errors import InvalidParameterError
 from vlmreward.models import DEFAULT_RESIZE
 
@@ -161,6 +175,8 @@ def evaluate(
     dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
     resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
     antialias: AntialiasOption = True,
+    backend: BackendOption = Backend.torch,
+    quantize: QuantizeOption = None,
     reward_kind: RewardKindOption = None,
     param: ParamOption = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Frames per forward pass.", show_default="64")] = None,
@@ -189,7 +205,6 @@ def evaluate(
     ] = None,
 ) -> None:
     """Evaluate a VLM reward on a labelled dataset: metrics.json, plots and report.html."""
-    from vlmreward import load_model
     from vlmreward.eval.dataset import load_dataset
     from vlmreward.eval.evaluation import evaluate_dataset, reward_settings
     from vlmreward.goals import load_goal_family
@@ -204,10 +219,7 @@ def evaluate(
     data = load_dataset(dataset)
     interactive = _interactive()
     with _quiet_model_loading(enabled=not interactive):
-        vlm = load_model(
-            model, device=_resolve_device(device), dtype=dtype, resize=resize.value, antialias=antialias, checkpoint=checkpoint,
-            truncate=truncate,
-        )
+        vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, backend, quantize, truncate).load("--device")
     out_dir = out if out is not None else Path("evaluations") / data.name
     with _progress(len(data), enabled=interactive) as advance:
         result = evaluate_dataset(
@@ -264,6 +276,8 @@ def sweep(
     dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
     resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
     antialias: AntialiasOption = True,
+    backend: BackendOption = Backend.torch,
+    quantize: QuantizeOption = None,
     reward_kind: RewardKindOption = None,
     param: ParamOption = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Frames per forward pass.", show_default="64")] = None,
@@ -281,12 +295,14 @@ def sweep(
 ) -> None:
     """Models × prompt sets × reward parameters on one dataset: results.csv/.md, plots, report.html."""
     from vlmreward.eval.dataset import load_dataset
-    from vlmreward.eval.sweep import ModelSpec, load_prompt_sets, run_sweep
+    from vlmreward.eval.sweep import load_prompt_sets, parse_model, run_sweep
     from vlmreward.goals import load_goal_family
 
     if batch_size is not None and batch_size < 1:
         raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
-    specs = [ModelSpec.parse(m) for m in model]
+    for m in model:
+        parse_model(m)  # a malformed MODEL@CHECKPOINT fails before anything loads
+    specs = list(model)
     prompt_sets = load_prompt_sets(prompts)
     data = load_dataset(dataset)
     interactive = _interactive()
@@ -295,7 +311,8 @@ def sweep(
         result = run_sweep(
             data, specs, prompt_sets, out_dir, alphas=alpha, temperatures=temperature, label=label, reference=reference,
             target_precision=target_precision, cache_dir=_cache_dir(dataset, cache_dir, no_cache),
-            device=_resolve_device(device), dtype=dtype, resize=resize.value, antialias=antialias, batch_size=batch_size,
+            device=_resolve_device(device), dtype=dtype, resize=resize.value, antialias=antialias, runtime=backend.value,
+            quantize=quantize.value if quantize is not None else None, batch_size=batch_size,
             progress=lambda _name, n: advance(n), group_by=group_by,
             goal_family=load_goal_family(goal_family) if goal_family is not None else None,
             reward_kind=reward_kind, reward_params=parse_params(param),

@@ -33,9 +33,9 @@ import typer
 
 from vlmreward import __version__, media
 from vlmreward.errors import InputFileError, InvalidParameterError, VLMRewardError
-from vlmreward.models import DEFAULT_RESIZE, VisionLanguageModel, load_model
+from vlmreward.models import DEFAULT_RESIZE, VisionLanguageModel
 from vlmreward.models.base import DEFAULT_BATCH_SIZE
-from vlmreward.models.spec import resolve_device
+from vlmreward.models.spec import AUTO_DEVICE, ModelSpec, resolve_device
 from vlmreward.rewards import DEFAULT_TEMPERATURE, GoalBaselineReward, SoftmaxThresholdReward, VLMReward
 from vlmreward.rewards.registry import build_reward as registry_build_reward
 from vlmreward.rewards.registry import reward_kind as lookup_reward_kind
@@ -110,6 +110,38 @@ class Quantize(str, Enum):
     """``--quantize`` choices (:data:`vlmreward.models.onnx.QUANTIZE_MODES`)."""
 
     int8 = "int8"
+
+
+BackendOption = Annotated[
+    Backend,
+    typer.Option(
+        help="What runs the vision tower: torch, or onnx (ONNX Runtime; exported once and cached, "
+        "needs pip install 'vlmreward[onnx]')."
+    ),
+]
+QuantizeOption = Annotated[
+    Optional[Quantize],
+    typer.Option(help="With --backend onnx: quantise the weights (int8).", show_default="none (float32)"),
+]
+
+
+def model_spec(
+    name: str,
+    device: str | None,
+    dtype: str | None,
+    resize: Resize,
+    antialias: bool,
+    checkpoint: Path | None,
+    backend: Backend = Backend.torch,
+    quantize: Quantize | None = None,
+    truncate: bool = False,
+) -> ModelSpec:
+    """The :class:`~vlmreward.models.spec.ModelSpec` of the model options every command shares."""
+    return ModelSpec(
+        name, device=device or AUTO_DEVICE, dtype=dtype, resize=resize.value, antialias=antialias,
+        checkpoint=os.fspath(checkpoint) if checkpoint is not None else None, runtime=backend.value,
+        quantize=quantize.value if quantize is not None else None, truncate=truncate,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,17 +223,8 @@ def score(
     truncate: Annotated[
         bool, typer.Option("--truncate", help="Truncate prompts longer than the model's context.")
     ] = False,
-    backend: Annotated[
-        Backend,
-        typer.Option(
-            help="What runs the vision tower: torch, or onnx (ONNX Runtime; exported once and cached, "
-            "needs pip install 'vlmreward[onnx]')."
-        ),
-    ] = Backend.torch,
-    quantize: Annotated[
-        Optional[Quantize],
-        typer.Option(help="With --backend onnx: quantise the weights (int8).", show_default="none (float32)"),
-    ] = None,
+    backend: BackendOption = Backend.torch,
+    quantize: QuantizeOption = None,
     out: Annotated[
         Optional[Path],
         typer.Option(help="Output folder.", show_default="./scores/<input name>"),
@@ -224,17 +247,7 @@ def score(
     path = media.check_input(input_path)
     interactive = _interactive()
     with _quiet_model_loading(enabled=not interactive):
-        vlm = load_model(
-            model,
-            device=_resolve_device(device),
-            dtype=dtype,
-            resize=resize.value,
-            antialias=antialias,
-            checkpoint=checkpoint,
-            truncate=truncate,
-            backend=backend.value,
-            quantize=quantize.value if quantize is not None else None,
-        )
+        vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, backend, quantize, truncate).load("--device")
     if plugin:
         reward = build_plugin_reward(vlm, reward_kind, goal, baseline, alpha, negative, temperature, threshold, params)
     else:

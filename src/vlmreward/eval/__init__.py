@@ -30,7 +30,7 @@ from vlmreward.eval.metrics import (
     epic_distance_transitions,
     pearson_distance,
 )
-from vlmreward.eval.sweep import ModelSpec, PromptSet, SweepResult, load_prompt_sets, run_sweep
+from vlmreward.eval.sweep import PromptSet, SweepResult, load_prompt_sets, parse_model, run_sweep
 
 __all__ = [
     "epic_distance",
@@ -57,7 +57,7 @@ __all__ = [
     "RewardEvaluation",
     "run_sweep",
     "load_prompt_sets",
-    "ModelSpec",
+    "parse_model",
     "PromptSet",
     "SweepResult",
     "threshold_for_precision",

@@ -48,11 +48,13 @@ from vlmreward._yamlfile import read_yaml_file
 from vlmreward.errors import InvalidParameterError, PromptFileError
 from vlmreward.eval.dataset import Dataset, json_safe
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
+from vlmreward.models.spec import ModelSpec
 from vlmreward.eval.evaluation import RewardSetting, resolve_label, build_reward, score_rewards
 from vlmreward.rewards import DEFAULT_TEMPERATURE
 
 __all__ = [
-    "ModelSpec",
+    "parse_model",
+    "model_label",
     "PromptSet",
     "SweepResult",
     "PromptFileError",
@@ -77,33 +79,27 @@ SWEEP_COLUMNS: list[str] = [
 """Columns of ``results.csv`` / ``results.md``."""
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model of a sweep: a :func:`vlmreward.load_model` name and an optional checkpoint file."""
+def parse_model(text: str | ModelSpec, **defaults: Any) -> ModelSpec:
+    """A sweep's model: ``MODEL`` or ``MODEL@CHECKPOINT`` (a local weights file) as a
+    :class:`~vlmreward.models.spec.ModelSpec` with ``defaults`` (device, dtype, resize, ...); a
+    ``ModelSpec`` is taken as it is.
 
-    name: str
-    checkpoint: str | None = None
+    Raises:
+        InvalidParameterError: an empty name or checkpoint.
+    """
+    if isinstance(text, ModelSpec):
+        return text
+    name, sep, checkpoint = str(text).strip().partition("@")
+    if not name or (sep and not checkpoint):
+        raise InvalidParameterError(
+            f"model {text!r}: give MODEL or MODEL@CHECKPOINT, e.g. open_clip:ViT-B-32@weights.safetensors."
+        )
+    return ModelSpec(name.strip(), checkpoint=checkpoint.strip() or None, **defaults)
 
-    @classmethod
-    def parse(cls, text: str | ModelSpec) -> ModelSpec:
-        """``MODEL`` or ``MODEL@CHECKPOINT`` (the checkpoint is a local weights file).
 
-        Raises:
-            InvalidParameterError: an empty name or checkpoint.
-        """
-        if isinstance(text, ModelSpec):
-            return text
-        name, sep, checkpoint = str(text).strip().partition("@")
-        if not name or (sep and not checkpoint):
-            raise InvalidParameterError(
-                f"model {text!r}: give MODEL or MODEL@CHECKPOINT, e.g. open_clip:ViT-B-32@weights.safetensors."
-            )
-        return cls(name.strip(), checkpoint.strip() or None)
-
-    @property
-    def label(self) -> str:
-        """Display name: the name, with the checkpoint's file name after ``@``."""
-        return self.name if self.checkpoint is None else f"{self.name}@{Path(self.checkpoint).name}"
+def model_label(spec: ModelSpec) -> str:
+    """A sweep row's model name: the name, with the checkpoint's file name after ``@``."""
+    return spec.name if spec.checkpoint is None else f"{spec.name}@{Path(spec.checkpoint).name}"
 
 
 @dataclass(frozen=True)
@@ -246,8 +242,9 @@ def run_sweep(
     dtype: Any = None,
     resize: str = "squash",
     antialias: bool = True,
+    runtime: str = "torch",
+    quantize: str | None = None,
     batch_size: int | None = None,
-    load: Callable[..., Any] | None = None,
     progress: Callable[[str, int], None] | None = None,
     report: bool = True,
     group_by: str | None = None,
@@ -259,7 +256,7 @@ def run_sweep(
 
     Args:
         dataset: a loaded dataset.
-        models: names (``MODEL`` or ``MODEL@CHECKPOINT``) or :class:`ModelSpec`.
+        models: names (``MODEL`` or ``MODEL@CHECKPOINT``) or :class:`~vlmreward.models.spec.ModelSpec`.
         prompt_sets: from :func:`load_prompt_sets`.
         out_dir: output directory.
         alphas: ``α`` values (default :data:`DEFAULT_SWEEP_ALPHAS`).
@@ -269,9 +266,9 @@ def run_sweep(
         reference: numeric column for EPIC distance and correlations.
         target_precision: also report the threshold reaching this precision.
         cache_dir: embedding cache (None: no cache).
-        device, dtype, resize, antialias: passed to the model loader.
+        device, dtype, resize, antialias, runtime, quantize: how the models given by name are
+            loaded (:class:`~vlmreward.models.spec.ModelSpec`).
         batch_size: frames per forward pass.
-        load: the model loader (default :func:`vlmreward.load_model`).
         progress: called with ``(model name, frames)`` after each embedded batch.
         report: also write ``report.html``.
         group_by: also one row per value of this column (``group``); default ``goal_type`` when
@@ -291,11 +288,12 @@ def run_sweep(
     """
     import torch
 
-    from vlmreward import __version__, load_model
+    from vlmreward import __version__
     import vlmreward.eval.landscape as plots
     from vlmreward.eval.report import markdown_table, write_sweep_report
 
-    specs = [ModelSpec.parse(m) for m in models]
+    defaults = dict(device=str(device), dtype=dtype, resize=resize, antialias=antialias, runtime=runtime, quantize=quantize)
+    specs = [parse_model(m, **defaults) for m in models]
     if not specs:
         raise InvalidParameterError("no models given; pass --model at least once.")
     if not prompt_sets:
@@ -308,7 +306,6 @@ def run_sweep(
     for t in temperatures:
         if not float(t) > 0.0:
             raise InvalidParameterError(f"temperature must be > 0; got {t}.")
-    load = load or load_model
     notes: list[str] = []
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
     ref = dataset.numeric(reference, "reference reward")
@@ -333,16 +330,16 @@ def run_sweep(
     rows: list[dict[str, Any]] = []
     model_rows: list[dict[str, Any]] = []
     for spec in specs:
-        model = load(spec.name, device=device, dtype=dtype, resize=resize, antialias=antialias, checkpoint=spec.checkpoint)
+        model = spec.load()
         try:
             parameters = count_parameters(model)
             note = resize_note(model, dataset.render_size)
             if note and note not in notes:
                 notes.append(note)
-            callback = None if progress is None else (lambda n, _name=spec.label: progress(_name, n))
+            callback = None if progress is None else (lambda n, _name=model_label(spec): progress(_name, n))
             embedded = embed_dataset(model, dataset, cache_dir=cache_dir, batch_size=batch_size, progress=callback)
             model_rows.append({
-                "name": spec.label, "parameters": parameters, "cache_hit": embedded.cache_hit,
+                "name": model_label(spec), "parameters": parameters, "cache_hit": embedded.cache_hit,
                 "embed_dim": model.embed_dim, "image_size": model.image_size,
                 "cache_file": None if embedded.path is None else str(embedded.path),
             })
@@ -358,11 +355,11 @@ def run_sweep(
                         values = reward.from_embeddings(embedded.embeddings)
                     result = score_rewards(setting.name, values, labels, ref, target_precision, reward.describe())
                     for n in result.notes:
-                        tagged = f"{spec.label} / {ps_name} / {setting.ascii_name}: {n}"
+                        tagged = f"{model_label(spec)} / {ps_name} / {setting.ascii_name}: {n}"
                         if tagged not in notes:
                             notes.append(tagged)
                     row = {
-                        "model": spec.label, "parameters": parameters, "prompt_set": ps_name,
+                        "model": model_label(spec), "parameters": parameters, "prompt_set": ps_name,
                         "reward": setting.kind, "setting": setting.ascii_name,
                         "alpha": setting.alpha, "temperature": setting.temperature,
                         **result.summary(), "cache_hit": embedded.cache_hit,

@@ -109,15 +109,12 @@ class ConfigError(VLMRewardError, ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# field types
+# sections (their field types: vlmreward.rewards.params)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
-
-# ---------------------------------------------------------------------------------------------
-# sections
 
 
 class EnvConfig(_Strict):
