@@ -568,32 +568,15 @@ def _random_policy(env: gym.Env, seed: int) -> _Policy:
 def _run_policy(run_dir: Path) -> _Policy:
     """The trained policy of a ``vlmreward train`` run directory (final model, else latest checkpoint)."""
     try:
-        from vlmreward.rl import checkpoints as rl_checkpoints
-        from vlmreward.rl import train as rl_train
+        from vlmreward.rl import builders as rl_builders
+        from vlmreward.rl import run_dir as rl_run_dir
     except ImportError as err:
         raise PolicyError(
             f"--policy {str(run_dir)!r} needs the training package vlmreward.rl, which cannot be imported here "
             f"({err}); use --policy random or scripted."
         ) from err
-    config = rl_train.load_run_config(run_dir)
-    final = run_dir / getattr(rl_train, "FINAL_MODEL_FILE", "final_model.zip")
-    if final.is_file():
-        model_path = final
-        norm = run_dir / getattr(rl_train, "FINAL_VEC_NORMALIZE_FILE", "final_vecnormalize.pkl")
-        norm_path = norm if norm.is_file() else None
-        source = "final model"
-    else:
-        info = rl_checkpoints.latest_checkpoint(run_dir)
-        model_path, norm_path, source = info.model, info.vec_normalize, f"checkpoint at {info.num_timesteps} steps"
-    algorithm = rl_train.ALGORITHM_CLASSES[config.algorithm]
-    model = algorithm.load(str(model_path), device="cpu")
-    normalize = None
-    if norm_path is not None:
-        import pickle
-
-        with open(norm_path, "rb") as f:
-            normalize = pickle.load(f)
-        normalize.training = False
+    config = rl_run_dir.load_run_config(run_dir)
+    model, normalize, source, model_path = rl_run_dir.load_policy(run_dir, device="cpu")
 
     def act(obs: Any) -> Any:
         if normalize is not None:
@@ -605,7 +588,7 @@ def _run_policy(run_dir: Path) -> _Policy:
     if config.goals is not None:  # a goal-conditioned policy reads the goal's embedding beside the observation
         from vlmreward.envs.goal_conditioning import GoalObservation
 
-        encoder = rl_train.goal_text_encoder(config)
+        encoder = rl_builders.goal_text_encoder(config)
 
         def wrap(env: gym.Env) -> gym.Env:
             return GoalObservation(env, encoder)
@@ -616,7 +599,7 @@ def _run_policy(run_dir: Path) -> _Policy:
         {"kind": "run", "run_dir": str(run_dir), "source": source, "model_file": str(model_path),
          "algorithm": config.algorithm, "deterministic": True},
         env_id=config.env.id,
-        env_kwargs=rl_train.env_kwargs_of(config),
+        env_kwargs=rl_builders.env_kwargs_of(config),
         wrap=wrap,
     )
 

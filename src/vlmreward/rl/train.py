@@ -27,29 +27,18 @@ from the latest checkpoint to exactly ``total_steps``.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import logging
-import math
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-import gymnasium as gym
-import numpy as np
-import torch
-from stable_baselines3 import DQN, PPO, SAC
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
-from vlmreward._importing import import_object
-from vlmreward.envs import VLMRewardWrapper, make_vlm_vec_env
 from vlmreward.rewards.base import RewardModel
 from vlmreward.rl.callbacks import CheckpointCallback, EpisodeLogCallback, EvalCallback, StopAtTotalSteps
 from vlmreward.rl.checkpoints import CheckpointError, Checkpointer, latest_checkpoint, restore_rng_state
@@ -60,7 +49,31 @@ from vlmreward.rl.config import (
     load_config,
     save_config,
 )
-from vlmreward.rl.deferred import attach_reward_source, deferred_buffer_class
+from vlmreward.rl.deferred import attach_reward_source
+from vlmreward.rl.builders import (
+    ALGORITHM_CLASSES,
+    build_algorithm,
+    build_reward_model,
+    check_env_id,
+    env_kwargs_of,
+    goal_sets,
+    goal_text_encoder,
+    make_eval_env,
+    make_training_env,
+)
+from vlmreward.rl.run_dir import (
+    CONFIG_FILE,
+    EVALUATION_FILE,
+    FINAL_MODEL_FILE,
+    FINAL_VEC_NORMALIZE_FILE,
+    atomic_model_save,
+    json_safe,
+    load_policy,
+    load_run_config,
+    make_logger,
+    new_run_dir,
+)
+
 from vlmreward.rl.evaluation import PolicyEvaluation, evaluate_episodes
 
 __all__ = [
@@ -85,16 +98,6 @@ __all__ = [
 
 _log = logging.getLogger("vlmreward.rl")
 
-ALGORITHM_CLASSES: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "DQN": DQN}
-_ACTION_SPACES: dict[str, tuple[type[gym.Space], ...]] = {
-    "PPO": (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary),
-    "SAC": (gym.spaces.Box,),
-    "DQN": (gym.spaces.Discrete,),
-}
-CONFIG_FILE = "config.yaml"
-FINAL_MODEL_FILE = "final_model.zip"
-FINAL_VEC_NORMALIZE_FILE = "final_vecnormalize.pkl"
-EVALUATION_FILE = "evaluation.json"
 EVAL_SEED_OFFSET = 1_000_003
 """Evaluation environments are seeded ``seed + EVAL_SEED_OFFSET``: episodes unlike training's."""
 
@@ -116,283 +119,9 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.num_timesteps = num_timesteps
 
 
-# ---------------------------------------------------------------------------------------------
-# building blocks
-
-
-def _load_vlm(config: RunConfig) -> Any:
-    return config.model.spec().load("model.device")
-
-
-def build_reward_model(config: RunConfig) -> RewardModel:
-    """The reward model ``config.reward`` describes (:func:`vlmreward.rewards.registry.build_reward`),
-    loading the VLM (``config.model``) once if the kind needs one.
-
-    Raises:
-        ConfigError: a bad device.
-        InvalidParameterError: a ``custom`` factory that cannot be imported or called.
-        ModelNotFoundError, ModelNotAvailableError, PromptError, InvalidParameterError: from
-            :func:`vlmreward.load_model` and the reward classes.
-    """
-    from vlmreward.rewards.registry import build_reward
-
-    vlm = _load_vlm(config) if config.needs_vlm else None
-    return build_reward(config.reward.kind, config.reward_params(), vlm, config.reward_context())
-
-
-def goal_text_encoder(config: RunConfig, reward_model: RewardModel | None = None) -> Any:
-    """What embeds the goal sentences of a goal-conditioned run (``goals.text_encoder``), or None.
-
-    ``model`` (and ``auto`` when the run has a model): the VLM's text tower, the reward's own
-    model when it has one (loaded once); ``bag_of_words`` (and ``auto`` without a model): a
-    :class:`~vlmreward.envs.goal_conditioning.BagOfWordsTextEncoder` of ``goals.encoder_dim``.
-    """
-    from vlmreward.envs.goal_conditioning import BagOfWordsTextEncoder, ModelTextEncoder
-    from vlmreward.models.base import VisionLanguageModel
-
-    goals = config.goals
-    if goals is None:
-        return None
-    vlm = getattr(reward_model, "model", None)
-    vlm = vlm if isinstance(vlm, VisionLanguageModel) else None
-    if goals.text_encoder == "bag_of_words" or (goals.text_encoder == "auto" and vlm is None and not config.model.name):
-        return BagOfWordsTextEncoder(goals.encoder_dim, seed=0)
-    return ModelTextEncoder(vlm if vlm is not None else _load_vlm(config))
-
-
-def goal_sets(config: RunConfig) -> list[str]:
-    """The goal sets a goal-conditioned run is evaluated on: ``["train", "held_out"]`` with a
-    split, else ``["all"]``; ``[]`` for a run without goals."""
-    if config.goals is None:
-        return []
-    return ["train", "held_out"] if config.goals.has_split() else ["all"]
-
-
-def env_kwargs_of(config: RunConfig, goal_set: str | None = None) -> dict[str, Any]:
-    """``env.kwargs``, plus the goal family, split and goal set of a goal-conditioned run."""
-    goals = config.goals
-    if goals is None:
-        return dict(config.env.kwargs)
-    kwargs: dict[str, Any] = {"family": goals.load_family(), **goals.split_kwargs(), "goal_set": goal_sets(config)[0]}
-    if goals.types is not None:
-        kwargs["goal_types"] = list(goals.types)
-    kwargs.update(config.env.kwargs)
-    if goal_set is not None:
-        kwargs["goal_set"] = goal_set
-    return kwargs
-
-
-def _check_env_id(config: RunConfig) -> None:
-    try:
-        gym.spec(config.env.id)
-    except gym.error.Error as err:
-        raise ConfigError(f"env.id: {err}") from None
-
-
-def make_training_env(
-    config: RunConfig, reward_model: RewardModel, seed: int, normalize: bool = True, encoder: Any = None
-) -> VecEnv:
-    """``config.env.n_envs`` copies of the environment, VLM-rewarded, optionally ``VecNormalize``-d.
-
-    Args:
-        config: the run config.
-        reward_model: from :func:`build_reward_model`.
-        seed: seed of the sub-environments (``seed + i`` for the ``i``-th).
-        normalize: wrap in a fresh ``VecNormalize`` when ``env.normalize_observations`` (False
-            when the caller loads saved statistics itself).
-        encoder: the goal text encoder of a goal-conditioned run (default :func:`goal_text_encoder`).
-
-    Raises:
-        ConfigError: an unknown environment id or bad environment keyword arguments.
-    """
-    _check_env_id(config)
-    mode, weight = config.reward_mode
-    wrapper = None
-    if config.goals is not None:
-        from vlmreward.envs.goal_conditioning import GoalObservation
-
-        encoder = encoder if encoder is not None else goal_text_encoder(config, reward_model)
-
-        def wrapper(env: gym.Env) -> gym.Env:
-            return GoalObservation(env, encoder)
-
-    try:
-        venv: VecEnv = make_vlm_vec_env(
-            config.env.id,
-            config.env.n_envs,
-            reward_model,
-            mode=mode,  # type: ignore[arg-type]
-            weight=weight,
-            deferred=config.deferred,
-            score_batch_size=config.score_batch_size,
-            seed=seed,
-            env_kwargs=env_kwargs_of(config),
-            wrapper=wrapper,
-        )
-    except TypeError as err:
-        raise ConfigError(f"env.kwargs: {config.env.id} does not accept them ({err}).") from err
-    if normalize and config.env.normalize_observations:
-        venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
-    return venv
-
-
-def make_eval_env(config: RunConfig, reward_model: RewardModel, goal_set: str | None = None, encoder: Any = None) -> gym.Env:
-    """One environment with the run's reward (:class:`~vlmreward.envs.VLMRewardWrapper`), for evaluation.
-
-    Args:
-        config: the run config.
-        reward_model: from :func:`build_reward_model`.
-        goal_set: for a goal-conditioned run, the goals to draw from (``"train"``, ``"held_out"``
-            or ``"all"``; default: the training goals); the observation carries the goal's embedding.
-        encoder: the goal text encoder (default :func:`goal_text_encoder`).
-
-    Raises:
-        ConfigError: an unknown environment id or bad keyword arguments.
-    """
-    _check_env_id(config)
-    mode, weight = config.reward_mode
-    try:
-        env = gym.make(config.env.id, render_mode="rgb_array", **env_kwargs_of(config, goal_set))
-    except TypeError as err:
-        raise ConfigError(f"env.kwargs: {config.env.id} does not accept them ({err}).") from err
-    if config.goals is not None:
-        from vlmreward.envs.goal_conditioning import GoalObservation
-
-        env = GoalObservation(env, encoder if encoder is not None else goal_text_encoder(config, reward_model))
-    return VLMRewardWrapper(env, reward_model, mode=mode, weight=weight)  # type: ignore[arg-type]
-
-
-def _algorithm_kwargs(config: RunConfig) -> dict[str, Any]:
-    """``algorithm_kwargs`` with conveniences resolved: ``"lin_<v>"`` schedules, activation and feature-extractor names."""
-    kwargs = dict(config.algorithm_kwargs)
-    for key in ("learning_rate", "clip_range"):
-        value = kwargs.get(key)
-        if isinstance(value, str):
-            match = re.fullmatch(r"lin_([-+]?[\d.]+(?:[eE][-+]?\d+)?)", value.strip())
-            if not match:
-                raise ConfigError(f"algorithm_kwargs.{key}: {value!r} is neither a number nor 'lin_<start value>'.")
-            kwargs[key] = LinearSchedule(float(match.group(1)), 0.0, 1.0)
-    policy_kwargs = kwargs.get("policy_kwargs")
-    if isinstance(policy_kwargs, dict) and isinstance(policy_kwargs.get("activation_fn"), str):
-        name = policy_kwargs["activation_fn"].removeprefix("nn.").removeprefix("torch.nn.")
-        activation = getattr(torch.nn, name, None)
-        if not (isinstance(activation, type) and issubclass(activation, torch.nn.Module)):
-            raise ConfigError(f"algorithm_kwargs.policy_kwargs.activation_fn: {name!r} is not a torch.nn module (ReLU, Tanh, ...).")
-        kwargs["policy_kwargs"] = {**policy_kwargs, "activation_fn": activation}
-    policy_kwargs = kwargs.get("policy_kwargs")
-    if isinstance(policy_kwargs, dict) and isinstance(policy_kwargs.get("features_extractor_class"), str):
-        kwargs["policy_kwargs"] = {**policy_kwargs, "features_extractor_class": _extractor(policy_kwargs["features_extractor_class"])}
-    return kwargs
-
-
-def _extractor(name: str) -> type:
-    """A features extractor class by short name (:data:`vlmreward.rl.policies.FEATURE_EXTRACTORS`) or ``module:Class``."""
-    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
-
-    from vlmreward.rl.policies import FEATURE_EXTRACTORS
-
-    if name in FEATURE_EXTRACTORS:
-        return FEATURE_EXTRACTORS[name]
-    try:
-        target: Any = import_object(name)
-    except (ImportError, AttributeError, ValueError) as err:
-        target = None
-        problem = str(err)
-    else:
-        problem = "not a features extractor class"
-    if not (isinstance(target, type) and issubclass(target, BaseFeaturesExtractor)):
-        raise ConfigError(
-            f"algorithm_kwargs.policy_kwargs.features_extractor_class: {name!r} ({problem}); use "
-            f"{', '.join(FEATURE_EXTRACTORS)} or 'package.module:Class'."
-        )
-    return target
-
-
-def build_algorithm(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
-    """The stable-baselines3 algorithm of ``config``, with deferred buffers when scoring is deferred.
-
-    Raises:
-        ConfigError: the algorithm does not support the environment's action space, or SB3
-            rejects an ``algorithm_kwargs`` value.
-    """
-    cls = ALGORITHM_CLASSES[config.algorithm]
-    supported = _ACTION_SPACES[config.algorithm]
-    if not isinstance(venv.action_space, supported):
-        names = ", ".join(s.__name__ for s in supported)
-        raise ConfigError(
-            f"algorithm: {config.algorithm} supports {names} action spaces but {config.env.id} has "
-            f"{type(venv.action_space).__name__}; use "
-            + ("SAC or PPO" if isinstance(venv.action_space, gym.spaces.Box) else "DQN or PPO")
-            + "."
-        )
-    kwargs = _algorithm_kwargs(config)
-    if config.deferred:
-        key = "replay_buffer_class" if issubclass(cls, OffPolicyAlgorithm) else "rollout_buffer_class"
-        kwargs[key] = deferred_buffer_class(key == "replay_buffer_class", isinstance(venv.observation_space, gym.spaces.Dict))
-    try:
-        model = cls(config.policy, venv, seed=config.seed, verbose=0, **kwargs)
-    except (TypeError, ValueError, AssertionError) as err:
-        raise ConfigError(f"algorithm_kwargs: {config.algorithm} rejected them: {err}") from err
-    attach_reward_source(model, venv)
-    return model
-
-
-class _ResumableCSV(CSVOutputFormat):
-    """SB3's CSV output, continuing an existing ``progress.csv`` (same header, rows appended)."""
-
-    def __init__(self, filename: str) -> None:  # noqa: D107
-        exists = os.path.isfile(filename) and os.path.getsize(filename) > 0
-        self.file = open(filename, "r+" if exists else "w+")
-        header = self.file.readline().rstrip("\n") if exists else ""
-        self.keys = header.split(",") if header else []
-        self.file.seek(0, os.SEEK_END)
-        self.separator = ","
-        self.quotechar = '"'
-
-
-def _make_logger(config: RunConfig, run_dir: Path) -> Logger:
-    folder = run_dir / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    formats = [_ResumableCSV(str(folder / "progress.csv"))]
-    if config.log.tensorboard:
-        formats.append(make_output_format("tensorboard", str(folder)))
-    if config.log.stdout:
-        formats.append(make_output_format("stdout", str(folder)))
-    return Logger(folder=str(folder), output_formats=formats)
-
-
-def _new_run_dir(config: RunConfig) -> Path:
-    base = Path(config.output_dir)
-    if config.run_name:
-        run_dir = base / config.run_name
-        if (run_dir / CONFIG_FILE).exists():
-            raise ConfigError(
-                f"run_name: {run_dir} already holds a run; continue it with `vlmreward train --resume {run_dir}` "
-                "or choose another run_name."
-            )
-    else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        slug = re.sub(r"[^\w.\-]+", "-", config.env.id.split("/")[-1])
-        run_dir = base / f"{config.algorithm.lower()}-{slug}-{stamp}"
-        k = 1
-        while run_dir.exists():
-            run_dir = base / f"{config.algorithm.lower()}-{slug}-{stamp}-{k}"
-            k += 1
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"output_dir: cannot create {run_dir} ({err}).") from err
-    return run_dir
-
 
 def _interactive() -> bool:
     return bool(getattr(sys.stderr, "isatty", lambda: False)())
-
-
-def _atomic_model_save(model: BaseAlgorithm, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.zip")
-    model.save(tmp)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,7 +138,7 @@ def _learn(
     progress_bar: bool | None,
 ) -> Path:
     """Learn until ``config.total_steps``, checkpointing and evaluating; the shared end of train and resume."""
-    model.set_logger(_make_logger(config, run_dir))
+    model.set_logger(make_logger(config, run_dir))
     checkpointer = Checkpointer(run_dir, config.algorithm, keep=config.keep_checkpoints)
     episode_log = EpisodeLogCallback(run_dir / "episodes.csv", config.log.stats_window, goal_columns=config.goals is not None)
     callbacks: list[BaseCallback] = [episode_log, CheckpointCallback(checkpointer, config.checkpoint_every)]
@@ -449,7 +178,7 @@ def _learn(
                 _log.warning("training failed (%s): %s", type(err).__name__, note)
             raise
         checkpointer.save(model, "final")
-        _atomic_model_save(model, run_dir / FINAL_MODEL_FILE)
+        atomic_model_save(model, run_dir / FINAL_MODEL_FILE)
         vec_normalize = model.get_vec_normalize_env()
         if vec_normalize is not None:
             vec_normalize.save(str(run_dir / FINAL_VEC_NORMALIZE_FILE))
@@ -500,7 +229,7 @@ def train(config: RunConfig | str | os.PathLike, overrides: Iterable[str] = (), 
     try:
         try:
             model = build_algorithm(config, venv)
-            run_dir = _new_run_dir(config)
+            run_dir = new_run_dir(config)
             save_config(config, run_dir / CONFIG_FILE)
         except BaseException:
             venv.close()
@@ -528,7 +257,7 @@ def _reward_and_env(config: RunConfig, seed: int, normalize: bool) -> tuple[Rewa
 
     from vlmreward.rl.scale import RayRuntime, replica_config
 
-    _check_env_id(config)
+    check_env_id(config)
     if config.reward.kind == "ground_truth":
         runtime = RayRuntime(config, local_reward=build_reward_model(config), env_seed=seed)
     else:
@@ -553,17 +282,6 @@ def _check_resume_overrides(overrides: Iterable[str]) -> list[str]:
             )
     return items
 
-
-def load_run_config(run_dir: str | os.PathLike, overrides: Iterable[str] = ()) -> RunConfig:
-    """The config saved in a run directory (``RUN_DIR/config.yaml``), with overrides.
-
-    Raises:
-        ConfigError: not a run directory, or an invalid config.
-    """
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError(f"{str(run_dir)!r} is not a run directory ({CONFIG_FILE} is missing); give the directory `vlmreward train` created.")
-    return load_config(path, overrides)
 
 
 def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progress_bar: bool | None = None) -> Path:
@@ -629,15 +347,6 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
 # evaluation of a finished run
 
 
-def _policy_source(run_dir: Path) -> tuple[Path, Path | None, str]:
-    final = run_dir / FINAL_MODEL_FILE
-    if final.is_file():
-        norm = run_dir / FINAL_VEC_NORMALIZE_FILE
-        return final, norm if norm.is_file() else None, "final model"
-    info = latest_checkpoint(run_dir)
-    return info.model, info.vec_normalize, f"checkpoint at {info.num_timesteps} steps"
-
-
 def evaluate_run(
     run_dir: str | os.PathLike,
     episodes: int = 10,
@@ -674,17 +383,9 @@ def evaluate_run(
         raise ConfigError(f"episodes must be at least 1; got {episodes}.")
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    model_path, norm_path, source = _policy_source(run_dir)
+    model, vec_normalize, source, model_path = load_policy(run_dir, device=config.algorithm_kwargs.get("device", "auto"))
     reward_model = build_reward_model(config)
     encoder = goal_text_encoder(config, reward_model)
-    model = ALGORITHM_CLASSES[config.algorithm].load(model_path, device=config.algorithm_kwargs.get("device", "auto"))
-    vec_normalize = None
-    if norm_path is not None:
-        with open(norm_path, "rb") as f:
-            import pickle
-
-            vec_normalize = pickle.load(f)
-        vec_normalize.training = False
     results: dict[str, PolicyEvaluation] = {}
     for goal_set in goal_sets(config) or [None]:
         env = make_eval_env(config, reward_model, goal_set, encoder)
@@ -710,20 +411,10 @@ def evaluate_run(
     if config.goals is not None:  # success on training and held-out goals, separately
         data["goal_set"] = next(iter(results))
         data["goal_sets"] = {name: r.to_dict() for name, r in results.items()}
-    data = _json_safe(data)
+    data = json_safe(data)
     tmp = run_dir / f".{EVALUATION_FILE}.tmp"
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, run_dir / EVALUATION_FILE)
     return data
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.floating, np.integer)):
-        return _json_safe(value.item())
-    return value

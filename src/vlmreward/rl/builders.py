@@ -1,0 +1,266 @@
+"""The building blocks of a training run, from a :class:`~vlmreward.rl.config.RunConfig`: the reward
+model (through the reward registry), the goal text encoder, the training and evaluation
+environments, and the stable-baselines3 algorithm. :mod:`vlmreward.rl.train` puts them together;
+``vlmreward collect`` and the Ray runtime use them too."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import gymnasium as gym
+import torch
+from stable_baselines3 import DQN, PPO, SAC
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+
+from vlmreward._importing import import_object
+from vlmreward.envs import VLMRewardWrapper, make_vlm_vec_env
+from vlmreward.rewards.base import RewardModel
+from vlmreward.rl.config import (
+    ConfigError,
+    RunConfig,
+)
+from vlmreward.rl.deferred import attach_reward_source, deferred_buffer_class
+
+__all__ = [
+    "build_reward_model",
+    "goal_text_encoder",
+    "goal_sets",
+    "env_kwargs_of",
+    "make_training_env",
+    "make_eval_env",
+    "build_algorithm",
+    "check_env_id",
+    "ALGORITHM_CLASSES",
+]
+
+_log = logging.getLogger("vlmreward.rl")
+
+ALGORITHM_CLASSES: dict[str, type[BaseAlgorithm]] = {"PPO": PPO, "SAC": SAC, "DQN": DQN}
+_ACTION_SPACES: dict[str, tuple[type[gym.Space], ...]] = {
+    "PPO": (gym.spaces.Box, gym.spaces.Discrete, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary),
+    "SAC": (gym.spaces.Box,),
+    "DQN": (gym.spaces.Discrete,),
+}
+
+def _load_vlm(config: RunConfig) -> Any:
+    return config.model.spec().load("model.device")
+
+
+def build_reward_model(config: RunConfig) -> RewardModel:
+    """The reward model ``config.reward`` describes (:func:`vlmreward.rewards.registry.build_reward`),
+    loading the VLM (``config.model``) once if the kind needs one.
+
+    Raises:
+        ConfigError: a bad device.
+        InvalidParameterError: a ``custom`` factory that cannot be imported or called.
+        ModelNotFoundError, ModelNotAvailableError, PromptError, InvalidParameterError: from
+            :func:`vlmreward.load_model` and the reward classes.
+    """
+    from vlmreward.rewards.registry import build_reward
+
+    vlm = _load_vlm(config) if config.needs_vlm else None
+    return build_reward(config.reward.kind, config.reward_params(), vlm, config.reward_context())
+
+
+def goal_text_encoder(config: RunConfig, reward_model: RewardModel | None = None) -> Any:
+    """What embeds the goal sentences of a goal-conditioned run (``goals.text_encoder``), or None.
+
+    ``model`` (and ``auto`` when the run has a model): the VLM's text tower, the reward's own
+    model when it has one (loaded once); ``bag_of_words`` (and ``auto`` without a model): a
+    :class:`~vlmreward.envs.goal_conditioning.BagOfWordsTextEncoder` of ``goals.encoder_dim``.
+    """
+    from vlmreward.envs.goal_conditioning import BagOfWordsTextEncoder, ModelTextEncoder
+    from vlmreward.models.base import VisionLanguageModel
+
+    goals = config.goals
+    if goals is None:
+        return None
+    vlm = getattr(reward_model, "model", None)
+    vlm = vlm if isinstance(vlm, VisionLanguageModel) else None
+    if goals.text_encoder == "bag_of_words" or (goals.text_encoder == "auto" and vlm is None and not config.model.name):
+        return BagOfWordsTextEncoder(goals.encoder_dim, seed=0)
+    return ModelTextEncoder(vlm if vlm is not None else _load_vlm(config))
+
+
+def goal_sets(config: RunConfig) -> list[str]:
+    """The goal sets a goal-conditioned run is evaluated on: ``["train", "held_out"]`` with a
+    split, else ``["all"]``; ``[]`` for a run without goals."""
+    if config.goals is None:
+        return []
+    return ["train", "held_out"] if config.goals.has_split() else ["all"]
+
+
+def env_kwargs_of(config: RunConfig, goal_set: str | None = None) -> dict[str, Any]:
+    """``env.kwargs``, plus the goal family, split and goal set of a goal-conditioned run."""
+    goals = config.goals
+    if goals is None:
+        return dict(config.env.kwargs)
+    kwargs: dict[str, Any] = {"family": goals.load_family(), **goals.split_kwargs(), "goal_set": goal_sets(config)[0]}
+    if goals.types is not None:
+        kwargs["goal_types"] = list(goals.types)
+    kwargs.update(config.env.kwargs)
+    if goal_set is not None:
+        kwargs["goal_set"] = goal_set
+    return kwargs
+
+
+def check_env_id(config: RunConfig) -> None:
+    try:
+        gym.spec(config.env.id)
+    except gym.error.Error as err:
+        raise ConfigError(f"env.id: {err}") from None
+
+
+def make_training_env(
+    config: RunConfig, reward_model: RewardModel, seed: int, normalize: bool = True, encoder: Any = None
+) -> VecEnv:
+    """``config.env.n_envs`` copies of the environment, VLM-rewarded, optionally ``VecNormalize``-d.
+
+    Args:
+        config: the run config.
+        reward_model: from :func:`build_reward_model`.
+        seed: seed of the sub-environments (``seed + i`` for the ``i``-th).
+        normalize: wrap in a fresh ``VecNormalize`` when ``env.normalize_observations`` (False
+            when the caller loads saved statistics itself).
+        encoder: the goal text encoder of a goal-conditioned run (default :func:`goal_text_encoder`).
+
+    Raises:
+        ConfigError: an unknown environment id or bad environment keyword arguments.
+    """
+    check_env_id(config)
+    mode, weight = config.reward_mode
+    wrapper = None
+    if config.goals is not None:
+        from vlmreward.envs.goal_conditioning import GoalObservation
+
+        encoder = encoder if encoder is not None else goal_text_encoder(config, reward_model)
+
+        def wrapper(env: gym.Env) -> gym.Env:
+            return GoalObservation(env, encoder)
+
+    try:
+        venv: VecEnv = make_vlm_vec_env(
+            config.env.id,
+            config.env.n_envs,
+            reward_model,
+            mode=mode,  # type: ignore[arg-type]
+            weight=weight,
+            deferred=config.deferred,
+            score_batch_size=config.score_batch_size,
+            seed=seed,
+            env_kwargs=env_kwargs_of(config),
+            wrapper=wrapper,
+        )
+    except TypeError as err:
+        raise ConfigError(f"env.kwargs: {config.env.id} does not accept them ({err}).") from err
+    if normalize and config.env.normalize_observations:
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
+    return venv
+
+
+def make_eval_env(config: RunConfig, reward_model: RewardModel, goal_set: str | None = None, encoder: Any = None) -> gym.Env:
+    """One environment with the run's reward (:class:`~vlmreward.envs.VLMRewardWrapper`), for evaluation.
+
+    Args:
+        config: the run config.
+        reward_model: from :func:`build_reward_model`.
+        goal_set: for a goal-conditioned run, the goals to draw from (``"train"``, ``"held_out"``
+            or ``"all"``; default: the training goals); the observation carries the goal's embedding.
+        encoder: the goal text encoder (default :func:`goal_text_encoder`).
+
+    Raises:
+        ConfigError: an unknown environment id or bad keyword arguments.
+    """
+    check_env_id(config)
+    mode, weight = config.reward_mode
+    try:
+        env = gym.make(config.env.id, render_mode="rgb_array", **env_kwargs_of(config, goal_set))
+    except TypeError as err:
+        raise ConfigError(f"env.kwargs: {config.env.id} does not accept them ({err}).") from err
+    if config.goals is not None:
+        from vlmreward.envs.goal_conditioning import GoalObservation
+
+        env = GoalObservation(env, encoder if encoder is not None else goal_text_encoder(config, reward_model))
+    return VLMRewardWrapper(env, reward_model, mode=mode, weight=weight)  # type: ignore[arg-type]
+
+
+def _algorithm_kwargs(config: RunConfig) -> dict[str, Any]:
+    """``algorithm_kwargs`` with conveniences resolved: ``"lin_<v>"`` schedules, activation and feature-extractor names."""
+    kwargs = dict(config.algorithm_kwargs)
+    for key in ("learning_rate", "clip_range"):
+        value = kwargs.get(key)
+        if isinstance(value, str):
+            match = re.fullmatch(r"lin_([-+]?[\d.]+(?:[eE][-+]?\d+)?)", value.strip())
+            if not match:
+                raise ConfigError(f"algorithm_kwargs.{key}: {value!r} is neither a number nor 'lin_<start value>'.")
+            kwargs[key] = LinearSchedule(float(match.group(1)), 0.0, 1.0)
+    policy_kwargs = kwargs.get("policy_kwargs")
+    if isinstance(policy_kwargs, dict) and isinstance(policy_kwargs.get("activation_fn"), str):
+        name = policy_kwargs["activation_fn"].removeprefix("nn.").removeprefix("torch.nn.")
+        activation = getattr(torch.nn, name, None)
+        if not (isinstance(activation, type) and issubclass(activation, torch.nn.Module)):
+            raise ConfigError(f"algorithm_kwargs.policy_kwargs.activation_fn: {name!r} is not a torch.nn module (ReLU, Tanh, ...).")
+        kwargs["policy_kwargs"] = {**policy_kwargs, "activation_fn": activation}
+    policy_kwargs = kwargs.get("policy_kwargs")
+    if isinstance(policy_kwargs, dict) and isinstance(policy_kwargs.get("features_extractor_class"), str):
+        kwargs["policy_kwargs"] = {**policy_kwargs, "features_extractor_class": _extractor(policy_kwargs["features_extractor_class"])}
+    return kwargs
+
+
+def _extractor(name: str) -> type:
+    """A features extractor class by short name (:data:`vlmreward.rl.policies.FEATURE_EXTRACTORS`) or ``module:Class``."""
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+    from vlmreward.rl.policies import FEATURE_EXTRACTORS
+
+    if name in FEATURE_EXTRACTORS:
+        return FEATURE_EXTRACTORS[name]
+    try:
+        target: Any = import_object(name)
+    except (ImportError, AttributeError, ValueError) as err:
+        target = None
+        problem = str(err)
+    else:
+        problem = "not a features extractor class"
+    if not (isinstance(target, type) and issubclass(target, BaseFeaturesExtractor)):
+        raise ConfigError(
+            f"algorithm_kwargs.policy_kwargs.features_extractor_class: {name!r} ({problem}); use "
+            f"{', '.join(FEATURE_EXTRACTORS)} or 'package.module:Class'."
+        )
+    return target
+
+
+def build_algorithm(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
+    """The stable-baselines3 algorithm of ``config``, with deferred buffers when scoring is deferred.
+
+    Raises:
+        ConfigError: the algorithm does not support the environment's action space, or SB3
+            rejects an ``algorithm_kwargs`` value.
+    """
+    cls = ALGORITHM_CLASSES[config.algorithm]
+    supported = _ACTION_SPACES[config.algorithm]
+    if not isinstance(venv.action_space, supported):
+        names = ", ".join(s.__name__ for s in supported)
+        raise ConfigError(
+            f"algorithm: {config.algorithm} supports {names} action spaces but {config.env.id} has "
+            f"{type(venv.action_space).__name__}; use "
+            + ("SAC or PPO" if isinstance(venv.action_space, gym.spaces.Box) else "DQN or PPO")
+            + "."
+        )
+    kwargs = _algorithm_kwargs(config)
+    if config.deferred:
+        key = "replay_buffer_class" if issubclass(cls, OffPolicyAlgorithm) else "rollout_buffer_class"
+        kwargs[key] = deferred_buffer_class(key == "replay_buffer_class", isinstance(venv.observation_space, gym.spaces.Dict))
+    try:
+        model = cls(config.policy, venv, seed=config.seed, verbose=0, **kwargs)
+    except (TypeError, ValueError, AssertionError) as err:
+        raise ConfigError(f"algorithm_kwargs: {config.algorithm} rejected them: {err}") from err
+    attach_reward_source(model, venv)
+    return model
+
+

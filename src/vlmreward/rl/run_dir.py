@@ -1,0 +1,175 @@
+"""The run directory of a training run: its files, its logger, its creation, and what reads it back.
+
+``RUN_DIR/config.yaml`` (:data:`CONFIG_FILE`), ``logs/progress.csv`` (continued across resumes),
+``final_model.zip`` (:data:`FINAL_MODEL_FILE`), ``evaluation.json`` (:data:`EVALUATION_FILE`);
+checkpoints are :mod:`vlmreward.rl.checkpoints`'.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterable, NamedTuple
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
+
+from vlmreward.rl.checkpoints import latest_checkpoint
+from vlmreward.rl.config import (
+    ConfigError,
+    RunConfig,
+    load_config,
+)
+
+__all__ = [
+    "CONFIG_FILE",
+    "FINAL_MODEL_FILE",
+    "FINAL_VEC_NORMALIZE_FILE",
+    "EVALUATION_FILE",
+    "load_run_config",
+    "new_run_dir",
+    "make_logger",
+    "policy_source",
+    "load_policy",
+    "LoadedPolicy",
+    "atomic_model_save",
+    "json_safe",
+]
+
+CONFIG_FILE = "config.yaml"
+FINAL_MODEL_FILE = "final_model.zip"
+FINAL_VEC_NORMALIZE_FILE = "final_vecnormalize.pkl"
+EVALUATION_FILE = "evaluation.json"
+
+
+class _ResumableCSV(CSVOutputFormat):
+    """SB3's CSV output, continuing an existing ``progress.csv`` (same header, rows appended)."""
+
+    def __init__(self, filename: str) -> None:  # noqa: D107
+        exists = os.path.isfile(filename) and os.path.getsize(filename) > 0
+        self.file = open(filename, "r+" if exists else "w+")
+        header = self.file.readline().rstrip("\n") if exists else ""
+        self.keys = header.split(",") if header else []
+        self.file.seek(0, os.SEEK_END)
+        self.separator = ","
+        self.quotechar = '"'
+
+
+def make_logger(config: RunConfig, run_dir: Path) -> Logger:
+    folder = run_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    formats = [_ResumableCSV(str(folder / "progress.csv"))]
+    if config.log.tensorboard:
+        formats.append(make_output_format("tensorboard", str(folder)))
+    if config.log.stdout:
+        formats.append(make_output_format("stdout", str(folder)))
+    return Logger(folder=str(folder), output_formats=formats)
+
+
+def new_run_dir(config: RunConfig) -> Path:
+    base = Path(config.output_dir)
+    if config.run_name:
+        run_dir = base / config.run_name
+        if (run_dir / CONFIG_FILE).exists():
+            raise ConfigError(
+                f"run_name: {run_dir} already holds a run; continue it with `vlmreward train --resume {run_dir}` "
+                "or choose another run_name."
+            )
+    else:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        slug = re.sub(r"[^\w.\-]+", "-", config.env.id.split("/")[-1])
+        run_dir = base / f"{config.algorithm.lower()}-{slug}-{stamp}"
+        k = 1
+        while run_dir.exists():
+            run_dir = base / f"{config.algorithm.lower()}-{slug}-{stamp}-{k}"
+            k += 1
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"output_dir: cannot create {run_dir} ({err}).") from err
+    return run_dir
+
+
+def atomic_model_save(model: BaseAlgorithm, path: Path) -> None:
+    tmp = path.with_name(f".{path.stem}.tmp.zip")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def load_run_config(run_dir: str | os.PathLike, overrides: Iterable[str] = ()) -> RunConfig:
+    """The config saved in a run directory (``RUN_DIR/config.yaml``), with overrides.
+
+    Raises:
+        ConfigError: not a run directory, or an invalid config.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{str(run_dir)!r} is not a run directory ({CONFIG_FILE} is missing); give the directory `vlmreward train` created.")
+    return load_config(path, overrides)
+
+
+def policy_source(run_dir: Path) -> tuple[Path, Path | None, str]:
+    final = run_dir / FINAL_MODEL_FILE
+    if final.is_file():
+        norm = run_dir / FINAL_VEC_NORMALIZE_FILE
+        return final, norm if norm.is_file() else None, "final model"
+    info = latest_checkpoint(run_dir)
+    return info.model, info.vec_normalize, f"checkpoint at {info.num_timesteps} steps"
+
+
+def json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (np.floating, np.integer)):
+        return json_safe(value.item())
+    return value
+
+
+class LoadedPolicy(NamedTuple):
+    """A run's trained policy (:func:`load_policy`)."""
+
+    model: BaseAlgorithm
+    vec_normalize: Any  # VecNormalize (frozen) or None
+    source: str  # "final model" or "checkpoint at N steps"
+    path: Path  # the model file
+
+
+def load_policy(run_dir: str | os.PathLike, device: str = "auto") -> LoadedPolicy:
+    """The trained policy of a run directory: the final model, else the latest checkpoint.
+
+    Args:
+        run_dir: a directory made by ``vlmreward train``.
+        device: where the policy runs.
+
+    Returns:
+        :class:`LoadedPolicy`: ``vec_normalize`` (the training statistics, frozen:
+        ``training=False``, or None) normalises observations alike; ``source`` says which file.
+
+    Raises:
+        ConfigError: not a run directory. CheckpointError: neither a final model nor a checkpoint.
+
+    Loading unpickles SB3's files (the model archive and ``VecNormalize``): a run directory is
+    code, as for ``torch.load`` and SB3 itself; load only your own.
+    """
+    import pickle
+
+    from vlmreward.rl.builders import ALGORITHM_CLASSES
+
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    model_path, norm_path, source = policy_source(run_dir)
+    model = ALGORITHM_CLASSES[config.algorithm].load(str(model_path), device=device)
+    vec_normalize = None
+    if norm_path is not None:
+        with open(norm_path, "rb") as f:
+            vec_normalize = pickle.load(f)
+        vec_normalize.training = False
+    return LoadedPolicy(model, vec_normalize, source, Path(model_path))
