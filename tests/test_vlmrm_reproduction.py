@@ -446,3 +446,45 @@ def test_evaluate_policy_prints_both_success_rules(train_cli, tmp_path):
     fractions = evaluation["success_fractions"]
     assert len(fractions) == 3 and all(0.0 <= f <= 1.0 for f in fractions)
     assert evaluation["success_rate_held"] == pytest.approx(np.mean([f >= 0.5 for f in fractions]))
+
+
+# The paper's values (reference.md §5: appendix C.1/C.2, Tables 1 and 3), transcribed here independently of the configs.
+TABLE_3 = {
+    "kneeling": "a humanoid robot kneeling",
+    "lotus": "a humanoid robot seated down, meditating in the lotus position",
+    "standing": "a humanoid robot standing up",
+    "arms_raised": "a humanoid robot standing up, with both arms raised",
+    "splits": "a humanoid robot practicing gymnastics, doing the side splits",
+    "hands_on_hips": "a humanoid robot standing up with hands on hips",
+    "arms_crossed": "a humanoid robot standing up, with its arms crossed",
+    "standing_on_one_leg": "a humanoid robot standing up on one leg",
+}
+
+
+def test_vlmrm_configs_carry_the_papers_values():
+    from vlmreward.rl.config import load_config
+
+    vlmrm = ROOT / "configs" / "vlmrm"
+    c = load_config(vlmrm / "cartpole.yaml")
+    assert (c.algorithm, c.total_steps, c.checkpoint_every, c.seed) == ("DQN", 3_000_000, 64_000, 42)
+    assert {k: c.algorithm_kwargs[k] for k in ("learning_rate", "learning_starts", "train_freq", "gradient_steps")} == {
+        "learning_rate": 2.3e-3, "learning_starts": 75_000, "train_freq": 200, "gradient_steps": 200}
+    assert c.algorithm_kwargs["policy_kwargs"]["net_arch"] == [256, 256]
+    assert (c.reward.goal, c.reward.baseline, c.reward.alpha) == ("pole vertically upright on top of the cart", "pole and cart", 0.5)
+    assert c.model.name == "open_clip:ViT-g-14/laion2b_s34b_b88k" and c.env.kwargs["episode_length"] == 200
+
+    m = load_config(vlmrm / "mountain_car.yaml")
+    assert (m.algorithm, m.total_steps) == ("SAC", 3_000_000)
+    assert {k: m.algorithm_kwargs[k] for k in ("tau", "gamma", "learning_rate", "ent_coef")} == {
+        "tau": 0.01, "gamma": 0.9999, "learning_rate": 1e-4, "ent_coef": 0.1}
+    assert m.algorithm_kwargs["policy_kwargs"]["net_arch"] == [64, 64]
+    assert (m.reward.goal, m.reward.baseline) == ("a car at the peak of the mountain, next to the yellow flag", "a car in the mountain")
+    assert m.env.kwargs["textures"] == "reference" and m.env.kwargs["episode_length"] == 200
+
+    for task, goal in TABLE_3.items():
+        h = load_config(vlmrm / f"humanoid_{task}.yaml")
+        assert (h.algorithm, h.total_steps, h.checkpoint_every, h.score_batch_size) == ("SAC", 10_000_000, 128_000, 3200)
+        assert {k: h.algorithm_kwargs[k] for k in ("learning_rate", "tau", "gamma", "learning_starts", "train_freq", "gradient_steps")} == {
+            "learning_rate": 6e-4, "tau": 0.005, "gamma": 0.95, "learning_starts": 50_000, "train_freq": 100, "gradient_steps": 100}
+        assert (h.reward.goal, h.reward.baseline, h.reward.alpha) == (goal, "a humanoid robot", 0.0)
+        assert h.env.kwargs["task"] == task and h.env.kwargs["textures"] == "reference"
