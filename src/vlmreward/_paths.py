@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["cache_root", "atomic_write_bytes"]
+__all__ = ["cache_root", "atomic_write_bytes", "atomic_write_text", "write_output_text"]
 
 
 def cache_root() -> Path:
@@ -33,3 +33,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """:func:`atomic_write_bytes` of ``text`` in UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_output_text(path: str | os.PathLike, text: str) -> None:
+    """Write a command's output file atomically; a failure is one line a user can act on.
+
+    Raises:
+        InvalidParameterError: the file cannot be written (the message says to choose another ``--out``).
+    """
+    from vlmreward.errors import InvalidParameterError
+
+    try:
+        atomic_write_text(path, text)
+    except OSError as err:
+        raise InvalidParameterError(f"cannot write {str(path)!r}: {err.strerror or err}; choose another --out.") from err

@@ -32,6 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from vlmreward._paths import write_output_text
 from vlmreward.errors import InvalidParameterError
 from vlmreward.eval.calibration import CalibrationError, ThresholdChoice, pick_alpha_by_epic, threshold_for_precision
 from vlmreward.eval.dataset import Dataset, json_safe
@@ -611,7 +612,7 @@ def evaluate_dataset(
     }
     metrics = json_safe(metrics)
     files["metrics"] = out / METRICS_FILE
-    _write_text(files["metrics"], json.dumps(metrics, indent=2) + "\n")
+    write_output_text(files["metrics"], json.dumps(metrics, indent=2) + "\n")
     if report:
         files["report"] = out / REPORT_FILE
         write_report(files["report"], metrics, {k: v for k, v in files.items() if v.suffix == ".png"})
@@ -621,14 +622,3 @@ def evaluate_dataset(
 def _display_name(name: str) -> str:
     """A model name for a plot title: a local directory by its last component."""
     return Path(name).name if os.path.isdir(name) else name
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise InvalidParameterError(f"cannot write {str(path)!r}: {err.strerror or err}; choose another --out.") from err
-

@@ -15,6 +15,8 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from vlmreward._paths import write_output_text
+
 __all__ = ["write_report", "write_sweep_report", "markdown_table", "format_number", "image_data_uri", "METRIC_COLUMNS"]
 
 METRIC_COLUMNS: list[tuple[str, str]] = [
@@ -123,17 +125,6 @@ def _notes(notes: Sequence[str]) -> str:
     return "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
 
 
-def _write(path: Path, text: str) -> None:
-    from vlmreward.errors import InvalidParameterError
-
-    try:
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        raise InvalidParameterError(f"cannot write {str(path)!r}: {err.strerror or err}; choose another --out.") from err
-
-
 def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Mapping[str, Path]) -> Path:
     """Write the HTML report of an evaluation.
 
@@ -199,7 +190,7 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
     parts.append("<h2>Plots</h2>" + _figures(images))
     from vlmreward import __version__
 
-    _write(path, _page(f"Reward evaluation: {goal}", "\n".join(parts), metrics.get("vlmreward_version", __version__)))
+    write_output_text(path, _page(f"Reward evaluation: {goal}", "\n".join(parts), metrics.get("vlmreward_version", __version__)))
     return path
 
 
@@ -251,5 +242,5 @@ def write_sweep_report(
     parts.append("<h2>Plots</h2>" + _figures(images))
     from vlmreward import __version__
 
-    _write(path, _page(f"Sweep: {summary['dataset']}", "\n".join(parts), __version__))
+    write_output_text(path, _page(f"Sweep: {summary['dataset']}", "\n".join(parts), __version__))
     return path

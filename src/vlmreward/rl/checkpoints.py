@@ -26,6 +26,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
+from vlmreward._paths import atomic_write_text
 from vlmreward.errors import VLMRewardError
 from vlmreward.rl.deferred import DeferredDictReplayBuffer, DeferredReplayBuffer
 
@@ -156,12 +157,6 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> CheckpointInfo:
     return info
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 class Checkpointer:
     """Writes consistent checkpoints of one run into ``RUN_DIR/checkpoints``.
 
@@ -253,7 +248,7 @@ class Checkpointer:
         history = self._history()
         history.append(name)
         pointer = {"checkpoint": name, "num_timesteps": steps, "reason": reason, "algorithm": self.algorithm, "history": history}
-        _atomic_write_text(self.directory / LATEST, json.dumps(pointer, indent=2) + "\n")
+        atomic_write_text(self.directory / LATEST, json.dumps(pointer, indent=2) + "\n")
         self.last = CheckpointInfo(final, steps, reason, self.algorithm)
         self._prune(history)
         _log.debug("checkpoint (%s) at %d steps: %s", reason, steps, final)
@@ -273,5 +268,5 @@ class Checkpointer:
             shutil.rmtree(self.directory / name, ignore_errors=True)
         pointer = json.loads((self.directory / LATEST).read_text(encoding="utf-8"))
         pointer["history"] = history[-self.keep :]
-        _atomic_write_text(self.directory / LATEST, json.dumps(pointer, indent=2) + "\n")
+        atomic_write_text(self.directory / LATEST, json.dumps(pointer, indent=2) + "\n")
 

@@ -45,6 +45,7 @@ from pydantic import (
     model_validator,
 )
 
+from vlmreward._paths import atomic_write_text
 from vlmreward._yamlfile import read_yaml_file
 from vlmreward.distributed.config import ScaleConfig, check_scale_fits
 from vlmreward.errors import VLMRewardError
@@ -549,11 +550,9 @@ def dump_config(config: RunConfig) -> str:
 
 
 def save_config(config: RunConfig, path: str | os.PathLike) -> Path:
-    """Write :func:`dump_config` to ``path`` atomically (a temporary name, then ``os.replace``)."""
+    """Write :func:`dump_config` to ``path`` atomically (:func:`vlmreward._paths.atomic_write_text`)."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(dump_config(config), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_text(path, dump_config(config))
     return path
 
 

@@ -39,6 +39,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from vlmreward._paths import atomic_write_text
 from vlmreward.rewards.base import RewardModel
 from vlmreward.rl.callbacks import CheckpointCallback, EpisodeLogCallback, EvalCallback, StopAtTotalSteps
 from vlmreward.rl.checkpoints import CheckpointError, Checkpointer, latest_checkpoint, restore_rng_state
@@ -412,9 +413,7 @@ def evaluate_run(
         data["goal_set"] = next(iter(results))
         data["goal_sets"] = {name: r.to_dict() for name, r in results.items()}
     data = json_safe(data)
-    tmp = run_dir / f".{EVALUATION_FILE}.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / EVALUATION_FILE)
+    atomic_write_text(run_dir / EVALUATION_FILE, json.dumps(data, indent=2) + "\n")
     return data
 
 
