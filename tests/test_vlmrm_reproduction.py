@@ -488,3 +488,21 @@ def test_vlmrm_configs_carry_the_papers_values():
             "learning_rate": 6e-4, "tau": 0.005, "gamma": 0.95, "learning_starts": 50_000, "train_freq": 100, "gradient_steps": 100}
         assert (h.reward.goal, h.reward.baseline, h.reward.alpha) == (goal, "a humanoid robot", 0.0)
         assert h.env.kwargs["task"] == task and h.env.kwargs["textures"] == "reference"
+
+
+def test_normalisation_statistics_of_the_papers_models():
+    """docs/reproducing-vlmrm.md: the reference normalises every model with OpenAI's statistics; open_clip's own
+    statistics agree for the configs' models and differ for ViT-L-14/laion2b_s32b_b82k (read from open_clip's
+    pretrained configs, no download)."""
+    from vlmreward.models._compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    import open_clip
+
+    openai = (tuple(open_clip.OPENAI_DATASET_MEAN), tuple(open_clip.OPENAI_DATASET_STD))
+    for arch, tag in [("RN50", "openai"), ("ViT-H-14", "laion2b_s32b_b79k"), ("ViT-g-14", "laion2b_s34b_b88k"),
+                      ("ViT-bigG-14", "laion2b_s39b_b160k")]:
+        cfg = open_clip.get_pretrained_cfg(arch, tag)
+        assert (tuple(cfg.get("mean", openai[0])), tuple(cfg.get("std", openai[1]))) == openai, (arch, tag)
+    cfg = open_clip.get_pretrained_cfg("ViT-L-14", "laion2b_s32b_b82k")
+    assert tuple(cfg["mean"]) == tuple(cfg["std"]) == (0.5, 0.5, 0.5)

@@ -60,6 +60,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from vlmreward._json import json_safe
 from vlmreward.errors import InputFileError, InvalidParameterError, VLMRewardError
 
 __all__ = [
@@ -690,20 +691,3 @@ def _read_table(root: Path, columns: dict[str, str]) -> dict[str, np.ndarray]:
     except csv.Error as err:
         raise DatasetError(f"{LABELS_FILE} of {str(root)!r} is corrupt: {err}.") from err
     return {name: np.asarray(v, dtype=_DTYPES[columns[name]]) for name, v in values.items()}
-
-
-def json_safe(value: Any) -> Any:
-    """JSON-serialisable copy: NumPy scalars to Python, non-finite floats to None, tuples to lists."""
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist())
-    if isinstance(value, (np.floating, np.integer, np.bool_)):
-        return json_safe(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path):
-        return str(value)
-    return value

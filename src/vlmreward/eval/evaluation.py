@@ -32,10 +32,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from vlmreward._json import json_safe
 from vlmreward._paths import write_output_text
 from vlmreward.errors import InvalidParameterError
 from vlmreward.eval.calibration import CalibrationError, ThresholdChoice, pick_alpha_by_epic, threshold_for_precision
-from vlmreward.eval.dataset import Dataset, json_safe
+from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
 from vlmreward.eval.metrics import DetectionMetrics, correlations, detection_metrics, epic_distance
 from vlmreward.models.base import VisionLanguageModel

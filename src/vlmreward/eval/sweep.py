@@ -44,9 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from vlmreward._json import json_safe
 from vlmreward._yamlfile import read_yaml_file
 from vlmreward.errors import InvalidParameterError, PromptFileError
-from vlmreward.eval.dataset import Dataset, json_safe
+from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
 from vlmreward.models.spec import ModelSpec
 from vlmreward.eval.evaluation import RewardSetting, resolve_label, build_reward, score_rewards

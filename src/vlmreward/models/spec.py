@@ -9,7 +9,7 @@ the one place where ``"auto"`` and device names are checked.
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 import torch
@@ -83,14 +83,6 @@ class ModelSpec:
     autocast: Optional[Union[str, bool]] = None
     truncate: bool = False
     batch_size: int = 64
-
-    def replace(self, **changes: Any) -> "ModelSpec":
-        """A copy with ``changes``."""
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable fields (for run directories and reports)."""
-        return asdict(self)
 
     def load(self, device_name: str = "device") -> Any:
         """Load the model (:func:`vlmreward.load_model`) on the resolved device, with ``batch_size`` set.

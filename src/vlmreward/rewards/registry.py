@@ -35,6 +35,7 @@ from pydantic import BaseModel, ValidationError, create_model
 
 from vlmreward._importing import import_object
 from vlmreward.errors import InvalidParameterError, VLMRewardError
+from vlmreward.models.spec import ModelSpec
 from vlmreward.rewards.params import NoParams, RewardParams
 
 __all__ = [
@@ -318,6 +319,6 @@ def build_reward(
     """
     spec = reward_kind(kind)
     validated = validate_params(spec, params)
-    if model is not None and hasattr(model, "load") and callable(model.load) and not hasattr(model, "encode_images"):
+    if isinstance(model, ModelSpec):
         model = model.load() if spec.model != "none" else None
     return spec.build(validated, model=model, context=context)

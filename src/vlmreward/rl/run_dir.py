@@ -8,13 +8,11 @@ checkpoints are :mod:`vlmreward.rl.checkpoints`'.
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
-import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 
@@ -37,7 +35,6 @@ __all__ = [
     "load_policy",
     "LoadedPolicy",
     "atomic_model_save",
-    "json_safe",
 ]
 
 CONFIG_FILE = "config.yaml"
@@ -119,18 +116,6 @@ def policy_source(run_dir: Path) -> tuple[Path, Path | None, str]:
         return final, norm if norm.is_file() else None, "final model"
     info = latest_checkpoint(run_dir)
     return info.model, info.vec_normalize, f"checkpoint at {info.num_timesteps} steps"
-
-
-def json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (np.floating, np.integer)):
-        return json_safe(value.item())
-    return value
 
 
 class LoadedPolicy(NamedTuple):

@@ -39,6 +39,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
+from vlmreward._json import json_safe
 from vlmreward._paths import atomic_write_text
 from vlmreward.rewards.base import RewardModel
 from vlmreward.rl.callbacks import CheckpointCallback, EpisodeLogCallback, EvalCallback, StopAtTotalSteps
@@ -68,7 +69,6 @@ from vlmreward.rl.run_dir import (
     FINAL_MODEL_FILE,
     FINAL_VEC_NORMALIZE_FILE,
     atomic_model_save,
-    json_safe,
     load_policy,
     load_run_config,
     make_logger,
