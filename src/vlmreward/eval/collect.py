@@ -5,50 +5,36 @@
 
 * ``"random"``: episodes of uniformly sampled actions (``action_space.sample()``, seeded);
 * ``"scripted"``: a sweep over states set directly in the simulator, chosen so that a reward
-  landscape reads at a glance and goal states (positives) exist:
-
-  - CartPole: a grid over pole angle (``±0.4`` rad, the upright label is ``|θ| < 0.1``) and cart
-    position (``±1.8`` m), velocities zero (``env.unwrapped.state``);
-  - MountainCar(Continuous): the car at evenly spaced positions over the whole track
-    ``[-1.2, 0.6]``, velocity zero (``env.unwrapped.state``);
-  - MiniWorldGoals (``vlmreward/MiniWorldGoals-v0``): goal after goal of the goal set, a room
-    each, with hand-set states about half of which achieve the goal (Find: the agent at or away
-    from the object, facing it or not; Lift: carrying the object, another, or none; Place: the
-    object next to the target, away from it, or carried beside it);
-  - Humanoid (MuJoCo): hand-set poses (kneeling on both knees and on one, sitting on the heels,
-    arms raised, the splits, the lotus position, hands on hips, standing on one leg two ways,
-    and look-alikes that are not goals: sitting with the legs forward, lying with the arms up,
-    squatting, a lunge, hands on the chest, hands touching in front, a walking step;
-    :data:`~vlmreward.envs.humanoid_poses.HUMANOID_POSES_SET_BY_HAND`), each approached from standing in
-    evenly spaced fractions ``t ∈ [0, 1]`` of its joint angles, the body lowered onto the floor
-    (``data.qpos``, then ``mj_forward``). The poses are those the success detectors are tested
-    on (``tests/test_envs_paper.py``).
+  landscape reads at a glance and goal states (positives) exist. The environment's probe
+  (:mod:`vlmreward.envs.probes`, registered beside the environment) sets them: CartPole's
+  grid of pole angles and cart positions, MountainCar's positions along the track, the
+  Humanoid's hand-set poses, MiniWorldGoals' goal states;
 
 * a run directory of ``vlmreward train``: episodes of the trained stable-baselines3 policy
   (deterministic actions), when :mod:`vlmreward.rl` is installed.
 
 Each frame is the state *reached* by a step (or set by the sweep); its row holds the episode,
-step, ground-truth reward, binary success labels (the detectors of
-:mod:`vlmreward.envs.success`; for Humanoid every pose's detector; for MiniWorldGoals the success
-of the frame's own goal) and the state variables by name (MiniWorldGoals: the frame's ``goal``,
-``goal_key`` and ``goal_type`` too, and the goal family in the metadata, so that ``evaluate``
-can score each frame against its goal and report AP per goal type). The metadata documents all
-of them (definitions, thresholds, units).
+step, ground-truth reward, and what the probe reads: binary success labels (for Humanoid every
+pose's detector; for MiniWorldGoals the success of the frame's own goal) and the state
+variables by name (MiniWorldGoals: the frame's ``goal``, ``goal_key`` and ``goal_type`` too,
+and the goal family in the metadata, so that ``evaluate`` can score each frame against its goal
+and report AP per goal type). The metadata documents all of them (definitions, thresholds,
+units). An environment without a registered probe records its observation entries and
+``info["is_success"]`` if it reports it.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import gymnasium as gym
 import numpy as np
 
-from vlmreward.envs import success
-from vlmreward.envs.humanoid_poses import HUMANOID_POSES_SET_BY_HAND, set_humanoid_pose
+from vlmreward.envs.probes import EnvProbe, default_env_kwargs, env_name, probe_for
+from vlmreward.envs.probes.classic_control import CARTPOLE_SWEEP_MAX_ANGLE, CARTPOLE_SWEEP_MAX_POSITION
 from vlmreward.errors import InvalidParameterError, VLMRewardError
 from vlmreward.eval.dataset import REQUIRED_COLUMNS, DatasetWriter
 
@@ -72,11 +58,9 @@ DEFAULT_EPISODES = 10
 DEFAULT_SWEEP_FRAMES = 200
 """Frames of a scripted sweep when ``frames`` is not given."""
 
-CARTPOLE_SWEEP_MAX_ANGLE = 0.4
-"""The CartPole sweep's pole angles span ``[-0.4, 0.4]`` rad (±23°): upright (``|θ| < 0.1``) is a quarter."""
+def _col(kind: str, description: str) -> dict[str, str]:
+    return {"type": kind, "description": description}
 
-CARTPOLE_SWEEP_MAX_POSITION = 1.8
-"""The CartPole sweep's cart positions span ``[-1.8, 1.8]`` m (the track is ±2.4 m)."""
 
 class PolicyError(VLMRewardError, ValueError):
     """A policy that is neither ``random``, ``scripted`` nor a usable run directory, or a
@@ -100,450 +84,6 @@ class CollectResult:
     episodes: int
     positives: int | None
     render_size: tuple[int, int]
-
-
-# ---------------------------------------------------------------------------------------------
-# environment adapters: state variables, labels, sweeps
-
-
-def _col(kind: str, description: str) -> dict[str, str]:
-    return {"type": kind, "description": description}
-
-
-def _doc(fn: Callable[..., Any]) -> str:
-    return " ".join((fn.__doc__ or "").split("\n\n")[0].split())
-
-
-class _Adapter:
-    """What the dataset records for one family of environments."""
-
-    family = "generic"
-    landscape_x: str | None = None
-
-    def __init__(self, env: gym.Env) -> None:
-        self.env = env
-
-    # columns ---------------------------------------------------------------------------------
-    def state_variables(self) -> dict[str, dict[str, str]]:
-        """``{name: {"type", "unit", "description"}}``."""
-        return {}
-
-    def labels(self) -> dict[str, dict[str, Any]]:
-        """``{name: {"definition", "detector", "thresholds"}}``."""
-        return {}
-
-    # values ----------------------------------------------------------------------------------
-    def state_row(self) -> dict[str, Any]:
-        return {}
-
-    def label_row(self, info: Mapping[str, Any]) -> dict[str, Any]:
-        return {}
-
-    # sweeps ----------------------------------------------------------------------------------
-    def sweep(self, n: int) -> Iterator[tuple[int, int, dict[str, Any]]]:
-        """Set ``n`` states one after the other; yields ``(line, index, extra_row)`` after each."""
-        raise PolicyError(
-            f"there is no scripted sweep for {_env_name(self.env)}; scripted sweeps exist for CartPole, "
-            "MountainCarContinuous and Humanoid. Use --policy random or a run directory."
-        )
-
-    def sweep_reward(self) -> float:
-        """The ground-truth reward of the state just set by :meth:`sweep`."""
-        raise NotImplementedError
-
-    def extra_metadata(self) -> dict[str, Any]:
-        """Entries added to ``metadata.json``."""
-        return {}
-
-    episode_reward_definition = "the reward env.step returned for the step that reached the frame's state"
-    sweep_reward_definition = ""
-    sweep_description = ""
-    sweep_landscape: tuple[str | None, str | None] = (None, None)
-
-
-class _CartPoleAdapter(_Adapter):
-    family = "cartpole"
-    landscape_x = "pole_angle"
-    episode_reward_definition = (
-        "CartPole's step reward: 1 for every step, the one that ends the episode included (gymnasium)"
-    )
-    sweep_reward_definition = (
-        "1 while the state is inside gymnasium's termination bounds (|pole_angle| <= 0.2095 rad = 12 deg and "
-        "|cart_position| <= 2.4 m), else 0: the per-step reward CartPole pays for keeping the pole up"
-    )
-    sweep_landscape = ("pole_angle", None)
-
-    def state_variables(self):
-        return {
-            "cart_position": {"type": "float", "unit": "m", "description": "cart position; the track spans ±2.4 m"},
-            "cart_velocity": {"type": "float", "unit": "m/s", "description": "cart velocity"},
-            "pole_angle": {
-                "type": "float", "unit": "rad",
-                "description": "pole angle from vertical; 0 upright, positive leaning towards +x (right)",
-            },
-            "pole_angular_velocity": {"type": "float", "unit": "rad/s", "description": "pole angular velocity"},
-        }
-
-    def labels(self):
-        return {
-            "is_success": {
-                "definition": "pole upright and cart on the track: |pole_angle| < "
-                f"{success.CARTPOLE_UPRIGHT_MAX_ANGLE} rad and |cart_position| <= {success.CARTPOLE_MAX_CART_POSITION} m",
-                "detector": "vlmreward.envs.success.cartpole_upright",
-                "thresholds": {
-                    "CARTPOLE_UPRIGHT_MAX_ANGLE": success.CARTPOLE_UPRIGHT_MAX_ANGLE,
-                    "CARTPOLE_MAX_CART_POSITION": success.CARTPOLE_MAX_CART_POSITION,
-                },
-            }
-        }
-
-    def state_row(self):
-        x, x_dot, theta, theta_dot = (float(v) for v in np.asarray(self.env.unwrapped.state, dtype=np.float64))
-        return {"cart_position": x, "cart_velocity": x_dot, "pole_angle": theta, "pole_angular_velocity": theta_dot}
-
-    def label_row(self, info):
-        return {"is_success": success.cartpole_upright(self.env.unwrapped.state)}
-
-    def sweep(self, n):
-        n_pos = _grid_lines(n)
-        per_line = n // n_pos
-        positions = np.linspace(-CARTPOLE_SWEEP_MAX_POSITION, CARTPOLE_SWEEP_MAX_POSITION, n_pos) if n_pos > 1 else [0.0]
-        angles = np.linspace(-CARTPOLE_SWEEP_MAX_ANGLE, CARTPOLE_SWEEP_MAX_ANGLE, per_line) if per_line > 1 else [0.0]
-        for line, x in enumerate(positions):
-            for i, theta in enumerate(angles):
-                self.env.unwrapped.state = np.array([x, 0.0, theta, 0.0], dtype=np.float64)
-                yield line, i, {}
-
-    def sweep_reward(self):
-        u = self.env.unwrapped
-        x, _, theta, _ = np.asarray(u.state, dtype=np.float64)
-        return float(abs(x) <= u.x_threshold and abs(theta) <= u.theta_threshold_radians)
-
-    @property
-    def sweep_description(self):
-        return (
-            f"grid over pole angle in [-{CARTPOLE_SWEEP_MAX_ANGLE}, {CARTPOLE_SWEEP_MAX_ANGLE}] rad (fastest) and cart "
-            f"position in [-{CARTPOLE_SWEEP_MAX_POSITION}, {CARTPOLE_SWEEP_MAX_POSITION}] m (one 'episode' per cart "
-            "position), velocities 0, set in env.unwrapped.state"
-        )
-
-
-class _MountainCarAdapter(_Adapter):
-    family = "mountain_car"
-    landscape_x = "car_position"
-    episode_reward_definition = (
-        "MountainCarContinuous's step reward: +100 on reaching the flag, minus 0.1 * action^2 every step"
-    )
-    sweep_reward_definition = "100 if car_position >= goal_position (the flag) else 0: the step reward at action 0"
-    sweep_landscape = ("car_position", None)
-    sweep_description = (
-        "the car at evenly spaced positions over the track [-1.2, 0.6], velocity 0, set in env.unwrapped.state"
-    )
-
-    def state_variables(self):
-        return {
-            "car_position": {
-                "type": "float", "unit": "position units",
-                "description": "car position on the track [-1.2, 0.6]; the valley bottom is near -0.52, the flag "
-                f"at {self.goal}",
-            },
-            "car_velocity": {"type": "float", "unit": "position units/step", "description": "car velocity"},
-        }
-
-    @property
-    def goal(self) -> float:
-        return float(getattr(self.env.unwrapped, "goal_position", success.MOUNTAIN_CAR_GOAL_POSITION))
-
-    def labels(self):
-        return {
-            "is_success": {
-                "definition": f"the car at or past the flag: car_position >= {self.goal}",
-                "detector": "vlmreward.envs.success.mountain_car_at_flag",
-                "thresholds": {"goal_position": self.goal},
-            }
-        }
-
-    def state_row(self):
-        position, velocity = (float(v) for v in np.asarray(self.env.unwrapped.state, dtype=np.float64))
-        return {"car_position": position, "car_velocity": velocity}
-
-    def label_row(self, info):
-        return {"is_success": success.mountain_car_at_flag(self.env.unwrapped.state, self.goal)}
-
-    def sweep(self, n):
-        u = self.env.unwrapped
-        for i, x in enumerate(np.linspace(u.min_position, u.max_position, n) if n > 1 else [-0.5]):
-            u.state = np.array([x, 0.0], dtype=np.float64)
-            yield 0, i, {}
-
-    def sweep_reward(self):
-        return 100.0 if success.mountain_car_at_flag(self.env.unwrapped.state, self.goal) else 0.0
-
-
-_HUMANOID_THRESHOLDS: dict[str, tuple[str, ...]] = {
-    "standing": ("STANDING_MIN_TORSO_HEIGHT", "UPRIGHT_MAX_TILT", "FOOT_ON_FLOOR_MAX_HEIGHT"),
-    "kneeling": (
-        "KNEE_ON_FLOOR_MAX_HEIGHT", "KNEELING_MIN_KNEE_FLEXION", "KNEELING_MIN_PELVIS_ABOVE_KNEE",
-        "UPRIGHT_MAX_TILT", "STANDING_MIN_TORSO_HEIGHT",
-    ),
-    "arms_raised": ("ARMS_RAISED_MIN_HAND_ABOVE_HEAD", "UPRIGHT_MAX_TILT"),
-    "splits": (
-        "SPLITS_MIN_FEET_DISTANCE", "SPLITS_MAX_PELVIS_HEIGHT", "SPLITS_MAX_KNEE_FLEXION",
-        "FOOT_ON_FLOOR_MAX_HEIGHT", "UPRIGHT_MAX_TILT",
-    ),
-}
-
-
-class _HumanoidAdapter(_Adapter):
-    family = "humanoid"
-    landscape_x = "torso_height"
-    episode_reward_definition = (
-        "Humanoid-v5's step reward (locomotion: healthy bonus + forward velocity - control and contact costs), "
-        "unrelated to the pose task; use the success labels as the pose task's ground truth"
-    )
-    sweep_landscape = ("pose_fraction", "pose")
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        import mujoco  # noqa: PLC0415 - only Humanoid needs it
-
-        self.mujoco = mujoco
-        self.task = getattr(env.unwrapped, "task", None) or "kneeling"
-        self._pose_name = ""
-        self._fraction = math.nan
-
-    @property
-    def sweep_reward_definition(self) -> str:
-        return f"1 if the pose task {self.task!r} is achieved (label success_{self.task}) else 0: the sparse task reward"
-
-    @property
-    def sweep_description(self) -> str:
-        return (
-            f"hand-set poses {sorted(HUMANOID_POSES_SET_BY_HAND)}, each approached from standing in evenly spaced "
-            "fractions pose_fraction in [0, 1] of its joint angles and root pitch, velocities 0, lowest point on "
-            "the floor, set in data.qpos (one 'episode' per pose)"
-        )
-
-    def state_variables(self):
-        return {
-            "pose": {"type": "str", "unit": "", "description": "target pose of the sweep (empty in episodes)"},
-            "pose_fraction": {
-                "type": "float", "unit": "",
-                "description": "fraction of the target pose's joint angles (0: standing, 1: the pose; NaN in episodes)",
-            },
-            "torso_height": {"type": "float", "unit": "m", "description": "height of the torso body above the floor"},
-            "pelvis_height": {"type": "float", "unit": "m", "description": "height of the pelvis body above the floor"},
-            "torso_tilt": {"type": "float", "unit": "rad", "description": "angle between the torso's axis and vertical"},
-            "lowest_knee_height": {"type": "float", "unit": "m", "description": "height of the lower knee (shin origin)"},
-        }
-
-    def labels(self):
-        labels = {
-            "is_success": {
-                "definition": f"the task pose {self.task!r}: the same as success_{self.task}",
-                "detector": f"vlmreward.envs.success.humanoid_{self.task}",
-                "thresholds": {k: getattr(success, k) for k in _HUMANOID_THRESHOLDS[self.task]},
-            }
-        }
-        for name, fn in success.HUMANOID_POSES.items():
-            labels[f"success_{name}"] = {
-                "definition": _doc(fn),
-                "detector": f"vlmreward.envs.success.{fn.__name__}",
-                "thresholds": {k: getattr(success, k) for k in _HUMANOID_THRESHOLDS.get(name, ())},
-            }
-        return labels
-
-    def _body_z(self, name: str) -> float:
-        u = self.env.unwrapped
-        return float(u.data.xpos[self.mujoco.mj_name2id(u.model, self.mujoco.mjtObj.mjOBJ_BODY, name)][2])
-
-    def state_row(self):
-        u = self.env.unwrapped
-        return {
-            "pose": self._pose_name,
-            "pose_fraction": self._fraction,
-            "torso_height": self._body_z("torso"),
-            "pelvis_height": self._body_z("pelvis"),
-            "torso_tilt": success.torso_tilt(u.model, u.data),
-            "lowest_knee_height": min(self._body_z("right_shin"), self._body_z("left_shin")),
-        }
-
-    def label_row(self, info):
-        u = self.env.unwrapped
-        row = {f"success_{name}": bool(fn(u.model, u.data)) for name, fn in success.HUMANOID_POSES.items()}
-        row["is_success"] = row[f"success_{self.task}"]
-        return row
-
-    def sweep(self, n):
-        u = self.env.unwrapped
-        names = list(HUMANOID_POSES_SET_BY_HAND)
-        counts = [len(chunk) for chunk in np.array_split(np.arange(n), len(names))]
-        for line, (name, count) in enumerate(zip(names, counts)):
-            if count == 0:
-                continue
-            joints, pitch = HUMANOID_POSES_SET_BY_HAND[name]
-            for i, t in enumerate(np.linspace(0.0, 1.0, count) if count > 1 else [1.0]):
-                set_humanoid_pose(u.model, u.data, {k: float(t) * v for k, v in joints.items()}, float(t) * pitch)
-                self._pose_name, self._fraction = name, float(t)
-                yield line, i, {}
-        self._pose_name, self._fraction = "", math.nan
-
-    def sweep_reward(self):
-        u = self.env.unwrapped
-        return float(success.HUMANOID_POSES[self.task](u.model, u.data))
-
-
-class _MiniWorldGoalsAdapter(_Adapter):
-    """``vlmreward/MiniWorldGoals-v0``: the frame's goal, the agent and goal object, success of the goal."""
-
-    family = "miniworld_goals"
-    landscape_x = "object_distance"
-    episode_reward_definition = "1 on a step whose state achieves the episode's goal, else 0 (MiniWorldGoals' ground truth)"
-    sweep_reward_definition = "1 if the state set achieves the frame's goal, else 0"
-    sweep_description = (
-        "goal after goal of the goal set (types interleaved), a fresh room each, with hand-set states about half of "
-        "which achieve the goal (MiniWorldGoalsEnv.sweep_states)"
-    )
-    sweep_landscape = ("object_distance", "goal_type")
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        self.state_kind = "episode"
-
-    def state_variables(self):
-        text = {
-            "goal": "the goal sentence of the frame's episode (or sweep line)",
-            "goal_key": "the goal's task, independent of its phrasing (type:object[>target])",
-            "goal_type": "the goal type (find, lift, place)",
-            "carrying": "the object the agent carries, empty if none",
-            "state_kind": "what a scripted sweep set (at_object, carrying_other, next_to_target, ...); 'episode' for episodes",
-        }
-        numbers = {
-            "agent_x": ("m", "agent position x"),
-            "agent_z": ("m", "agent position z"),
-            "agent_dir": ("rad", "agent heading (MiniWorld's dir)"),
-            "object_distance": ("m", "distance from the agent to the goal object (centres)"),
-            "object_bearing": ("rad", "angle from the agent's heading to the goal object, positive to the left"),
-            "target_distance": ("m", "distance from the goal object to the target object (place goals; else nan)"),
-        }
-        out = {k: {"type": "str", "unit": "", "description": v} for k, v in text.items()}
-        out.update({k: {"type": "float", "unit": u, "description": d} for k, (u, d) in numbers.items()})
-        return out
-
-    def labels(self):
-        from vlmreward.envs import miniworld_goals as mg
-
-        return {
-            "is_success": {
-                "definition": "the frame's goal is achieved: find = the goal object on the floor, nearer than MiniWorld's "
-                "near threshold (r_agent + r_object + 1.1 max forward step) and within FIND_MAX_BEARING of the heading; "
-                "lift = the agent carries it; place = not carried and within near(object, target) of the target",
-                "detector": "vlmreward.envs.miniworld_goals.goal_success",
-                "thresholds": {"FIND_MAX_BEARING": mg.FIND_MAX_BEARING},
-            }
-        }
-
-    def state_row(self):
-        u = self.env.unwrapped
-        state = u.goal_state()
-        carried = u.agent.carrying
-        names = {id(ent): obj.name for obj, ent in u.objects.items()}
-        return {
-            "goal": u.goal.sentence, "goal_key": u.goal.key, "goal_type": u.goal.type,
-            "carrying": "" if carried is None else names.get(id(carried), "?"), "state_kind": self.state_kind,
-            "agent_x": float(u.agent.pos[0]), "agent_z": float(u.agent.pos[2]), "agent_dir": float(u.agent.dir),
-            "object_distance": state.object_distance, "object_bearing": state.object_bearing,
-            "target_distance": state.target_distance,
-        }
-
-    def label_row(self, info):
-        return {"is_success": bool(self.env.unwrapped.goal_state().success)}
-
-    def sweep(self, n):
-        u = self.env.unwrapped
-        seed = int(u.np_random.integers(2**31))
-        for line, index, extra in u.sweep_states(n, seed=seed):
-            self.state_kind = extra.get("state_kind", "")
-            yield line, index, {}
-        self.state_kind = "episode"
-
-    def sweep_reward(self):
-        return float(self.env.unwrapped.goal_state().success)
-
-    def extra_metadata(self):
-        u = self.env.unwrapped
-        return {
-            "goal_family": u.family.to_dict(),
-            "goal_set": u.goal_set,
-            "goals": [g.sentence for g in u.goal_list],
-        }
-
-
-class _GenericAdapter(_Adapter):
-    """Any environment: observation entries as state variables (up to 32), ``info["is_success"]`` if reported."""
-
-    _MAX_OBS = 32
-
-    def __init__(self, env: gym.Env, reports_success: bool) -> None:
-        super().__init__(env)
-        space = env.observation_space
-        self.obs_size = (
-            int(np.prod(space.shape))
-            if isinstance(space, gym.spaces.Box) and space.shape is not None and 0 < np.prod(space.shape) <= self._MAX_OBS
-            else 0
-        )
-        self.reports_success = reports_success
-        self.last_obs: np.ndarray | None = None
-        self.landscape_x = "obs_0" if self.obs_size else None
-
-    def state_variables(self):
-        return {
-            f"obs_{i}": {"type": "float", "unit": "", "description": f"entry {i} of the flattened observation"}
-            for i in range(self.obs_size)
-        }
-
-    def labels(self):
-        if not self.reports_success:
-            return {}
-        return {"is_success": {"definition": "info['is_success'] as the environment reports it", "detector": None, "thresholds": {}}}
-
-    def state_row(self):
-        obs = np.asarray(self.last_obs, dtype=np.float64).reshape(-1) if self.last_obs is not None else None
-        return {f"obs_{i}": (float(obs[i]) if obs is not None else math.nan) for i in range(self.obs_size)}
-
-    def label_row(self, info):
-        return {"is_success": bool(info.get("is_success", False))} if self.reports_success else {}
-
-
-def _grid_lines(n: int) -> int:
-    """Lines of a 2-D sweep of ``n`` points: a divisor of ``n`` near ``sqrt(n / 10)`` (≈ 10× more points per line)."""
-    target = math.sqrt(n / 10.0)
-    divisors = [d for d in range(1, n + 1) if n % d == 0 and d <= max(1.0, 2 * target)]
-    return min(divisors, key=lambda d: abs(d - target))
-
-
-def _env_name(env: gym.Env) -> str:
-    return env.spec.id if env.spec is not None else type(env.unwrapped).__name__
-
-
-def _adapter(env: gym.Env, reset_info: Mapping[str, Any]) -> _Adapter:
-    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
-    from gymnasium.envs.classic_control.continuous_mountain_car import Continuous_MountainCarEnv
-
-    u = env.unwrapped
-    if isinstance(u, CartPoleEnv):
-        return _CartPoleAdapter(env)
-    if isinstance(u, Continuous_MountainCarEnv):
-        return _MountainCarAdapter(env)
-    if any(cls.__name__ == "HumanoidEnv" for cls in type(u).__mro__):
-        return _HumanoidAdapter(env)
-    if any(cls.__name__ == "MiniWorldGoalsEnv" for cls in type(u).__mro__):
-        return _MiniWorldGoalsAdapter(env)
-    return _GenericAdapter(env, reports_success="is_success" in reset_info)
-
-
-# ---------------------------------------------------------------------------------------------
-# Humanoid poses
 
 
 # ---------------------------------------------------------------------------------------------
@@ -646,8 +186,8 @@ def collect(
         A :class:`CollectResult`.
 
     Raises:
-        PolicyError: an unknown policy, a run directory that cannot be loaded, a sweep for an
-            environment without one, ``episodes`` with a sweep.
+        PolicyError: an unknown policy, a run directory that cannot be loaded, ``episodes`` with a sweep.
+        NoSweepError: a sweep for an environment whose probe has none.
         InvalidParameterError: an unknown environment id or keyword arguments it does not take,
             counts below 1, an existing ``out``.
     """
@@ -679,33 +219,30 @@ def collect(
     if scripted and episodes is not None:
         raise PolicyError("a scripted sweep has no episodes; give its size with --frames N.")
 
-    from vlmreward.envs.registration import HUMANOID_ID
-
-    if env_id == HUMANOID_ID:
-        kwargs.setdefault("task", "kneeling")
+    kwargs = {**default_env_kwargs(env_id), **kwargs}
     env = _make_env(env_id, kwargs)
     if run is not None and run.wrap is not None:
         env = run.wrap(env)
     try:
         first_obs, reset_info = env.reset(seed=seed)
-        adapter = _adapter(env, reset_info)
+        probe = probe_for(env, reset_info)
         if run is None:
             pol = _random_policy(env, seed) if not scripted else _Policy("scripted", lambda obs: None, {})
         else:
             pol = run
         if scripted:
             n = DEFAULT_SWEEP_FRAMES if frames is None else int(frames)
-            pol.description = {"kind": "scripted", "sweep": adapter.sweep_description, "frames": n}
-            gt_definition = adapter.sweep_reward_definition
-            landscape_x, facet = adapter.sweep_landscape
+            pol.description = {"kind": "scripted", "sweep": probe.sweep_description, "frames": n}
+            gt_definition = probe.sweep_reward_definition
+            landscape_x, facet = probe.sweep_landscape
         else:
             if episodes is None and frames is None:
                 episodes = DEFAULT_EPISODES
             pol.description.update(episodes=episodes, frames=frames, max_steps=max_steps)
-            gt_definition = adapter.episode_reward_definition
-            landscape_x, facet = adapter.landscape_x, None
-        state_vars = adapter.state_variables()
-        labels = adapter.labels()
+            gt_definition = probe.episode_reward_definition
+            landscape_x, facet = probe.landscape_x, None
+        state_vars = probe.state_variables()
+        labels = probe.labels()
         columns: dict[str, dict[str, str]] = {
             "frame": _col("int", "index into frames.npy"),
             "episode": _col("int", "episode (for a sweep: the sweep line) that reached the frame"),
@@ -726,16 +263,14 @@ def collect(
             "state_variables": {k: {"unit": v["unit"], "description": v["description"]} for k, v in state_vars.items()},
             "gt_reward": {"definition": gt_definition},
             "landscape": {"x": landscape_x, "facet": facet},
-            "env_family": adapter.family,
+            "env_family": probe.family,
         }
-        if isinstance(adapter, _HumanoidAdapter):
-            metadata["task"] = adapter.task
-        metadata.update(adapter.extra_metadata())
+        metadata.update(probe.extra_metadata())
         with DatasetWriter(out, metadata, overwrite=overwrite) as writer:
             if scripted:
-                n_lines = _record_sweep(env, adapter, writer, n, progress)
+                n_lines = _record_sweep(env, probe, writer, n, progress)
             else:
-                n_lines = _record_episodes(env, first_obs, adapter, pol, writer, episodes, frames, max_steps, progress)
+                n_lines = _record_episodes(env, first_obs, probe, pol, writer, episodes, frames, max_steps, progress)
         positives = None
         if "is_success" in labels:
             from vlmreward.eval.dataset import load_dataset
@@ -768,18 +303,18 @@ def _frame(env: gym.Env) -> np.ndarray:
     frame = env.render()
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
         raise InvalidParameterError(
-            f"{_env_name(env)} renders {type(frame).__name__} {getattr(frame, 'shape', '')}, not uint8 RGB frames; "
+            f"{env_name(env)} renders {type(frame).__name__} {getattr(frame, 'shape', '')}, not uint8 RGB frames; "
             "it cannot be collected."
         )
     return frame
 
 
-def _record_sweep(env: gym.Env, adapter: _Adapter, writer: DatasetWriter, n: int, progress) -> int:
+def _record_sweep(env: gym.Env, probe: EnvProbe, writer: DatasetWriter, n: int, progress) -> int:
     lines = set()
-    for line, index, extra in adapter.sweep(n):
-        row = {"episode": line, "step": index, "gt_reward": adapter.sweep_reward()}
-        row.update(adapter.label_row({}))
-        row.update(adapter.state_row())
+    for line, index, extra in probe.sweep(n):
+        row = {"episode": line, "step": index, "gt_reward": probe.sweep_reward()}
+        row.update(probe.label_row({}))
+        row.update(probe.state_row())
         row.update(extra)
         writer.add(_frame(env), row)
         lines.add(line)
@@ -791,7 +326,7 @@ def _record_sweep(env: gym.Env, adapter: _Adapter, writer: DatasetWriter, n: int
 def _record_episodes(
     env: gym.Env,
     obs: Any,
-    adapter: _Adapter,
+    probe: EnvProbe,
     policy: _Policy,
     writer: DatasetWriter,
     episodes: int | None,
@@ -799,18 +334,16 @@ def _record_episodes(
     max_steps: int | None,
     progress,
 ) -> int:
-    if isinstance(adapter, _GenericAdapter):
-        adapter.last_obs = obs
+    probe.observe(obs)
     episode, step, finished = 0, 0, 0
     while True:
         action = policy.act(obs)
         obs, reward, terminated, truncated, info = env.step(action)
         step += 1
-        if isinstance(adapter, _GenericAdapter):
-            adapter.last_obs = obs
+        probe.observe(obs)
         row = {"episode": episode, "step": step, "gt_reward": float(reward)}
-        row.update(adapter.label_row(info))
-        row.update(adapter.state_row())
+        row.update(probe.label_row(info))
+        row.update(probe.state_row())
         writer.add(_frame(env), row)
         if progress is not None:
             progress(1)
@@ -822,5 +355,4 @@ def _record_episodes(
                 return finished
             episode, step = episode + 1, 0
             obs, _ = env.reset()
-            if isinstance(adapter, _GenericAdapter):
-                adapter.last_obs = obs
+            probe.observe(obs)
