@@ -2,7 +2,7 @@
 
 * ``collect ENV_ID --out DATASET``: record a labelled dataset (:func:`vlmreward.eval.collect.collect`).
 * ``evaluate DATASET --model M --goal …``: AP, ROC-AUC, PR curve, best-F1 threshold, EPIC distance,
-  correlations, reward landscapes and a report (:func:`vlmreward.eval.evaluation.evaluate_dataset`).
+  correlations, reward landscapes and a report (:func:`vlmreward.eval.outputs.evaluate_dataset`).
   Without ``--goal`` on a goal dataset (``collect vlmreward/MiniWorldGoals-v0``): every frame against
   its own goal with the goal family's negatives, metrics per goal type (``--group-by``).
 * ``sweep DATASET --model M1 --model M2 --prompts PROMPTS.yaml``: models × prompt sets × reward
@@ -206,7 +206,8 @@ def evaluate(
 ) -> None:
     """Evaluate a VLM reward on a labelled dataset: metrics.json, plots and report.html."""
     from vlmreward.eval.dataset import load_dataset
-    from vlmreward.eval.evaluation import evaluate_dataset, reward_settings
+    from vlmreward.eval.settings import reward_settings
+    from vlmreward.eval.outputs import evaluate_dataset
     from vlmreward.goals import load_goal_family
 
     if batch_size is not None and batch_size < 1:

@@ -20,7 +20,8 @@ from vlmreward.eval.dataset import (
     save_dataset,
 )
 from vlmreward.eval.embeddings import EmbeddingResult, embed_dataset
-from vlmreward.eval.evaluation import EvaluationResult, RewardEvaluation, evaluate_dataset, score_rewards
+from vlmreward.eval.evaluation import DatasetScores, RewardEvaluation, score_dataset, score_rewards
+from vlmreward.eval.outputs import EvaluationResult, evaluate_dataset, write_evaluation
 from vlmreward.eval.metrics import (
     DetectionMetrics,
     canonicalize,
@@ -52,6 +53,9 @@ __all__ = [
     "embed_dataset",
     "EmbeddingResult",
     "evaluate_dataset",
+    "score_dataset",
+    "write_evaluation",
+    "DatasetScores",
     "score_rewards",
     "EvaluationResult",
     "RewardEvaluation",

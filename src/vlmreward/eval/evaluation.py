@@ -1,6 +1,6 @@
-"""Evaluate a VLM reward on a labelled dataset: metrics, plots and a report.
+"""Score a VLM reward on a labelled dataset: rewards and metrics, nothing written.
 
-:func:`evaluate_dataset` embeds the dataset's frames once (:func:`~vlmreward.eval.embeddings.embed_dataset`,
+:func:`score_dataset` embeds the dataset's frames once (:func:`~vlmreward.eval.embeddings.embed_dataset`,
 cached), computes the reward for every setting asked for (goal-baseline for each ``α``, or the
 softmax probability for each ``τ`` when negatives are given) with ``from_embeddings``, and
 scores each against the dataset's labels (:func:`score_rewards`):
@@ -12,8 +12,9 @@ scores each against the dataset's labels (:func:`score_rewards`):
   distance, Pearson and Spearman correlations; the EPIC distance to the binary label too (VLM-RM
   compares with human goal labels this way).
 
-It writes ``metrics.json``, ``landscape.png``, ``pr_curve.png``, ``reward_by_label.png``,
-``frames.png`` and a self-contained ``report.html`` into the output directory.
+:func:`vlmreward.eval.outputs.evaluate_dataset` then writes ``metrics.json``, ``landscape.png``,
+``pr_curve.png``, ``reward_by_label.png``, ``frames.png`` and a self-contained ``report.html``
+(:func:`~vlmreward.eval.outputs.write_evaluation`).
 
 Datasets of goal-conditioned environments (each frame with its own goal, :mod:`vlmreward.eval.goal_eval`)
 are evaluated without a ``goal``: each frame's reward is ``p(its goal | frame)`` against the goal
@@ -23,40 +24,32 @@ every metric per value of a column (``metrics.json``: ``results[i].groups``, ``m
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from vlmreward._json import json_safe
-from vlmreward._paths import write_output_text
 from vlmreward.errors import InvalidParameterError
 from vlmreward.eval.calibration import CalibrationError, ThresholdChoice, pick_alpha_by_epic, threshold_for_precision
 from vlmreward.eval.dataset import Dataset
-from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
+from vlmreward.eval.embeddings import embed_dataset, resize_note
 from vlmreward.eval.metrics import DetectionMetrics, correlations, detection_metrics, epic_distance
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.rewards import DEFAULT_TEMPERATURE
-from vlmreward.rewards.registry import build_reward as registry_build_reward
-from vlmreward.rewards.registry import reward_kind as lookup_reward_kind
+from vlmreward.eval.settings import RewardSetting, build_reward, reward_settings
 
 __all__ = [
-    "RewardSetting",
     "RewardEvaluation",
-    "EvaluationResult",
-    "reward_settings",
-    "build_reward",
+    "DatasetScores",
     "score_rewards",
     "resolve_label",
-    "evaluate_dataset",
+    "score_dataset",
     "METRICS_FILE",
     "REPORT_FILE",
     "PLOT_FILES",
-    "DEFAULT_ALPHAS_WITH_BASELINE",
 ]
 
 METRICS_FILE = "metrics.json"
@@ -67,127 +60,6 @@ PLOT_FILES = {
     "reward_by_label": "reward_by_label.png",
     "frames": "frames.png",
 }
-DEFAULT_ALPHAS_WITH_BASELINE: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-"""The ``α`` curves drawn when a baseline is given and no ``α`` is."""
-
-
-@dataclass(frozen=True)
-class RewardSetting:
-    """One reward to evaluate: a reward kind (:mod:`vlmreward.rewards.registry`) and the parameters
-    that vary: the goal-baseline reward at ``alpha``, the softmax or goal-family probability at
-    ``temperature``, or any other kind with its ``params`` (``--reward-kind``, ``--param``)."""
-
-    kind: str  # a registered kind: "goal_baseline", "softmax_threshold", "goal_family_softmax", a plugin's
-    alpha: float | None = None
-    temperature: float | None = None
-    params: tuple[tuple[str, Any], ...] = ()
-
-    @property
-    def name(self) -> str:
-        """Short display name: ``"α = 0.5"``, ``"τ = 0.01"``, or the kind and its parameters."""
-        if self.kind == "goal_baseline":
-            return f"α = {self.alpha:g}"
-        if self.temperature is not None:
-            return f"τ = {self.temperature:g}"
-        return ", ".join([self.kind, *(f"{k} = {v}" for k, v in self.params)])
-
-    @property
-    def ascii_name(self) -> str:
-        """``"alpha=0.5"``, ``"temperature=0.01"`` or ``"KIND[,key=value...]"`` (CSV-friendly)."""
-        if self.kind == "goal_baseline":
-            return f"alpha={self.alpha:g}"
-        if self.temperature is not None:
-            return f"temperature={self.temperature:g}"
-        return ",".join([self.kind, *(f"{k}={v}" for k, v in self.params)])
-
-
-def reward_settings(
-    baseline: Sequence[str] | None,
-    negatives: Sequence[str] | None,
-    alphas: Sequence[float] | None = None,
-    temperatures: Sequence[float] | None = None,
-    kind: str | None = None,
-    params: Mapping[str, Any] | None = None,
-) -> list[RewardSetting]:
-    """The settings to evaluate for one set of prompts.
-
-    With ``negatives``: the softmax probability at each temperature (default
-    :data:`~vlmreward.rewards.DEFAULT_TEMPERATURE`). Otherwise the goal-baseline reward at each
-    ``α``; by default ``α = 0`` without a baseline and :data:`DEFAULT_ALPHAS_WITH_BASELINE` with one.
-    With another ``kind`` (``--reward-kind``): that kind with ``params``, once.
-
-    Raises:
-        InvalidParameterError: ``α > 0`` without a baseline, ``α`` or ``τ`` with the other reward,
-            goal-baseline or softmax options with another kind.
-        UnknownRewardKindError: an unknown ``kind``.
-    """
-    if kind is not None and kind not in ("goal_baseline", "softmax_threshold"):
-        lookup_reward_kind(kind)  # unknown kinds fail here, before anything is loaded
-        given = [o for o, v in (("--baseline", baseline), ("--negative", negatives), ("--alpha", alphas),
-                                ("--temperature", temperatures)) if v]
-        if given:
-            raise InvalidParameterError(
-                f"{', '.join(given)} belong(s) to the goal-baseline and softmax rewards, not to reward kind {kind!r}; "
-                "give its parameters with --param KEY=VALUE."
-            )
-        return [RewardSetting(kind, params=tuple(sorted((params or {}).items())))]
-    if params:
-        raise InvalidParameterError("--param goes with --reward-kind of another kind; use --alpha, --temperature, ... here.")
-    if kind == "softmax_threshold" and not negatives:
-        raise InvalidParameterError("reward kind 'softmax_threshold' needs --negative prompts to compare the goal against.")
-    if kind == "goal_baseline" and negatives:
-        raise InvalidParameterError("--negative selects the softmax reward, but --reward-kind says goal_baseline; drop one.")
-    if negatives:
-        if alphas:
-            raise InvalidParameterError(
-                "--alpha belongs to the goal-baseline reward, but --negative selects the softmax reward; drop one."
-            )
-        return [RewardSetting("softmax_threshold", temperature=float(t)) for t in (temperatures or [DEFAULT_TEMPERATURE])]
-    if temperatures:
-        raise InvalidParameterError(
-            "--temperature sets the softmax reward, which needs --negative prompts to compare the goal against."
-        )
-    if not alphas:
-        alphas = DEFAULT_ALPHAS_WITH_BASELINE if baseline else (0.0,)
-    if not baseline and any(float(a) > 0 for a in alphas):
-        raise InvalidParameterError(
-            "α > 0 projects onto the goal-baseline direction and needs --baseline (e.g. 'a pole on a cart')."
-        )
-    return [RewardSetting("goal_baseline", alpha=float(a)) for a in dict.fromkeys(alphas)]
-
-
-def build_reward(
-    model: VisionLanguageModel,
-    setting: RewardSetting,
-    goal: Sequence[str],
-    baseline: Sequence[str] | None,
-    negatives: Sequence[str] | None,
-) -> Any:
-    """The reward of a setting, built by the reward registry (the softmax one dense: ``threshold=None``).
-
-    A kind other than goal-baseline and softmax gets the goal when its parameters include one,
-    and the setting's ``params``.
-
-    Raises:
-        UnknownRewardKindError, InvalidParameterError, PromptError: from the registry and the reward.
-    """
-    if setting.kind == "softmax_threshold":
-        params: dict[str, Any] = {"goal": list(goal), "negatives": list(negatives or []),
-                                  "temperature": setting.temperature or DEFAULT_TEMPERATURE}
-    elif setting.kind == "goal_baseline":
-        params = {"goal": list(goal), "baseline": list(baseline) if baseline else None, "alpha": setting.alpha or 0.0}
-    else:
-        fields = lookup_reward_kind(setting.kind).params.model_fields
-        params = {**({"goal": list(goal)} if "goal" in fields and goal else {}), **dict(setting.params)}
-    reward = registry_build_reward(setting.kind, params, model)
-    if not callable(getattr(reward, "from_embeddings", None)):
-        raise InvalidParameterError(
-            f"reward kind {setting.kind!r} scores frames only (it has no from_embeddings); evaluate and sweep score "
-            "cached image embeddings, so they need an embedding reward."
-        )
-    return reward
-
-
 @dataclass
 class RewardEvaluation:
     """A reward's metrics on a dataset.
@@ -313,23 +185,6 @@ def score_rewards(
     )
 
 
-@dataclass
-class EvaluationResult:
-    """What :func:`evaluate_dataset` computed and wrote.
-
-    Attributes:
-        metrics: the content of ``metrics.json``.
-        results: one :class:`RewardEvaluation` per setting.
-        out_dir: where the files are.
-        files: ``{kind: path}`` of everything written.
-    """
-
-    metrics: dict[str, Any]
-    results: list[RewardEvaluation]
-    out_dir: Path
-    files: dict[str, Path]
-
-
 def group_summaries(
     rewards: np.ndarray,
     labels: np.ndarray | None,
@@ -394,11 +249,45 @@ def _landscape_axes(dataset: Dataset, x: str | None, facet: str | None) -> tuple
     return x, facet
 
 
-def evaluate_dataset(
+@dataclass
+class DatasetScores:
+    """What :func:`score_dataset` computed; nothing is written (:func:`~vlmreward.eval.outputs.write_evaluation` writes it).
+
+    Attributes:
+        results: one :class:`RewardEvaluation` per setting, in the order of ``settings``.
+        settings: the reward settings scored.
+        title: the goal prompt(s) joined by ``" | "`` (or a description of the per-frame goals).
+        prompts: the prompts as ``metrics.json`` records them.
+        label_name, labels: the binary label column and its values (bool ``[N]``); None without one.
+        reference, reference_values: the reference reward column and its values (float64 ``[N]``).
+        group_by, groups: the grouping column and its values (``[N]``); None when not grouped.
+        x_name, facet_name: the landscape's state variable and facet (None when there is none).
+        calibration: ``alpha_by_epic`` (several ``α``) and ``target_precision``, when they apply.
+        embedding_cache: ``{"hit": bool, "path": str | None}``.
+        notes: what was skipped, and why.
+    """
+
+    results: list[RewardEvaluation]
+    settings: list[RewardSetting]
+    title: str
+    prompts: dict[str, Any]
+    label_name: str | None
+    labels: np.ndarray | None
+    reference: str
+    reference_values: np.ndarray
+    group_by: str | None
+    groups: np.ndarray | None
+    x_name: str | None
+    facet_name: str | None
+    calibration: dict[str, Any]
+    embedding_cache: dict[str, Any]
+    notes: list[str]
+
+
+def score_dataset(
     dataset: Dataset,
     model: VisionLanguageModel,
     goal: Sequence[str] | None,
-    out_dir: str | os.PathLike,
     *,
     baseline: Sequence[str] | None = None,
     negatives: Sequence[str] | None = None,
@@ -412,7 +301,6 @@ def evaluate_dataset(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int | None = None,
     progress: Callable[[int], None] | None = None,
-    report: bool = True,
     goal_family: Any = None,
     family_negatives: str = "all",
     k: int | None = None,
@@ -420,14 +308,13 @@ def evaluate_dataset(
     group_by: str | None = None,
     reward_kind: str | None = None,
     reward_params: Mapping[str, Any] | None = None,
-) -> EvaluationResult:
-    """Evaluate a VLM reward on a labelled dataset and write metrics, plots and a report.
+) -> DatasetScores:
+    """Score a VLM reward on a labelled dataset: every setting's rewards and metrics, no file written.
 
     Args:
         dataset: from :func:`~vlmreward.eval.dataset.load_dataset`.
         model: the vision-language model.
         goal: goal prompt(s); None (or empty) for a goal dataset: each frame against its own goal.
-        out_dir: output directory (created).
         baseline: baseline prompt(s) of the goal-baseline reward.
         negatives: negative prompts; select the softmax reward ``p(goal | frame)``.
         alphas: ``α`` values (goal-baseline); see :func:`reward_settings` for the default.
@@ -441,7 +328,6 @@ def evaluate_dataset(
         cache_dir: embedding cache directory; None for no cache.
         batch_size: frames per forward pass.
         progress: called with the number of frames of each embedded batch.
-        report: also write ``report.html``.
         goal_family: the goal family of a goal dataset (default: the one in its metadata).
         family_negatives: ``all``, ``same_template`` or ``k_sampled`` (goal datasets).
         k: negatives per goal for ``k_sampled``.
@@ -452,7 +338,7 @@ def evaluate_dataset(
             ``--param``), evaluated once with these parameters (and the goal, when it takes one).
 
     Returns:
-        :class:`EvaluationResult`.
+        :class:`DatasetScores`.
 
     Raises:
         MissingLabelError: ``label``, ``reference``, ``x``, ``facet`` or ``group_by`` is not a column
@@ -460,12 +346,8 @@ def evaluate_dataset(
         InvalidParameterError, PromptError: bad reward parameters or prompts; no ``goal`` for a
             dataset without per-frame goals; ``baseline``, ``negatives`` or ``alphas`` with per-frame goals.
     """
-    from vlmreward import __version__
     import vlmreward.eval.goal_eval as goal_eval
-    import vlmreward.eval.landscape as plots
-    from vlmreward.eval.report import write_report
 
-    out = Path(out_dir)
     notes: list[str] = []
     frame_goals: list[str] | None = None
     if not goal:  # each frame against its own goal (Baumli et al.'s goal-family reward)
@@ -524,102 +406,17 @@ def evaluate_dataset(
     if target_precision is not None:
         calibration["target_precision"] = target_precision
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise InvalidParameterError(f"cannot create {str(out)!r}: {err.strerror or err}; choose another --out.") from err
-    files: dict[str, Path] = {}
-    curves = {r.name: r.rewards for r in results}
-    title = " | ".join(goal)
-    if x_name is not None:
-        unit = (dataset.metadata.get("state_variables", {}).get(x_name) or {}).get("unit", "")
-        files["landscape"] = out / PLOT_FILES["landscape"]
-        plots.plot_landscape(
-            files["landscape"], dataset.numeric(x_name, "state variable"), curves, x_name=x_name, x_unit=unit,
-            labels=labels, label_name=label_name or "goal", reference=ref, reference_name=reference,
-            facet=None if facet_name is None else dataset.column(facet_name), facet_name=facet_name or "",
-            title=f"{title}  ({_display_name(model.name)})",
-        )
-    else:
-        notes.append("the dataset has no numeric state variable, so no reward landscape was drawn.")
-    detected = {r.name: r.detection for r in results if r.detection is not None}
-    if detected:
-        files["pr_curve"] = out / PLOT_FILES["pr_curve"]
-        plots.plot_pr_curves(files["pr_curve"], detected, positive_rate=float(np.mean(labels)) if labels is not None else None)
-    if labels is not None and labels.any() and not labels.all():
-        files["reward_by_label"] = out / PLOT_FILES["reward_by_label"]
-        plots.plot_reward_by_label(files["reward_by_label"], curves, labels, label_name or "goal")
-    if groups is not None and labels is not None:
-        by_group = {}
-        for value in dict.fromkeys(groups.tolist()):
-            mask = groups == value
-            if labels[mask].any() and not labels[mask].all():
-                by_group[f"{group_by} = {value}"] = detection_metrics(results[0].rewards[mask], labels[mask])
-        if by_group:
-            files["pr_curve_by_group"] = out / "pr_curve_by_group.png"
-            plots.plot_pr_curves(files["pr_curve_by_group"], by_group, title=f"{results[0].name}: per {group_by}")
-        files["metric_by_group"] = out / "metric_by_group.png"
-        goal_eval.plot_metric_by_group(
-            files["metric_by_group"],
-            {r.name: {g: v["average_precision"] for g, v in r.groups.items()} for r in results},
-            title=f"average precision per {group_by}",
-        )
-    files["frames"] = out / PLOT_FILES["frames"]
-    plots.plot_extreme_frames(files["frames"], dataset.frames, results[0].rewards, labels, title=f"{results[0].name}: {title}")
-
-    metrics = {
-        "dataset": {
-            "path": str(dataset.path),
-            "env_id": dataset.env_id,
-            "frames": len(dataset),
-            "render_size": {"height": dataset.render_size[0], "width": dataset.render_size[1]},
-            "policy": dataset.metadata.get("policy"),
-            "label": label_name,
-            "label_definition": (dataset.metadata["labels"].get(label_name) or {}).get("definition") if label_name else None,
-            "positives": None if labels is None else int(labels.sum()),
-            "reference": reference,
-            "reference_definition": (
-                (dataset.metadata.get("gt_reward") or {}).get("definition")
-                if reference == "gt_reward"
-                else (dataset.metadata["columns"].get(reference) or {}).get("description")
-            ),
-            "landscape_x": x_name,
-            "landscape_facet": facet_name,
-        },
-        "model": {
-            "name": model.name,
-            "backend": getattr(model, "backend", None),
-            "parameters": count_parameters(model),
-            "image_size": model.image_size,
-            "resize": model.resize,
-            "antialias": model.antialias,
-            "device": str(model.device),
-            "dtype": str(model.dtype).removeprefix("torch."),
-        },
-        "prompts": {
-            "goal": list(goal), "baseline": list(baseline) if baseline else None,
-            "negatives": list(negatives) if negatives else None,
-            **({"per_frame_goals": True, "family_negatives": family_negatives, "k": k,
-                "templates": {t: [v] if isinstance(v, str) else list(v) for t, v in (templates or {}).items()} or None}
-               if frame_goals is not None else {}),
-        },
-        "group_by": group_by,
-        "embedding_cache": {"hit": embedded.cache_hit, "path": None if embedded.path is None else str(embedded.path)},
-        "results": [r.to_json() for r in results],
-        "calibration": calibration,
-        "plots": {k: v.name for k, v in files.items()},
-        "notes": notes,
-        "vlmreward_version": __version__,
+    prompts = {
+        "goal": list(goal), "baseline": list(baseline) if baseline else None,
+        "negatives": list(negatives) if negatives else None,
+        **({"per_frame_goals": True, "family_negatives": family_negatives, "k": k,
+            "templates": {t: [v] if isinstance(v, str) else list(v) for t, v in (templates or {}).items()} or None}
+           if frame_goals is not None else {}),
     }
-    metrics = json_safe(metrics)
-    files["metrics"] = out / METRICS_FILE
-    write_output_text(files["metrics"], json.dumps(metrics, indent=2) + "\n")
-    if report:
-        files["report"] = out / REPORT_FILE
-        write_report(files["report"], metrics, {k: v for k, v in files.items() if v.suffix == ".png"})
-    return EvaluationResult(metrics=metrics, results=results, out_dir=out, files=files)
-
-
-def _display_name(name: str) -> str:
-    """A model name for a plot title: a local directory by its last component."""
-    return Path(name).name if os.path.isdir(name) else name
+    return DatasetScores(
+        results=results, settings=settings, title=" | ".join(goal), prompts=prompts,
+        label_name=label_name, labels=labels, reference=reference, reference_values=ref,
+        group_by=group_by, groups=groups, x_name=x_name, facet_name=facet_name, calibration=calibration,
+        embedding_cache={"hit": embedded.cache_hit, "path": None if embedded.path is None else str(embedded.path)},
+        notes=notes,
+    )

@@ -130,7 +130,7 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
 
     Args:
         path: the ``.html`` file to write.
-        metrics: the content of ``metrics.json`` (:func:`vlmreward.eval.evaluation.evaluate_dataset`).
+        metrics: the content of ``metrics.json`` (:func:`vlmreward.eval.outputs.evaluate_dataset`).
         images: ``{kind: PNG path}``; kinds ``landscape``, ``pr_curve``, ``reward_by_label``, ``frames``.
 
     Returns:

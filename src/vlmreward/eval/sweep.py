@@ -50,7 +50,8 @@ from vlmreward.errors import InvalidParameterError, PromptFileError
 from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
 from vlmreward.models.spec import ModelSpec
-from vlmreward.eval.evaluation import RewardSetting, resolve_label, build_reward, score_rewards
+from vlmreward.eval.evaluation import resolve_label, score_rewards
+from vlmreward.eval.settings import RewardSetting, build_reward
 from vlmreward.rewards import DEFAULT_TEMPERATURE
 
 __all__ = [
