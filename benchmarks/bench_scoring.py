@@ -77,7 +77,7 @@ class Setup:
             start = time.perf_counter()
             quantize = "int8" if backend == "int8" else None
             self._models[backend] = vlmreward.load_model(
-                self.path, backend="onnx", quantize=quantize, onnx_cache_dir=self.onnx_cache
+                self.path, runtime="onnx", quantize=quantize, onnx_cache_dir=self.onnx_cache
             )
             self.export_s[backend] = time.perf_counter() - start
             log(f"ONNX {backend}: exported in {self.export_s[backend]:.1f} s")

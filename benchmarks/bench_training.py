@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
         variants: dict[str, Callable[[], int]] = {}
         for mode in modes:
             if mode == "deferred + ONNX int8":
-                int8 = vlmreward.load_model(path, backend="onnx", quantize="int8", onnx_cache_dir=onnx_cache)
+                int8 = vlmreward.load_model(path, runtime="onnx", quantize="int8", onnx_cache_dir=onnx_cache)
                 int8.batch_size = 64
                 r = vlmreward.GoalBaselineReward(int8, goal=GOAL, baseline=BASELINE, alpha=0.5)
             else:

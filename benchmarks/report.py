@@ -124,7 +124,7 @@ def scoring_sections(s: dict[str, Any], targets: list[list[str]]) -> list[str]:
         out.append("\n### Overhead of vlmreward over the bare vision tower\n")
         out.append(
             table(
-                ["batch", "backend", "overhead ms/frame", "bare tower ms/frame", "overhead ÷ bare", "end to end ÷ bare − 1 (timed)"],
+                ["batch", "runtime", "overhead ms/frame", "bare tower ms/frame", "overhead ÷ bare", "end to end ÷ bare − 1 (timed)"],
                 rows,
             )
         )
@@ -243,7 +243,7 @@ def scoring_sections(s: dict[str, Any], targets: list[list[str]]) -> list[str]:
         window = int(m.get("window", 1))
         out.append(
             f"\n## Memory over a long scoring stream ({samples[-1]['frames']} distinct CartPole frames, batches of "
-            f"{m['batch']}, backend {m['backend']}, with a 256-entry embedding cache)\n"
+            f"{m['batch']}, runtime {m['backend']}, with a 256-entry embedding cache)\n"
         )
         rows = []
         for i in range(0, len(samples), window):

@@ -481,21 +481,22 @@ def test_calibrate_alpha_finds_the_alpha_of_the_reference(unit_vectors):
 
 
 def test_evaluate_and_sweep_run_on_the_onnx_runtime(cartpole_sweep, tiny_hf_clip, tmp_path, monkeypatch):
-    """Every command loads its model through one ModelSpec, so --backend onnx reaches evaluate and sweep too."""
+    """Every command loads its model through one ModelSpec, so --runtime onnx reaches evaluate and sweep too."""
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv("VLMREWARD_CACHE_DIR", str(tmp_path / "vlmreward-cache"))  # where the export is cached
     torch_out, onnx_out = tmp_path / "torch", tmp_path / "onnx"
     common = ("--model", tiny_hf_clip, "--goal", GOAL, "--device", "cpu", "--no-cache")
     assert_ok(run("evaluate", cartpole_sweep, *common, "--out", torch_out))
-    assert_ok(run("evaluate", cartpole_sweep, *common, "--backend", "onnx", "--quantize", "int8", "--out", onnx_out))
+    assert_ok(run("evaluate", cartpole_sweep, *common, "--runtime", "onnx", "--quantize", "int8", "--out", onnx_out))
     torch_metrics = json.loads((torch_out / "metrics.json").read_text())
     onnx_metrics = json.loads((onnx_out / "metrics.json").read_text())
-    assert onnx_metrics["model"]["backend"] == "onnx-int8" and torch_metrics["model"]["backend"] != "onnx-int8"
+    assert onnx_metrics["model"]["runtime"] == "onnx-int8" and torch_metrics["model"]["runtime"] == "torch"
+    assert onnx_metrics["model"]["backend"] == torch_metrics["model"]["backend"] == "hf"
     assert (tmp_path / "vlmreward-cache" / "onnx").is_dir()
     prompts = tmp_path / "prompts.yaml"
     prompts.write_text(f"prompt_sets:\n  upright:\n    goal: {GOAL}\n")
     assert_ok(run("sweep", cartpole_sweep, "--model", tiny_hf_clip, "--prompts", prompts, "--alpha", 0, "--device", "cpu",
-                  "--backend", "onnx", "--no-cache", "--out", tmp_path / "sweep"))
+                  "--runtime", "onnx", "--no-cache", "--out", tmp_path / "sweep"))
     with open(tmp_path / "sweep" / "results.csv", newline="", encoding="utf-8") as f:
         (row,) = list(csv.DictReader(f))
     # float32 ONNX embeddings equal PyTorch's to 1e-4 (tests/test_onnx.py): the same average precision

@@ -43,8 +43,8 @@ def pairs(torch_models, onnx_cache):
     out = {}
     for kind, (name, kwargs) in torch_models.items():
         reference = vlmreward.load_model(name, **kwargs)
-        fp32 = vlmreward.load_model(name, backend="onnx", onnx_cache_dir=onnx_cache, **kwargs)
-        int8 = vlmreward.load_model(name, backend="onnx", quantize="int8", onnx_cache_dir=onnx_cache, **kwargs)
+        fp32 = vlmreward.load_model(name, runtime="onnx", onnx_cache_dir=onnx_cache, **kwargs)
+        int8 = vlmreward.load_model(name, runtime="onnx", quantize="int8", onnx_cache_dir=onnx_cache, **kwargs)
         out[kind] = (reference, fp32, int8)
     return out
 
@@ -56,7 +56,7 @@ def _cosines(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
 @pytest.mark.parametrize("kind", ["hf", "open_clip"])
 def test_fp32_embeddings_agree_with_pytorch(pairs, kind, cartpole_frames):
     reference, fp32, _ = pairs[kind]
-    assert isinstance(fp32, ONNXModel) and fp32.backend == "onnx" and fp32.quantize is None
+    assert isinstance(fp32, ONNXModel) and fp32.runtime == "onnx" and fp32.backend == fp32.source.backend != "onnx" and fp32.quantize is None
     ours, theirs = fp32.encode_images(cartpole_frames), reference.encode_images(cartpole_frames)
     assert ours.shape == theirs.shape and ours.dtype == torch.float32
     torch.testing.assert_close(ours.norm(dim=-1), torch.ones(len(cartpole_frames)))
@@ -67,7 +67,7 @@ def test_fp32_embeddings_agree_with_pytorch(pairs, kind, cartpole_frames):
 @pytest.mark.parametrize("kind", ["hf", "open_clip"])
 def test_int8_embeddings_agree_within_the_stated_bound(pairs, kind, cartpole_frames):
     reference, _, int8 = pairs[kind]
-    assert int8.backend == "onnx-int8" and int8.onnx_path.name == "vision.int8.onnx"
+    assert int8.runtime == "onnx-int8" and int8.onnx_path.name == "vision.int8.onnx"
     cosine = _cosines(int8.encode_images(cartpole_frames), reference.encode_images(cartpole_frames))
     assert cosine.min() >= INT8_MIN_COSINE, cosine
     assert cosine.min() < 1 - 1e-7  # it really is the quantised graph
@@ -99,8 +99,8 @@ def test_second_load_reuses_the_cached_export(pairs, torch_models, onnx_cache, m
 
     monkeypatch.setattr(torch.onnx, "export", no_export)
     monkeypatch.setattr("onnxruntime.quantization.quantize_dynamic", no_export)
-    again = vlmreward.load_model(name, backend="onnx", onnx_cache_dir=onnx_cache, **kwargs)
-    again_int8 = vlmreward.load_model(name, backend="onnx", quantize="int8", onnx_cache_dir=onnx_cache, **kwargs)
+    again = vlmreward.load_model(name, runtime="onnx", onnx_cache_dir=onnx_cache, **kwargs)
+    again_int8 = vlmreward.load_model(name, runtime="onnx", quantize="int8", onnx_cache_dir=onnx_cache, **kwargs)
     assert not again.exported and not again_int8.exported
     assert again.onnx_path == first.onnx_path and again_int8.onnx_path == first_int8.onnx_path
     meta = (first.export_dir / "meta.json").read_text()
@@ -132,7 +132,7 @@ def test_torchscript_exporter_agrees_too(tiny_open_clip, tmp_path, cartpole_fram
 def test_missing_onnxruntime_is_a_clear_error(tiny_hf_clip, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
     with pytest.raises(BackendNotAvailableError, match=r"vlmreward\[onnx\]") as info:
-        vlmreward.load_model(tiny_hf_clip, backend="onnx", onnx_cache_dir=tmp_path)
+        vlmreward.load_model(tiny_hf_clip, runtime="onnx", onnx_cache_dir=tmp_path)
     assert isinstance(info.value, VLMRewardError) and isinstance(info.value, ImportError)
     assert not list(tmp_path.iterdir())
 
@@ -146,10 +146,12 @@ def test_unavailable_execution_provider_is_refused_before_exporting(hf_clip_mode
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"backend": "tensorrt"}, r"backend='tensorrt' is not a runtime backend; use one of 'torch', 'onnx'"),
-        ({"backend": "onnx", "quantize": "int4"}, r"quantize='int4'"),
-        ({"quantize": "int8"}, r"needs backend='onnx'"),
-        ({"backend": "onnx", "dtype": "fp16"}, r"exports float32 weights"),
+        ({"runtime": "tensorrt"}, r"runtime='tensorrt' is not a runtime; use one of 'torch', 'onnx'"),
+        ({"backend": "tensorrt"}, r"runtime='tensorrt' is not a runtime"),  # the former name still reaches the check
+        ({"backend": "onnx", "runtime": "torch"}, r"backend='onnx' is the former name of runtime='torch'"),
+        ({"runtime": "onnx", "quantize": "int4"}, r"quantize='int4'"),
+        ({"quantize": "int8"}, r"needs runtime='onnx'"),
+        ({"runtime": "onnx", "dtype": "fp16"}, r"exports float32 weights"),
         ({"autocast": "bf16"}, r"CUDA devices only"),
     ],
 )
@@ -158,7 +160,7 @@ def test_bad_options_are_clear_errors(tiny_hf_clip, tmp_path, kwargs, message):
         vlmreward.load_model(tiny_hf_clip, onnx_cache_dir=tmp_path, **kwargs)
 
 
-# ------------------------------------------------------------------ vlmreward score --backend onnx
+# ------------------------------------------------------------------ vlmreward score --runtime onnx
 
 
 def _score(tmp_path, model_dir, frames_file, out_name, *extra):
@@ -179,13 +181,13 @@ def test_cli_scores_with_the_onnx_backend(tiny_hf_clip, cartpole_frames, tmp_pat
     frames_file = tmp_path / "frames.npy"
     np.save(frames_file, cartpole_frames)
     results = {}
-    for name, extra in {"torch": [], "onnx": ["--backend", "onnx"], "int8": ["--backend", "onnx", "--quantize", "int8"]}.items():
+    for name, extra in {"torch": [], "onnx": ["--runtime", "onnx"], "int8": ["--backend", "onnx", "--quantize", "int8"]}.items():
         result = _score(tmp_path, tiny_hf_clip, frames_file, name, *extra)
         assert result.exit_code == 0, result.output
         with open(tmp_path / name / "rewards.csv", newline="") as f:
             results[name] = np.array([float(row["reward"]) for row in csv.DictReader(f)])
         summary = json.loads((tmp_path / name / "score.json").read_text())
-        assert summary["model"]["runtime"] == ("torch" if name == "torch" else "onnx")
+        assert summary["model"]["runtime"] == {"torch": "torch", "onnx": "onnx", "int8": "onnx-int8"}[name]
         assert summary["model"]["quantize"] == ("int8" if name == "int8" else None)
     assert (tmp_path / "cache" / "onnx").is_dir()
     np.testing.assert_allclose(results["onnx"], results["torch"], atol=1e-4)
@@ -196,7 +198,7 @@ def test_cli_option_errors(tiny_hf_clip, cartpole_frames, tmp_path):
     frames_file = tmp_path / "frames.npy"
     np.save(frames_file, cartpole_frames[:2])
     result = _score(tmp_path, tiny_hf_clip, frames_file, "x", "--quantize", "int8")
-    assert result.exit_code == 2 and "error: quantize='int8' needs backend='onnx'" in result.stderr
+    assert result.exit_code == 2 and "error: quantize='int8' needs runtime='onnx'" in result.stderr
     result = _score(tmp_path, tiny_hf_clip, frames_file, "y", "--backend", "tensorrt")
     assert result.exit_code == 2 and "tensorrt" in result.output
 
@@ -209,7 +211,7 @@ def test_run_config_selects_the_onnx_backend(tiny_hf_clip, cartpole_frames, tmp_
     data = {
         "env": {"id": "CartPole-v1"},
         "reward": {"kind": "goal_baseline", "goal": "a pole upright", "baseline": "a pole", "alpha": 0.5},
-        "model": {"name": str(tiny_hf_clip), "device": "cpu", "backend": "onnx", "quantize": "int8"},
+        "model": {"name": str(tiny_hf_clip), "device": "cpu", "runtime": "onnx", "quantize": "int8"},
         "algorithm": "DQN",
         "total_steps": 64,
     }
@@ -218,5 +220,9 @@ def test_run_config_selects_the_onnx_backend(tiny_hf_clip, cartpole_frames, tmp_
     torch_reward = build_reward_model(parse_config({**data, "model": {"name": str(tiny_hf_clip), "device": "cpu"}}))
     assert not isinstance(torch_reward.model, ONNXModel)
     np.testing.assert_allclose(reward(cartpole_frames), torch_reward(cartpole_frames), atol=0.02)
-    with pytest.raises(ConfigError, match="model.quantize needs model.backend: onnx"):
+    with pytest.raises(ConfigError, match="model.quantize needs model.runtime: onnx"):
         parse_config({**data, "model": {"name": str(tiny_hf_clip), "quantize": "int8"}})
+    # run directories written before the rename say backend:, and still load
+    assert parse_config({**data, "model": {"name": str(tiny_hf_clip), "backend": "onnx", "quantize": "int8"}}).model.runtime == "onnx"
+    with pytest.raises(ConfigError, match="former name of model.runtime"):
+        parse_config({**data, "model": {"name": str(tiny_hf_clip), "backend": "onnx", "runtime": "torch"}})

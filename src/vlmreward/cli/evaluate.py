@@ -22,8 +22,8 @@ import typer
 
 from vlmreward.cli.score import (
     AntialiasOption,
-    Backend,
-    BackendOption,
+    Runtime,
+    RuntimeOption,
     ParamOption,
     QuantizeOption,
     Resize,
@@ -175,7 +175,7 @@ def evaluate(
     dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
     resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
     antialias: AntialiasOption = True,
-    backend: BackendOption = Backend.torch,
+    runtime: RuntimeOption = Runtime.torch,
     quantize: QuantizeOption = None,
     reward_kind: RewardKindOption = None,
     param: ParamOption = None,
@@ -220,7 +220,7 @@ def evaluate(
     data = load_dataset(dataset)
     interactive = _interactive()
     with _quiet_model_loading(enabled=not interactive):
-        vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, backend, quantize, truncate).load("--device")
+        vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
     out_dir = out if out is not None else Path("evaluations") / data.name
     with _progress(len(data), enabled=interactive) as advance:
         result = evaluate_dataset(
@@ -277,7 +277,7 @@ def sweep(
     dtype: Annotated[Optional[str], typer.Option(help="Weight dtype: float32, float16, bfloat16.", show_default="float32")] = None,
     resize: Annotated[Resize, typer.Option(help="How frames are fitted to the model's square input.")] = Resize(DEFAULT_RESIZE),
     antialias: AntialiasOption = True,
-    backend: BackendOption = Backend.torch,
+    runtime: RuntimeOption = Runtime.torch,
     quantize: QuantizeOption = None,
     reward_kind: RewardKindOption = None,
     param: ParamOption = None,
@@ -312,7 +312,7 @@ def sweep(
         result = run_sweep(
             data, specs, prompt_sets, out_dir, alphas=alpha, temperatures=temperature, label=label, reference=reference,
             target_precision=target_precision, cache_dir=_cache_dir(dataset, cache_dir, no_cache),
-            device=_resolve_device(device), dtype=dtype, resize=resize.value, antialias=antialias, runtime=backend.value,
+            device=_resolve_device(device), dtype=dtype, resize=resize.value, antialias=antialias, runtime=runtime.value,
             quantize=quantize.value if quantize is not None else None, batch_size=batch_size,
             progress=lambda _name, n: advance(n), group_by=group_by,
             goal_family=load_goal_family(goal_family) if goal_family is not None else None,

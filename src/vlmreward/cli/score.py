@@ -99,8 +99,8 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     return params
 
 
-class Backend(str, Enum):
-    """``--backend`` choices (:data:`vlmreward.models.registry.RUNTIME_BACKENDS`)."""
+class Runtime(str, Enum):
+    """``--runtime`` choices (:data:`vlmreward.models.registry.RUNTIMES`)."""
 
     torch = "torch"
     onnx = "onnx"
@@ -112,16 +112,17 @@ class Quantize(str, Enum):
     int8 = "int8"
 
 
-BackendOption = Annotated[
-    Backend,
+RuntimeOption = Annotated[
+    Runtime,
     typer.Option(
+        "--runtime", "--backend",
         help="What runs the vision tower: torch, or onnx (ONNX Runtime; exported once and cached, "
-        "needs pip install 'vlmreward[onnx]')."
+        "needs pip install 'vlmreward\\[onnx]'). --backend is its former name.",
     ),
 ]
 QuantizeOption = Annotated[
     Optional[Quantize],
-    typer.Option(help="With --backend onnx: quantise the weights (int8).", show_default="none (float32)"),
+    typer.Option(help="With --runtime onnx: quantise the weights (int8).", show_default="none (float32)"),
 ]
 
 
@@ -132,14 +133,14 @@ def model_spec(
     resize: Resize,
     antialias: bool,
     checkpoint: Path | None,
-    backend: Backend = Backend.torch,
+    runtime: Runtime = Runtime.torch,
     quantize: Quantize | None = None,
     truncate: bool = False,
 ) -> ModelSpec:
     """The :class:`~vlmreward.models.spec.ModelSpec` of the model options every command shares."""
     return ModelSpec(
         name, device=device or AUTO_DEVICE, dtype=dtype, resize=resize.value, antialias=antialias,
-        checkpoint=os.fspath(checkpoint) if checkpoint is not None else None, runtime=backend.value,
+        checkpoint=os.fspath(checkpoint) if checkpoint is not None else None, runtime=runtime.value,
         quantize=quantize.value if quantize is not None else None, truncate=truncate,
     )
 
@@ -223,7 +224,7 @@ def score(
     truncate: Annotated[
         bool, typer.Option("--truncate", help="Truncate prompts longer than the model's context.")
     ] = False,
-    backend: BackendOption = Backend.torch,
+    runtime: RuntimeOption = Runtime.torch,
     quantize: QuantizeOption = None,
     out: Annotated[
         Optional[Path],
@@ -247,7 +248,7 @@ def score(
     path = media.check_input(input_path)
     interactive = _interactive()
     with _quiet_model_loading(enabled=not interactive):
-        vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, backend, quantize, truncate).load("--device")
+        vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
     if plugin:
         reward = build_plugin_reward(vlm, reward_kind, goal, baseline, alpha, negative, temperature, threshold, params)
     else:
@@ -278,7 +279,7 @@ def score(
             "image_size": vlm.image_size,
             "device": str(vlm.device),
             "dtype": str(vlm.dtype).removeprefix("torch."),
-            "runtime": "onnx" if backend == Backend.onnx else "torch",
+            "runtime": vlm.runtime,
             "quantize": quantize.value if quantize is not None else None,
         },
         "batch_size": batch_size,

@@ -85,6 +85,7 @@ def model_fingerprint(model: VisionLanguageModel) -> dict[str, Any]:
     fingerprint: dict[str, Any] = {
         "name": model.name,
         "backend": getattr(model, "backend", type(model).__name__),
+        "runtime": getattr(model, "runtime", "torch"),
         "class": type(model).__name__,
         "embed_dim": model.embed_dim,
         "dtype": str(model.dtype).removeprefix("torch."),

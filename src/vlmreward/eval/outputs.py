@@ -173,6 +173,7 @@ def write_evaluation(
         "model": {
             "name": model.name,
             "backend": getattr(model, "backend", None),
+            "runtime": getattr(model, "runtime", "torch"),
             "parameters": count_parameters(model),
             "image_size": model.image_size,
             "resize": model.resize,

@@ -64,6 +64,9 @@ class VisionLanguageModel(abc.ABC):
     """
 
     backend: str = "abstract"
+    """The library that loaded the model (``"hf"``, ``"open_clip"``, a plugin's)."""
+    runtime: str = "torch"
+    """What runs its vision tower: ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (:mod:`vlmreward.models.onnx`)."""
 
     def __init__(
         self,

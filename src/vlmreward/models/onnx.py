@@ -93,8 +93,8 @@ def import_onnxruntime() -> Any:
         import onnxruntime
     except ImportError as err:
         raise BackendNotAvailableError(
-            f"backend='onnx' needs ONNX Runtime, which is not installed ({err}); {_ONNX_EXTRA}, "
-            "or use backend='torch'."
+            f"runtime='onnx' needs ONNX Runtime, which is not installed ({err}); {_ONNX_EXTRA}, "
+            "or use runtime='torch'."
         ) from err
     return onnxruntime
 
@@ -149,7 +149,7 @@ class _VisionTower(torch.nn.Module):
 class ONNXModel(VisionLanguageModel):
     """A loaded model whose image embeddings are computed by ONNX Runtime.
 
-    Create one with ``vlmreward.load_model(name, backend="onnx", quantize=None | "int8")``, or wrap
+    Create one with ``vlmreward.load_model(name, runtime="onnx", quantize=None | "int8")``, or wrap
     a model already loaded: ``ONNXModel(model)``. It behaves as the wrapped model
     (``encode_images``, ``encode_text``, rewards) with the vision tower run by ONNX Runtime.
 
@@ -189,7 +189,7 @@ class ONNXModel(VisionLanguageModel):
     provider; embeddings are returned on the wrapped model's device.
     """
 
-    backend = "onnx"
+    runtime = "onnx"
 
     def __init__(
         self,
@@ -212,7 +212,7 @@ class ONNXModel(VisionLanguageModel):
             raise InvalidParameterError(f"exporter={exporter!r}: use 'auto', 'dynamo' or 'torchscript'.")
         if source.dtype != torch.float32:
             raise InvalidParameterError(
-                f"backend='onnx' exports float32 weights, but the model was loaded with dtype "
+                f"runtime='onnx' exports float32 weights, but the model was loaded with dtype "
                 f"{str(source.dtype).removeprefix('torch.')}; load it without dtype (or dtype='float32'), "
                 "and use quantize='int8' to make it smaller and faster."
             )
@@ -230,8 +230,9 @@ class ONNXModel(VisionLanguageModel):
         self.source = source
         self.model = getattr(source, "model", None)
         self.quantize = quantize
+        self.backend = source.backend  # the library that loaded it; runtime says what runs it
         if quantize is not None:
-            self.backend = f"onnx-{quantize}"
+            self.runtime = f"onnx-{quantize}"
         self.opset = int(opset)
         self._exporter = exporter
         self.exported = False
@@ -350,7 +351,7 @@ class ONNXModel(VisionLanguageModel):
                     leftover.unlink()
         raise ExportError(
             f"could not export the vision tower of {self.source.name!r} to ONNX ({'; '.join(errors)}); "
-            "use backend='torch'."
+            "use runtime='torch'."
         )
 
     def _ensure_quantized(self, fp32_path: Path) -> Path:

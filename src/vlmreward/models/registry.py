@@ -29,11 +29,14 @@ from vlmreward.models.preprocess import DEFAULT_RESIZE, RESIZE_MODES, ResizeMode
 
 __all__ = [
     "load_model", "resolve_dtype", "register_backend", "ModelLoader", "MODEL_ENTRY_POINT_GROUP",
-    "RUNTIME_BACKENDS", "DTYPE_NAMES", "AUTOCAST_NAMES",
+    "RUNTIMES", "RUNTIME_BACKENDS", "DTYPE_NAMES", "AUTOCAST_NAMES",
 ]
 
-RUNTIME_BACKENDS: tuple[str, ...] = ("torch", "onnx")
+RUNTIMES: tuple[str, ...] = ("torch", "onnx")
 """What runs a loaded model's vision tower: PyTorch, or ONNX Runtime (:mod:`.onnx`)."""
+
+RUNTIME_BACKENDS = RUNTIMES
+"""The former name of :data:`RUNTIMES`."""
 
 _DTYPES = {
     "float32": torch.float32,
@@ -70,11 +73,13 @@ def load_model(
     resize: ResizeMode = DEFAULT_RESIZE,
     checkpoint: str | os.PathLike | None = None,
     truncate: bool = False,
-    backend: str = "torch",
+    runtime: str | None = None,
     quantize: str | None = None,
     autocast: torch.dtype | str | bool | None = None,
     onnx_cache_dir: str | os.PathLike | None = None,
     antialias: bool = True,
+    *,
+    backend: str | None = None,
 ) -> VisionLanguageModel:
     """Load a vision-language model for scoring frames.
 
@@ -93,19 +98,22 @@ def load_model(
         checkpoint: local weights file for an ``open_clip:ARCH`` name.
         truncate: truncate prompts longer than the model's context instead of raising
             :class:`~vlmreward.errors.PromptTooLongError`.
-        backend: what runs the vision tower: ``"torch"`` (default) or ``"onnx"`` (ONNX Runtime:
+        runtime: what runs the vision tower: ``"torch"`` (default, also for None) or ``"onnx"`` (ONNX Runtime:
             the loaded model's vision tower is exported once, cached on disk, and run by
             :class:`~vlmreward.models.onnx.ONNXModel`; needs ``pip install 'vlmreward[onnx]'``).
-        quantize: with ``backend="onnx"``: None (``float32``) or ``"int8"`` (dynamic quantisation).
+            The *backend* is the library that loads the model (``model.backend``: ``"hf"``,
+            ``"open_clip"``, a plugin's), chosen by the name.
+        quantize: with ``runtime="onnx"``: None (``float32``) or ``"int8"`` (dynamic quantisation).
         autocast: on CUDA, run the towers under ``torch.autocast``: None (default: in the weights'
             dtype when that is ``float16``/``bfloat16``), False (never), ``"bf16"``/``"fp16"`` (also
             with ``float32`` weights: mixed precision) or True (``"bf16"``). CUDA devices only.
-        onnx_cache_dir: where ``backend="onnx"`` caches its exports (default
+        onnx_cache_dir: where ``runtime="onnx"`` caches its exports (default
             :func:`vlmreward.models.onnx.default_cache_dir`).
         antialias: True (default): resize frames like PIL, as CLIP's training images were.
             False: the VLM-RM reference code's transform (plain bicubic interpolation of float
             pixels, no antialiasing); with ``resize="squash"`` the pixels equal the reference's
             to float rounding. See :mod:`vlmreward.models.preprocess`.
+        backend: the former name of ``runtime`` (before 0.4), still accepted.
 
     Returns:
         A :class:`VisionLanguageModel` in eval mode on ``device``.
@@ -115,19 +123,23 @@ def load_model(
             an unsupported ``model_type``, or a checkpoint given for a non-open_clip name.
         ModelNotAvailableError: the weights are not cached and the hub cannot be reached; the
             message says how to load a local copy.
-        InvalidParameterError: an unknown ``resize`` mode, ``dtype``, ``backend`` or ``quantize``;
-            ``quantize`` without ``backend="onnx"``; ``autocast`` off CUDA or not a half dtype.
-        BackendNotAvailableError: ``backend="onnx"`` without onnxruntime installed.
+        InvalidParameterError: an unknown ``resize`` mode, ``dtype``, ``runtime`` or ``quantize``;
+            ``quantize`` without ``runtime="onnx"``; ``autocast`` off CUDA or not a half dtype;
+            ``backend`` and ``runtime`` both given and different.
+        BackendNotAvailableError: ``runtime="onnx"`` without onnxruntime installed.
         ExportError: the vision tower could not be exported to ONNX.
     """
-    if backend not in RUNTIME_BACKENDS:
-        raise InvalidParameterError(
-            f"backend={backend!r} is not a runtime backend; use one of {', '.join(map(repr, RUNTIME_BACKENDS))}."
-        )
+    if backend is not None:  # the former name of runtime
+        if runtime not in (None, backend):
+            raise InvalidParameterError(f"backend={backend!r} is the former name of runtime={runtime!r}; give runtime only.")
+        runtime = backend
+    runtime = "torch" if runtime is None else runtime
+    if runtime not in RUNTIMES:
+        raise InvalidParameterError(f"runtime={runtime!r} is not a runtime; use one of {', '.join(map(repr, RUNTIMES))}.")
     if quantize is not None and quantize not in QUANTIZE_MODES:
         raise InvalidParameterError(f"quantize={quantize!r}: use None (float32) or one of {', '.join(map(repr, QUANTIZE_MODES))}.")
-    if quantize is not None and backend != "onnx":
-        raise InvalidParameterError(f"quantize={quantize!r} needs backend='onnx' (ONNX Runtime quantises the exported graph).")
+    if quantize is not None and runtime != "onnx":
+        raise InvalidParameterError(f"quantize={quantize!r} needs runtime='onnx' (ONNX Runtime quantises the exported graph).")
     autocast_dtype = _resolve_autocast(autocast, torch.device(device))
     if resize not in RESIZE_MODES:
         raise InvalidParameterError(f"resize={resize!r} is not a resize mode; use one of {', '.join(RESIZE_MODES)}.")
@@ -141,14 +153,14 @@ def load_model(
     prefix = name.partition(":")[0] if ":" in name and not os.path.exists(name) else None
     loader = _backend_loader(prefix) if prefix else None
     if loader is not None:  # a registered (or entry-point) backend owns this prefix
-        return _finish(loader(name, checkpoint=checkpoint, **kwargs), backend, quantize, autocast_dtype, onnx_cache_dir)
+        return _finish(loader(name, checkpoint=checkpoint, **kwargs), runtime, quantize, autocast_dtype, onnx_cache_dir)
     if os.path.isdir(name) and (Path(name) / "open_clip_config.json").is_file():
         name = f"open_clip:local-dir:{name}"
     if name.startswith(("open_clip:", "hf-hub:")):
         from vlmreward.models.openclip import load_open_clip_model
 
         model = load_open_clip_model(name, checkpoint=checkpoint, **kwargs)
-        return _finish(model, backend, quantize, autocast_dtype, onnx_cache_dir)
+        return _finish(model, runtime, quantize, autocast_dtype, onnx_cache_dir)
     if checkpoint is not None:
         raise ModelNotFoundError(
             f"checkpoint= goes with an open_clip architecture, e.g. load_model('open_clip:ViT-B-32', "
@@ -163,7 +175,7 @@ def load_model(
         raise ModelNotFoundError(f"model directory {name!r} does not exist.")
     from vlmreward.models.hf import load_hf_model
 
-    return _finish(load_hf_model(name, **kwargs), backend, quantize, autocast_dtype, onnx_cache_dir)
+    return _finish(load_hf_model(name, **kwargs), runtime, quantize, autocast_dtype, onnx_cache_dir)
 
 
 ModelLoader = Callable[..., VisionLanguageModel]
@@ -212,7 +224,7 @@ def _backend_loader(prefix: str) -> ModelLoader | None:
 
 def _finish(
     model: VisionLanguageModel,
-    backend: str,
+    runtime: str,
     quantize: str | None,
     autocast_dtype: torch.dtype | None | bool,
     onnx_cache_dir: str | os.PathLike | None,
@@ -222,7 +234,7 @@ def _finish(
         model.autocast_dtype = None
     elif autocast_dtype is not None:
         model.autocast_dtype = autocast_dtype  # type: ignore[assignment]
-    if backend == "onnx":
+    if runtime == "onnx":
         from vlmreward.models.onnx import ONNXModel
 
         return ONNXModel(model, quantize=quantize, cache_dir=onnx_cache_dir)

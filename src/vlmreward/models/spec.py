@@ -62,7 +62,7 @@ class ModelSpec:
         resize: ``"squash"``, ``"crop"`` or ``"pad"``.
         antialias: PIL-like resize (True) or the VLM-RM reference's plain bicubic (False).
         checkpoint: weights file of an ``open_clip:ARCH`` name.
-        runtime: what runs the vision tower: ``"torch"`` or ``"onnx"`` (``load_model``'s ``backend``).
+        runtime: what runs the vision tower: ``"torch"`` or ``"onnx"`` (:data:`~vlmreward.models.registry.RUNTIMES`).
         quantize: with ``runtime="onnx"``, ``"int8"``.
         autocast: CUDA mixed precision (None: from ``dtype``; False: never; ``"bf16"``/``"fp16"``).
         truncate: truncate over-long prompts instead of raising.
@@ -104,7 +104,7 @@ class ModelSpec:
             antialias=self.antialias,
             checkpoint=os.fspath(self.checkpoint) if self.checkpoint is not None else None,
             truncate=self.truncate,
-            backend=self.runtime,
+            runtime=self.runtime,
             quantize=self.quantize,
             autocast=self.autocast,
         )

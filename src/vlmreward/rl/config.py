@@ -51,7 +51,7 @@ from vlmreward.distributed.config import ScaleConfig, check_scale_fits
 from vlmreward.errors import VLMRewardError
 from vlmreward.models.onnx import QUANTIZE_MODES
 from vlmreward.models.preprocess import ResizeMode
-from vlmreward.models.registry import AUTOCAST_NAMES, DTYPE_NAMES, RUNTIME_BACKENDS
+from vlmreward.models.registry import AUTOCAST_NAMES, DTYPE_NAMES, RUNTIMES
 from vlmreward.models.spec import ModelSpec
 from vlmreward.rewards.params import Count, FiniteFloat, Prompt
 from vlmreward.rewards.registry import (
@@ -249,9 +249,10 @@ class ModelConfig(_Strict):
             False for the VLM-RM reference code's plain bicubic resize (``configs/vlmrm/``).
         checkpoint: weights file for an ``open_clip:ARCH`` name.
         batch_size: frames per forward pass of the vision tower.
-        backend: ``"torch"`` or ``"onnx"`` (ONNX Runtime runs the vision tower; faster on CPUs,
-            see ``benchmarks/RESULTS.md``; needs ``pip install 'vlmreward[onnx]'``).
-        quantize: with ``backend: onnx``, ``int8`` for dynamic int8 weights (None: float32).
+        runtime: ``"torch"`` or ``"onnx"`` (ONNX Runtime runs the vision tower; faster on CPUs,
+            see ``benchmarks/RESULTS.md``; needs ``pip install 'vlmreward[onnx]'``). ``backend:``,
+            its former name, is still read (run directories written before 0.4 have it).
+        quantize: with ``runtime: onnx``, ``int8`` for dynamic int8 weights (None: float32).
         autocast: on CUDA, ``bf16``/``fp16`` mixed precision (None: from ``dtype``; False: never).
     """
 
@@ -262,12 +263,12 @@ class ModelConfig(_Strict):
     antialias: bool = True
     checkpoint: Optional[str] = None
     batch_size: Count = 64
-    backend: Literal[RUNTIME_BACKENDS] = "torch"  # type: ignore[valid-type]
+    runtime: Literal[RUNTIMES] = "torch"  # type: ignore[valid-type]
     quantize: Optional[Literal[QUANTIZE_MODES]] = None  # type: ignore[valid-type]
     autocast: Optional[Union[Literal[AUTOCAST_NAMES], bool]] = None  # type: ignore[valid-type]
 
     def spec(self) -> ModelSpec:
-        """The :class:`~vlmreward.models.spec.ModelSpec` of this section (``backend`` is its ``runtime``).
+        """The :class:`~vlmreward.models.spec.ModelSpec` of this section.
 
         Raises:
             ConfigError: no ``name``.
@@ -276,14 +277,24 @@ class ModelConfig(_Strict):
             raise ConfigError("model.name is not set; give one (--set model=openai/clip-vit-base-patch32).")
         return ModelSpec(
             self.name, device=self.device, dtype=self.dtype, resize=self.resize, antialias=self.antialias,
-            checkpoint=self.checkpoint, runtime=self.backend, quantize=self.quantize, autocast=self.autocast,
+            checkpoint=self.checkpoint, runtime=self.runtime, quantize=self.quantize, autocast=self.autocast,
             batch_size=self.batch_size,
         )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _former_backend_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "backend" in data:
+            data = dict(data)
+            backend = data.pop("backend")
+            if data.setdefault("runtime", backend) != backend:
+                raise ValueError("model.backend is the former name of model.runtime; give runtime only")
+        return data
+
     @model_validator(mode="after")
     def _quantize_needs_onnx(self) -> "ModelConfig":
-        if self.quantize is not None and self.backend != "onnx":
-            raise ValueError("model.quantize needs model.backend: onnx (int8 weights run on ONNX Runtime)")
+        if self.quantize is not None and self.runtime != "onnx":
+            raise ValueError("model.quantize needs model.runtime: onnx (int8 weights run on ONNX Runtime)")
         return self
 
 
