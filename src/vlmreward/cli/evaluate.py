@@ -20,18 +20,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from vlmreward.cli.score import (
+from vlmreward.cli.console import is_interactive, progress_bar, quiet_model_loading, resolve_cli_device
+from vlmreward.cli.options import (
     AntialiasOption,
-    Runtime,
-    RuntimeOption,
     ParamOption,
     QuantizeOption,
     Resize,
     RewardKindOption,
-    _interactive,
-    _progress,
-    _quiet_model_loading,
-    _resolve_device,
+    Runtime,
+    RuntimeOption,
     model_spec,
     parse_params,
 )
@@ -117,7 +114,7 @@ def collect(
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array frames need no window (quiets pygame's SDL)
 
-    with _progress(frames, enabled=_interactive()) as advance:
+    with progress_bar(frames, enabled=is_interactive()) as advance:
         result = run_collect(
             env_id, out, policy, episodes=episodes, frames=frames, env_kwargs=parse_env_kwargs(env_kwarg),
             seed=seed, max_steps=max_steps, overwrite=overwrite, progress=advance,
@@ -218,11 +215,11 @@ def evaluate(
     templates = parse_templates(template)
     family = load_goal_family(goal_family) if goal_family is not None else None
     data = load_dataset(dataset)
-    interactive = _interactive()
-    with _quiet_model_loading(enabled=not interactive):
+    interactive = is_interactive()
+    with quiet_model_loading(enabled=not interactive):
         vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
     out_dir = out if out is not None else Path("evaluations") / data.name
-    with _progress(len(data), enabled=interactive) as advance:
+    with progress_bar(len(data), enabled=interactive) as advance:
         result = evaluate_dataset(
             data, vlm, goal, out_dir, baseline=baseline, negatives=negative, alphas=alpha, temperatures=temperature,
             label=label, reference=reference, x=x, facet=facet, target_precision=target_precision,
@@ -306,13 +303,13 @@ def sweep(
     specs = list(model)
     prompt_sets = load_prompt_sets(prompts)
     data = load_dataset(dataset)
-    interactive = _interactive()
+    interactive = is_interactive()
     out_dir = out if out is not None else Path("sweeps") / data.name
-    with _quiet_model_loading(enabled=not interactive), _progress(len(data) * len(specs), enabled=interactive) as advance:
+    with quiet_model_loading(enabled=not interactive), progress_bar(len(data) * len(specs), enabled=interactive) as advance:
         result = run_sweep(
             data, specs, prompt_sets, out_dir, alphas=alpha, temperatures=temperature, label=label, reference=reference,
             target_precision=target_precision, cache_dir=_cache_dir(dataset, cache_dir, no_cache),
-            device=_resolve_device(device), dtype=dtype, resize=resize.value, antialias=antialias, runtime=runtime.value,
+            device=resolve_cli_device(device), dtype=dtype, resize=resize.value, antialias=antialias, runtime=runtime.value,
             quantize=quantize.value if quantize is not None else None, batch_size=batch_size,
             progress=lambda _name, n: advance(n), group_by=group_by,
             goal_family=load_goal_family(goal_family) if goal_family is not None else None,

@@ -19,11 +19,9 @@ import csv
 import json
 import math
 import os
-import sys
 import textwrap
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable, Iterator, Optional
 
@@ -35,7 +33,10 @@ from vlmreward import __version__, media
 from vlmreward.errors import InputFileError, InvalidParameterError, VLMRewardError
 from vlmreward.models import DEFAULT_RESIZE, VisionLanguageModel
 from vlmreward.models.base import DEFAULT_BATCH_SIZE
-from vlmreward.models.spec import AUTO_DEVICE, ModelSpec, resolve_device
+from vlmreward.cli.console import is_interactive, progress_bar, quiet_model_loading
+from vlmreward.cli.options import (
+    AntialiasOption, ParamOption, QuantizeOption, Resize, RewardKindOption, RuntimeOption, Runtime, model_spec, parse_params,
+)
 from vlmreward.rewards import DEFAULT_TEMPERATURE, GoalBaselineReward, SoftmaxThresholdReward, VLMReward
 from vlmreward.rewards.registry import build_reward as registry_build_reward
 from vlmreward.rewards.registry import reward_kind as lookup_reward_kind
@@ -46,103 +47,6 @@ __all__ = ["score", "models", "ScoreResult", "build_reward", "score_frames", "pl
 CSV_NAME = "rewards.csv"
 PLOT_NAME = "rewards.png"
 JSON_NAME = "score.json"
-
-
-class Resize(str, Enum):
-    """``--resize`` choices (:data:`vlmreward.models.preprocess.ResizeMode`)."""
-
-    squash = "squash"
-    crop = "crop"
-    pad = "pad"
-
-
-AntialiasOption = Annotated[
-    bool,
-    typer.Option(
-        "--antialias/--no-antialias",
-        help="Resize frames with antialiasing like PIL (as CLIP was trained); --no-antialias: the VLM-RM "
-        "reference code's plain bicubic resize, for runs that must compare with the paper.",
-    ),
-]
-"""``--antialias/--no-antialias`` of ``score``, ``evaluate`` and ``sweep`` (``load_model(antialias=...)``)."""
-
-
-RewardKindOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--reward-kind",
-        help="A registered reward kind (vlmreward reward-kinds lists them), an installed plugin's, or "
-        "package.module:ClassName; default: goal_baseline, or softmax_threshold with --negative.",
-        show_default=False,
-    ),
-]
-ParamOption = Annotated[
-    Optional[list[str]],
-    typer.Option("--param", help="KEY=VALUE parameter of --reward-kind (a YAML value; repeat).", show_default=False),
-]
-
-
-def parse_params(items: list[str] | None) -> dict[str, Any]:
-    """``--param KEY=VALUE`` options as a mapping (values read as YAML: ``0.5``, ``true``, ``[a, b]``).
-
-    Raises:
-        InvalidParameterError: an item without ``=`` or with an empty key.
-    """
-    from vlmreward.rl.config import parse_value
-
-    params: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise InvalidParameterError(f"--param expects KEY=VALUE (e.g. --param scale=2); got {item!r}.")
-        params[key.strip()] = parse_value(text)
-    return params
-
-
-class Runtime(str, Enum):
-    """``--runtime`` choices (:data:`vlmreward.models.registry.RUNTIMES`)."""
-
-    torch = "torch"
-    onnx = "onnx"
-
-
-class Quantize(str, Enum):
-    """``--quantize`` choices (:data:`vlmreward.models.onnx.QUANTIZE_MODES`)."""
-
-    int8 = "int8"
-
-
-RuntimeOption = Annotated[
-    Runtime,
-    typer.Option(
-        "--runtime", "--backend",
-        help="What runs the vision tower: torch, or onnx (ONNX Runtime; exported once and cached, "
-        "needs pip install 'vlmreward\\[onnx]'). --backend is its former name.",
-    ),
-]
-QuantizeOption = Annotated[
-    Optional[Quantize],
-    typer.Option(help="With --runtime onnx: quantise the weights (int8).", show_default="none (float32)"),
-]
-
-
-def model_spec(
-    name: str,
-    device: str | None,
-    dtype: str | None,
-    resize: Resize,
-    antialias: bool,
-    checkpoint: Path | None,
-    runtime: Runtime = Runtime.torch,
-    quantize: Quantize | None = None,
-    truncate: bool = False,
-) -> ModelSpec:
-    """The :class:`~vlmreward.models.spec.ModelSpec` of the model options every command shares."""
-    return ModelSpec(
-        name, device=device or AUTO_DEVICE, dtype=dtype, resize=resize.value, antialias=antialias,
-        checkpoint=os.fspath(checkpoint) if checkpoint is not None else None, runtime=runtime.value,
-        quantize=quantize.value if quantize is not None else None, truncate=truncate,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,8 +150,8 @@ def score(
                 "absence goal_baseline."
             )
     path = media.check_input(input_path)
-    interactive = _interactive()
-    with _quiet_model_loading(enabled=not interactive):
+    interactive = is_interactive()
+    with quiet_model_loading(enabled=not interactive):
         vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
     if plugin:
         reward = build_plugin_reward(vlm, reward_kind, goal, baseline, alpha, negative, temperature, threshold, params)
@@ -259,7 +163,7 @@ def score(
     out_dir = out if out is not None else default_out_dir(path)
     _make_dir(out_dir)
     show_progress = interactive and (total is None or total > batch_size)
-    with _progress(total, enabled=show_progress) as advance:
+    with progress_bar(total, enabled=show_progress) as advance:
         result = score_frames(reward, frames, batch_size, out_dir / CSV_NAME, advance)
 
     stats = result.stats()
@@ -555,11 +459,6 @@ def _check_reward_options(
     return False
 
 
-def _resolve_device(device: str | None) -> torch.device:
-    """``--device`` as a torch device (:func:`vlmreward.models.spec.resolve_device`); default: auto."""
-    return resolve_device(device, "--device")
-
-
 def _fmt(value: float) -> str:
     """A float32 reward with enough digits to round-trip."""
     return f"{float(value):.9g}" if math.isfinite(value) else str(float(value))
@@ -583,59 +482,3 @@ def _make_dir(path: Path) -> None:
 def _write_output(path: Path, write: Callable[[Path], object]) -> None:
     with _output_errors(path):
         write(path)
-
-
-def _interactive() -> bool:
-    """Whether a progress bar is welcome: both stdout and stderr are terminals."""
-    return all(getattr(stream, "isatty", lambda: False)() for stream in (sys.stdout, sys.stderr))
-
-
-@contextmanager
-def _quiet_model_loading(enabled: bool) -> Iterator[None]:
-    """Silence the loaders' own progress bars (transformers' "Loading weights", hub downloads),
-    restoring their previous state afterwards."""
-    if not enabled:
-        yield
-        return
-    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
-
-    hub_was_disabled = are_progress_bars_disabled()
-    tf_logging = sys.modules.get("transformers.utils.logging")
-    tf_was_enabled = tf_logging.is_progress_bar_enabled() if tf_logging is not None else not hub_was_disabled
-    disable_progress_bars()  # transformers imported from now on starts with its bars off
-    if tf_logging is not None:
-        tf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        tf_logging = sys.modules.get("transformers.utils.logging")
-        if tf_logging is not None and tf_was_enabled:
-            tf_logging.enable_progress_bar()  # also turns the hub's back on
-        if hub_was_disabled:
-            disable_progress_bars()
-        else:
-            enable_progress_bars()
-
-
-@contextmanager
-def _progress(total: int | None, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr, yielding ``advance(n_frames)``; a no-op when not ``enabled``."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = [TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"), TimeElapsedColumn()]
-    if total is not None:
-        columns.append(TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("scoring", total=total)
-        yield lambda n: progress.advance(task, n)
