@@ -37,6 +37,9 @@ name a target has one goal per ordered pair of distinct objects; the others one 
 
 This module imports neither a simulator nor a model, so rewards, environments and the offline
 evaluation all use it.
+
+Why one module: a goal family is what its YAML says: the data model (objects, goals, templates,
+splits, negatives) and its YAML schema and errors change together.
 """
 
 from __future__ import annotations

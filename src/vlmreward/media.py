@@ -18,6 +18,9 @@ Memory stays bounded by one frame (plus whatever the caller keeps), however long
 
 Every problem with the input is an :class:`~vlmreward.errors.InputFileError` whose message is
 one sentence naming the file.
+
+Why one module: one concept, frames in: the readers of every input kind (images, folders, videos,
+.npy/.npz) with their shared validation and one-line errors.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ The command parses its options into a model (:func:`vlmreward.load_model`) and a
 * ``score.json``: the reward's description, the model, the input and summary statistics.
 
 ``vlmreward models`` lists the open_clip architecture/tag pairs that load by name.
+
+Why one module: the ``score`` command and what it writes (CSV, plot, JSON); the options it shares
+with other commands are in :mod:`vlmreward.cli.options`.
 """
 
 from __future__ import annotations

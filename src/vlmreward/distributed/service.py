@@ -27,6 +27,10 @@ reward and scores them. A call is answered exactly once, to the caller that made
 pure function of the frames, so a retried request gets the rewards the first attempt would have
 given, and no transition is lost or scored twice. A replica killed for good
 (``no_restart=True``) is routed around: its unanswered requests go to the other replicas.
+
+Why one module: the replica actor, the service handle that routes to replicas and the RewardModel
+on top of it share one request protocol and one set of failure semantics (above), which are easier
+to check in one place.
 """
 
 from __future__ import annotations

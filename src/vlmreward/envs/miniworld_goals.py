@@ -50,6 +50,9 @@ room, cos and sin of its heading, carrying anything), then for each object kind 
 ``slots_per_kind`` slots (the room's objects of that kind in family colour order, then empty
 slots), each ``[present, carried, distance / room diagonal, cos bearing, sin bearing,
 colour one-hot]``. Objects are grouped by kind, so a goal names its slot by kind and colour.
+
+Why one module: one environment class; its goal sampling, success detectors and sweep states all
+read MiniWorld's internals (entities, the agent, its carried object).
 """
 
 from __future__ import annotations

@@ -41,6 +41,10 @@ as ``0``/``1``) and the state variables by name (``pole_angle``, ``cart_position
 :class:`~vlmreward.errors.InputFileError`) with a one-sentence message for a missing file, a
 corrupt or truncated file, a format version it does not read, or counts that do not match;
 asking for a column the dataset lacks raises :class:`MissingLabelError`.
+
+Why one module: the on-disk format's specification (this docstring), its reader and its writer
+change together, and keeping them in one module keeps them from drifting apart; half of the code is
+validation that gives a one-sentence error for every way a file can be wrong.
 """
 
 from __future__ import annotations

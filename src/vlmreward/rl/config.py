@@ -22,6 +22,10 @@ a Ray cluster: environment workers and reward-model replicas as Ray actors (``do
 a :class:`RunConfig`. Every problem (a missing file, bad YAML, an unknown key, a value out of
 range) is a :class:`ConfigError` whose message names the key path (``reward.alpha``) and what is
 allowed there.
+
+Why one module: the run-config schema (pydantic sections), the ``--set`` overrides and the
+translation of pydantic's errors into one line naming the key path are one concept, and a new
+config key touches all three.
 """
 
 from __future__ import annotations
