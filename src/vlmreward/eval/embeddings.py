@@ -166,8 +166,8 @@ def _read_cache(path: Path, n: int, d: int) -> np.ndarray | None:
 def resize_note(model: VisionLanguageModel, render_size: tuple[int, int]) -> str | None:
     """A note when frames of ``render_size`` (``(H, W)``) are not the model's square input, else None."""
     h, w = render_size
-    s = model.image_size
-    if (h, w) == (s, s):
+    s = getattr(model, "image_size", None)
+    if s is None or (h, w) == (s, s):  # a generative VLM's processor sizes images itself
         return None
     how = {
         "squash": "both sides scaled (aspect ratio not kept)",

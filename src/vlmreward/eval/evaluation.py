@@ -249,6 +249,33 @@ def _landscape_axes(dataset: Dataset, x: str | None, facet: str | None) -> tuple
     return x, facet
 
 
+def scores_embeddings(reward: Any) -> bool:
+    """Whether ``reward`` scores image embeddings (``from_embeddings``), so a cached image pass serves it."""
+    return callable(getattr(reward, "from_embeddings", None))
+
+
+def frame_rewards(
+    reward: Any, frames: np.ndarray, batch_size: int | None = None, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """``reward(frames)`` in batches, for rewards without ``from_embeddings`` (generative VLMs):
+    ``float32 [N]`` for uint8 frames ``[N, H, W, 3]`` (a memory map is read batch by batch).
+
+    Args:
+        reward: any frame reward (``__call__(frames) -> float32 [N]``).
+        frames: the dataset's frames.
+        batch_size: frames per call (default: the reward model's ``batch_size``, else 32).
+        progress: called with the number of frames of each batch.
+    """
+    step = int(batch_size or getattr(getattr(reward, "model", None), "batch_size", None) or 32)
+    out = []
+    for start in range(0, len(frames), step):
+        batch = np.array(frames[start : start + step])  # a writable copy of a memory-mapped slice
+        out.append(np.asarray(reward(batch), dtype=np.float32))
+        if progress is not None:
+            progress(len(batch))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
 @dataclass
 class DatasetScores:
     """What :func:`score_dataset` computed; nothing is written (:func:`~vlmreward.eval.outputs.write_evaluation` writes it).
@@ -385,12 +412,17 @@ def score_dataset(
     if note:
         notes.append(note)
 
-    embedded = embed_dataset(model, dataset, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+    embedded = None
+    if any(scores_embeddings(r) for _, r in rewards_objects):
+        embedded = embed_dataset(model, dataset, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
     results = []
     for s, r in rewards_objects:
-        values = r.from_embeddings(embedded.embeddings) if frame_goals is None else r.from_embeddings_with_goals(
-            embedded.embeddings, frame_goals
-        )
+        if embedded is None or not scores_embeddings(r):
+            values = frame_rewards(r, dataset.frames, batch_size, progress)
+        elif frame_goals is None:
+            values = r.from_embeddings(embedded.embeddings)
+        else:
+            values = r.from_embeddings_with_goals(embedded.embeddings, frame_goals)
         result = score_rewards(s.name, values, labels, ref, target_precision, r.describe())
         if groups is not None:
             result.groups = group_summaries(result.rewards, labels, ref, groups, target_precision)
@@ -417,6 +449,9 @@ def score_dataset(
         results=results, settings=settings, title=" | ".join(goal), prompts=prompts,
         label_name=label_name, labels=labels, reference=reference, reference_values=ref,
         group_by=group_by, groups=groups, x_name=x_name, facet_name=facet_name, calibration=calibration,
-        embedding_cache={"hit": embedded.cache_hit, "path": None if embedded.path is None else str(embedded.path)},
+        embedding_cache=(
+            {"hit": None, "path": None} if embedded is None
+            else {"hit": embedded.cache_hit, "path": None if embedded.path is None else str(embedded.path)}
+        ),
         notes=notes,
     )

@@ -132,10 +132,4 @@ def build_reward(
     else:
         fields = lookup_reward_kind(setting.kind).params.model_fields
         params = {**({"goal": list(goal)} if "goal" in fields and goal else {}), **dict(setting.params)}
-    reward = registry_build_reward(setting.kind, params, model)
-    if not callable(getattr(reward, "from_embeddings", None)):
-        raise InvalidParameterError(
-            f"reward kind {setting.kind!r} scores frames only (it has no from_embeddings); evaluate and sweep score "
-            "cached image embeddings, so they need an embedding reward."
-        )
-    return reward
+    return registry_build_reward(setting.kind, params, model)

@@ -50,7 +50,7 @@ from vlmreward.errors import InvalidParameterError, PromptFileError
 from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
 from vlmreward.models.spec import ModelSpec
-from vlmreward.eval.evaluation import resolve_label, score_rewards
+from vlmreward.eval.evaluation import frame_rewards, resolve_label, score_rewards, scores_embeddings
 from vlmreward.eval.settings import RewardSetting, build_reward
 from vlmreward.rewards import DEFAULT_TEMPERATURE
 
@@ -339,14 +339,22 @@ def run_sweep(
             if note and note not in notes:
                 notes.append(note)
             callback = None if progress is None else (lambda n, _name=model_label(spec): progress(_name, n))
-            embedded = embed_dataset(model, dataset, cache_dir=cache_dir, batch_size=batch_size, progress=callback)
+            embedded = None
+            if hasattr(model, "encode_images"):  # a contrastive model: one cached image pass serves every setting
+                embedded = embed_dataset(model, dataset, cache_dir=cache_dir, batch_size=batch_size, progress=callback)
             model_rows.append({
-                "name": model_label(spec), "parameters": parameters, "cache_hit": embedded.cache_hit,
-                "embed_dim": model.embed_dim, "image_size": model.image_size,
-                "cache_file": None if embedded.path is None else str(embedded.path),
+                "name": model_label(spec), "parameters": parameters, "cache_hit": None if embedded is None else embedded.cache_hit,
+                "embed_dim": getattr(model, "embed_dim", None), "image_size": getattr(model, "image_size", None),
+                "cache_file": None if embedded is None or embedded.path is None else str(embedded.path),
             })
             for ps_name, ps in prompt_sets.items():
                 for setting in plans[ps_name]:
+                    if embedded is None and setting.kind in ("goal_baseline", "softmax_threshold", "goal_family_softmax"):
+                        tagged = (f"{model_label(spec)} is a generative VLM: the contrastive setting {setting.ascii_name} "
+                                  f"of prompt set {ps_name} was skipped (give --reward-kind vqa to sweep it).")
+                        if tagged not in notes:
+                            notes.append(tagged)
+                        continue
                     if setting.kind == "goal_family_softmax":
                         reward = goal_eval.goal_family_reward(
                             model, family, setting.temperature, ps.family_negatives, ps.k, ps.templates
@@ -354,7 +362,10 @@ def run_sweep(
                         values = reward.from_embeddings_with_goals(embedded.embeddings, frame_goals)
                     else:
                         reward = build_reward(model, setting, ps.goal, ps.baseline, ps.negatives)
-                        values = reward.from_embeddings(embedded.embeddings)
+                        if embedded is not None and scores_embeddings(reward):
+                            values = reward.from_embeddings(embedded.embeddings)
+                        else:
+                            values = frame_rewards(reward, dataset.frames, batch_size, callback)
                     result = score_rewards(setting.name, values, labels, ref, target_precision, reward.describe())
                     for n in result.notes:
                         tagged = f"{model_label(spec)} / {ps_name} / {setting.ascii_name}: {n}"
@@ -364,7 +375,7 @@ def run_sweep(
                         "model": model_label(spec), "parameters": parameters, "prompt_set": ps_name,
                         "reward": setting.kind, "setting": setting.ascii_name,
                         "alpha": setting.alpha, "temperature": setting.temperature,
-                        **result.summary(), "cache_hit": embedded.cache_hit,
+                        **result.summary(), "cache_hit": None if embedded is None else embedded.cache_hit,
                     }
                     if groups is None:
                         rows.append(row)

@@ -1,4 +1,4 @@
-"""Hugging Face ``transformers`` backend: ``CLIPModel`` and ``SiglipModel``.
+"""Hugging Face ``transformers`` backend: ``CLIPModel`` and ``SiglipModel``, and the generative VLMs of :mod:`.generative`.
 
 Loads a hub id (``openai/clip-vit-base-patch32``, ``google/siglip-base-patch16-224``) or a local
 directory written by ``save_pretrained`` (model, tokenizer and image processor saved together).
@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from vlmreward.errors import ModelNotFoundError
 from vlmreward.models._compat import ensure_torchvision_importable
 from vlmreward.models.base import VisionLanguageModel
+from vlmreward.models.generative import GENERATIVE_MODEL_TYPES, load_generative_model
 from vlmreward.models.hub import hub_context
 from vlmreward.models.preprocess import PreprocessConfig, ResizeMode
 
@@ -23,7 +25,7 @@ __all__ = ["HFModel", "load_hf_model", "SUPPORTED_MODEL_TYPES"]
 SUPPORTED_MODEL_TYPES = ("clip", "siglip")
 """``config.json`` ``model_type`` values this backend loads."""
 
-_DOWNLOAD_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors"]
+_DOWNLOAD_PATTERNS = ["*.json", "*.txt", "*.model", "*.safetensors", "*.jinja"]
 _PIL_FILTERS = {2: "bilinear", 3: "bicubic"}  # PIL.Image.Resampling values
 
 
@@ -84,8 +86,11 @@ def _resolve(name: str) -> Path:
 
 def load_hf_model(
     name: str, *, device: torch.device, dtype: torch.dtype | None, resize: ResizeMode, antialias: bool, truncate: bool
-) -> HFModel:
-    """Load a ``transformers`` CLIP or SigLIP model with its tokenizer and preprocessing.
+) -> HFModel | Any:
+    """Load a ``transformers`` CLIP or SigLIP model with its tokenizer and preprocessing, or a
+    generative VLM (:data:`~vlmreward.models.generative.GENERATIVE_MODEL_TYPES`) as a
+    :class:`~vlmreward.models.generative.GenerativeVLM` (its processor resizes frames as the model
+    was trained; ``resize``, ``antialias`` and ``truncate`` do not apply to it).
 
     Args:
         name: hub id or local ``save_pretrained`` directory.
@@ -96,7 +101,7 @@ def load_hf_model(
         truncate: truncate over-long prompts instead of raising.
 
     Raises:
-        ModelNotFoundError: unknown hub id, or a ``model_type`` other than CLIP or SigLIP.
+        ModelNotFoundError: unknown hub id, or a ``model_type`` this backend does not load.
         ModelNotAvailableError: not cached and the hub unreachable.
     """
     ensure_torchvision_importable()
@@ -105,10 +110,12 @@ def load_hf_model(
 
     path = _resolve(name)
     config = AutoConfig.from_pretrained(path)
+    if config.model_type in GENERATIVE_MODEL_TYPES:
+        return load_generative_model(name, path, config.model_type, device=device, dtype=dtype)
     if config.model_type not in SUPPORTED_MODEL_TYPES:
         raise ModelNotFoundError(
             f"model {name!r} is a {config.model_type!r} model; the transformers backend loads "
-            f"{' and '.join(SUPPORTED_MODEL_TYPES)} models."
+            f"{' and '.join(SUPPORTED_MODEL_TYPES)} models and the generative VLMs {', '.join(GENERATIVE_MODEL_TYPES)}."
         )
     model_class = transformers.SiglipModel if config.model_type == "siglip" else transformers.CLIPModel
     model = model_class.from_pretrained(path, dtype=dtype or torch.float32).to(device).eval()

@@ -88,7 +88,10 @@ def load_model(
             (``"openai/clip-vit-base-patch32"``), a local ``save_pretrained`` directory,
             ``"open_clip:ARCH/TAG"`` (``"open_clip:ViT-g-14/laion2b_s34b_b88k"``),
             ``"open_clip:ARCH"`` together with ``checkpoint``, ``"hf-hub:ORG/REPO"`` (open_clip
-            format) or ``"open_clip:local-dir:PATH"``.
+            format) or ``"open_clip:local-dir:PATH"``; or a generative VLM's hub id or directory
+            (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, SmolVLM/Idefics3, PaliGemma; ``model_type`` in
+            :data:`~vlmreward.models.generative.GENERATIVE_MODEL_TYPES`), which loads as a
+            :class:`~vlmreward.models.generative.GenerativeVLM` for the VQA reward kinds.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         dtype: weight dtype, ``torch.float16``/``"bf16"``/...; default ``float32``. Embeddings are
             returned as ``float32`` whatever the weights.
@@ -116,7 +119,8 @@ def load_model(
         backend: the former name of ``runtime`` (before 0.4), still accepted.
 
     Returns:
-        A :class:`VisionLanguageModel` in eval mode on ``device``.
+        A :class:`VisionLanguageModel` (or a :class:`~vlmreward.models.generative.GenerativeVLM`) in
+        eval mode on ``device``.
 
     Raises:
         ModelNotFoundError: a name no backend knows, an unknown open_clip architecture or tag,
@@ -236,6 +240,12 @@ def _finish(
         model.autocast_dtype = autocast_dtype  # type: ignore[assignment]
     if runtime == "onnx":
         from vlmreward.models.onnx import ONNXModel
+
+        if not isinstance(model, VisionLanguageModel):
+            raise InvalidParameterError(
+                f"runtime='onnx' exports the vision tower of a CLIP or SigLIP model; {model.name!r} is a generative VLM, "
+                "which runs on runtime='torch'."
+            )
 
         return ONNXModel(model, quantize=quantize, cache_dir=onnx_cache_dir)
     return model

@@ -12,7 +12,22 @@ from vlmreward.errors import InvalidParameterError, PromptError
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.models.preprocess import Frames
 
-__all__ = ["RewardModel", "VLMReward", "as_prompt_list"]
+__all__ = ["RewardModel", "VLMReward", "as_prompt_list", "require_embedding_model"]
+
+
+def require_embedding_model(model: Any, reward: str) -> Any:
+    """``model`` if it embeds images and text (CLIP, SigLIP: ``encode_images``/``encode_text``).
+
+    Raises:
+        InvalidParameterError: a generative VLM (or anything else) given to a contrastive reward.
+    """
+    if not (hasattr(model, "encode_images") and hasattr(model, "encode_text")):
+        raise InvalidParameterError(
+            f"the {reward} reward compares image and text embeddings of a contrastive model (CLIP, SigLIP); "
+            f"{getattr(model, 'name', model)!r} is a {type(model).__name__}. With a generative VLM use --reward-kind vqa "
+            "(or vqa_contrastive)."
+        )
+    return model
 
 
 @runtime_checkable
@@ -44,7 +59,7 @@ class VLMReward(abc.ABC):
     """
 
     def __init__(self, model: VisionLanguageModel) -> None:
-        self.model = model
+        self.model = require_embedding_model(model, getattr(self, "kind", type(self).__name__))
 
     def __call__(self, frames: Frames, batch_size: int | None = None) -> np.ndarray:
         """Rewards of frames.

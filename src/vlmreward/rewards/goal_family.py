@@ -13,6 +13,7 @@ from vlmreward.models.base import VisionLanguageModel
 from vlmreward.models.preprocess import Frames
 from pydantic import Field
 
+from vlmreward.rewards.base import require_embedding_model
 from vlmreward.rewards.params import PositiveFloat, Prompts, RewardParams, UnitFloat
 from vlmreward.rewards.registry import RewardContext, register
 from vlmreward.rewards.softmax_threshold import DEFAULT_TEMPERATURE
@@ -111,7 +112,7 @@ class GoalFamilySoftmaxReward:
             raise InvalidParameterError(f"threshold must be in [0, 1]; got {threshold}.")
         if negatives not in NEGATIVE_MODES:
             raise InvalidParameterError(f"negatives {negatives!r}: use one of {', '.join(NEGATIVE_MODES)}.")
-        self.model = model
+        self.model = require_embedding_model(model, "goal_family_softmax")
         self.family = as_goal_family(family)
         self.negatives = negatives
         self.k = None if k is None else int(k)
