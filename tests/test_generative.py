@@ -1,5 +1,5 @@
 """Generative-VLM rewards (vqa, vqa_contrastive) on tiny random-weight models of each supported
-architecture (tests/tiny_vlms.py: real configs, processors, tokenizers and chat templates,
+architecture (vlmreward.models.testing_vlms: real configs, processors, tokenizers and chat templates,
 written here with save_pretrained), loaded through vlmreward.load_model.
 
 The reference computation is independent of vlmreward.models.generative: the model's own
@@ -18,9 +18,9 @@ import torch
 import yaml
 
 import vlmreward
-from tiny_vlms import BUILDERS
 from vlmreward.errors import InvalidFramesError, InvalidParameterError
 from vlmreward.models.generative import GenerativeVLM
+from vlmreward.models.testing_vlms import BUILDERS
 from vlmreward.rewards.registry import build_reward
 from vlmreward.rewards.vqa import DEFAULT_VQA_TEMPLATE, VQAContrastiveReward, VQAReward
 

@@ -226,3 +226,39 @@ def test_embeddings_on_real_frames_differ_between_frames(hf_clip_model, cartpole
     """Different frames give different embeddings (the model looks at the pixels)."""
     images = hf_clip_model.encode_images(cartpole_frames[[0, -1]]).numpy()
     assert not np.allclose(images[0], images[1], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["no_config", "invalid_config", "no_weights", "empty_weights", "truncated_weights", "no_preprocessor",
+     "mismatched_shapes"],
+)
+def test_a_broken_model_directory_is_one_clear_error(tiny_hf_clip, tmp_path, damage):
+    """Each way a save_pretrained() directory can be broken: ModelNotFoundError naming the directory
+    and what a model directory needs, never a traceback from transformers or safetensors."""
+    import json
+    import shutil
+
+    from vlmreward.errors import ModelNotFoundError
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_hf_clip, broken)
+    weights = broken / "model.safetensors"
+    if damage == "no_config":
+        (broken / "config.json").unlink()
+    elif damage == "invalid_config":
+        (broken / "config.json").write_text("{not json", encoding="utf-8")
+    elif damage == "no_weights":
+        weights.unlink()
+    elif damage == "empty_weights":
+        weights.write_bytes(b"")
+    elif damage == "truncated_weights":
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    elif damage == "no_preprocessor":
+        (broken / "preprocessor_config.json").unlink()
+    else:
+        config = json.loads((broken / "config.json").read_text(encoding="utf-8"))
+        config["projection_dim"] = config["projection_dim"] * 2
+        (broken / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ModelNotFoundError, match=rf"cannot load the model in .*model.*; a model directory needs config.json"):
+        vlmreward.load_model(broken)

@@ -13,6 +13,7 @@ import csv
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -302,7 +303,10 @@ app(sys.argv[1:], prog_name="vlmreward")
 """
 
 
-def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signal_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip, signum):
+    """Ctrl-C, and SIGTERM as a scheduler sends it, after the first renders (pygame/SDL is up and
+    would swallow SIGTERM): a checkpoint, exit 128 + signal, and resume to the exact step count."""
     total = 2000  # not a multiple of train_freq (24): the resumed run must still stop exactly there; long
     # enough that the run cannot finish between the first checkpoint and the signal on a loaded machine
     data = _base(
@@ -314,6 +318,7 @@ def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip):
         total_steps=total,
         checkpoint_every=100,
         run_name="killed",
+        log={"tensorboard": True, "progress_every_s": 0.2},
         algorithm_kwargs={
             "learning_starts": 50, "train_freq": 24, "gradient_steps": 4, "buffer_size": 5000, "device": "cpu",
         },
@@ -336,7 +341,7 @@ def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip):
                 time.sleep(0.02)
             assert proc.poll() is None, f"the run ended before it could be interrupted:\n{log.read_text()}"
             assert pointer.exists(), "no checkpoint appeared in time"
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signum)
             sent_at = pointer.read_text(encoding="utf-8")  # the checkpoint the run had reached (diagnostics)
             proc.wait(timeout=120)
         finally:
@@ -344,8 +349,10 @@ def test_sigint_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip):
                 proc.kill()
                 proc.wait()
     stderr = log.read_text(encoding="utf-8")
-    assert proc.returncode == 130, f"SIGINT sent after checkpoint {sent_at}\n{stderr}"
-    assert "resume with: vlmreward train --resume" in stderr
+    assert proc.returncode == 128 + signum, f"{signal.Signals(signum).name} sent after checkpoint {sent_at}\n{stderr}"
+    assert "resume with: vlmreward train --resume" in stderr and f"interrupted ({signal.Signals(signum).name})" in stderr
+    # progress lines reach a log file (not a terminal): step count, speed, ETA
+    assert re.search(r"step [\d,]+/2,000 \(\d+%\) \| [\d,]+ steps/s \| ETA ", stderr), stderr
 
     info = latest_checkpoint(run_dir)
     assert info.reason == "interrupt" and 0 < info.num_timesteps < total
@@ -477,3 +484,46 @@ def test_ppo_learns_cartpole_from_pixels(tmp_path):
         f"{[int(r) for r in result['gt_returns']]}"
     )
     assert result["mean_gt_return"] >= 150
+
+
+def test_preemption_signals_raise_in_the_main_thread_and_survive_a_library_handler():
+    import os as _os
+
+    from vlmreward.rl.signals import Preempted, exit_code, preemption_signals, restore_handlers, shielded
+
+    before = signal.getsignal(signal.SIGTERM)
+    with preemption_signals():
+        for signum in (signal.SIGTERM, signal.SIGUSR1):
+            with pytest.raises(Preempted) as caught:
+                _os.kill(_os.getpid(), signum)
+                time.sleep(1)  # the handler runs at the next bytecode; never reached
+            assert caught.value.signum == signum and exit_code(caught.value) == 128 + signum
+        signal.signal(signal.SIGTERM, lambda *a: None)  # what SDL does on its first render
+        restore_handlers()  # KeepSignalHandlers does this at every step
+        with pytest.raises(Preempted):
+            _os.kill(_os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        with shielded():  # while the checkpoint after the first signal is written
+            _os.kill(_os.getpid(), signal.SIGTERM)
+            time.sleep(0.05)
+        assert _os.environ.get("SDL_NO_SIGNAL_HANDLERS") == "1"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_progress_line_reads_steps_speed_eta_and_returns():
+    from vlmreward.rl.progress import ProgressLogCallback, format_duration
+
+    now = [100.0]
+    cb = ProgressLogCallback(1000, lambda: {"rollout/vlm_return": 12.5, "rollout/gt_return": 200.0,
+                                             "rollout/success_rate": 0.25}, every_s=5, clock=lambda: now[0])
+    cb.model = type("M", (), {"num_timesteps": 100})()
+    cb._init_callback()
+    cb.num_timesteps, now[0] = 300, 110.0
+    assert cb.line(now[0]) == "step 300/1,000 (30%) | 20 steps/s | ETA 35s | VLM return 12.5 | GT return 200 | success 25%"
+    assert [format_duration(s) for s in (5, 185, 7620, float("inf"))] == ["5s", "3m 05s", "2h 07m", "?"]
+
+
+def test_a_negative_or_too_large_seed_is_a_config_error(tmp_path):
+    for seed in (-1, 2**32):
+        with pytest.raises(ConfigError, match=r"seed: .*(greater than or equal to 0|less than 4294967296)"):
+            parse_config(_base(tmp_path, seed=seed))

@@ -2,8 +2,11 @@
 
 ``vlmreward train CONFIG [--set KEY=VALUE ...]`` runs :func:`vlmreward.rl.train.train` on a YAML
 config (see ``configs/``) and prints the run directory; ``vlmreward train --resume RUN_DIR``
-continues an interrupted run from its latest checkpoint. Ctrl-C writes a checkpoint, says where,
-and exits with code 130.
+continues an interrupted run from its latest checkpoint. Ctrl-C, SIGTERM and SIGUSR1 (what
+schedulers send before preempting a job) write a checkpoint, say where, and exit with
+``128 + signal number`` (130, 143, 138; :mod:`vlmreward.rl.signals`). Progress lines (step,
+steps/s, ETA, VLM and GT return, success) and evaluation results go to stderr; ``--quiet`` hides
+them.
 
 ``vlmreward evaluate-policy RUN_DIR`` rolls out the run's final (else latest checkpointed) policy
 on the run's environment and reward, prints the ground-truth return, success rate and VLM return
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -28,7 +32,7 @@ from vlmreward._logging import attached_handler
 __all__ = ["train", "evaluate_policy", "EXIT_INTERRUPTED"]
 
 EXIT_INTERRUPTED = 130
-"""Exit code after Ctrl-C (128 + SIGINT), once the checkpoint is written."""
+"""Exit code after Ctrl-C (128 + SIGINT), once the checkpoint is written; other signals exit with 128 + their number."""
 
 
 class _StderrHandler(logging.Handler):
@@ -42,11 +46,12 @@ class _StderrHandler(logging.Handler):
             self.handleError(record)
 
 
-def _progress_messages() -> contextlib.AbstractContextManager[None]:
-    """Show the trainer's INFO messages (run directory, resume point, warnings) on stderr meanwhile."""
+def _progress_messages(quiet: bool = False) -> contextlib.AbstractContextManager[None]:
+    """Show the trainer's INFO messages (run directory, progress lines, evaluations, resume point;
+    warnings only when ``quiet``) on stderr meanwhile."""
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    return attached_handler(logging.getLogger("vlmreward.rl"), handler, logging.INFO)
+    return attached_handler(logging.getLogger("vlmreward.rl"), handler, logging.WARNING if quiet else logging.INFO)
 
 
 def train(
@@ -74,8 +79,12 @@ def train(
             metavar="RUN_DIR",
         ),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress lines; warnings and the final summary only.")
+    ] = False,
 ) -> None:
     """Train an agent whose reward is a vision-language model's judgement of a sentence."""
+    from vlmreward.rl.signals import exit_code, preemption_signals
     from vlmreward.rl.train import TrainingInterrupted
     from vlmreward.rl.train import resume as resume_run
     from vlmreward.rl.train import train as train_run
@@ -86,16 +95,21 @@ def train(
         )
     overrides = list(set or [])
     try:
-        with _progress_messages():
+        with _progress_messages(quiet), preemption_signals():
             run_dir = resume_run(resume, overrides) if resume is not None else train_run(config, overrides)  # type: ignore[arg-type]
     except TrainingInterrupted as stop:
+        name = signal.Signals(stop.signum).name
         typer.echo("", err=True)
         if stop.checkpoint is not None:
-            typer.echo(f"interrupted: checkpoint at {stop.num_timesteps} steps written to {stop.checkpoint}", err=True)
+            typer.echo(f"interrupted ({name}): checkpoint at {stop.num_timesteps} steps written to {stop.checkpoint}", err=True)
         else:
-            typer.echo("interrupted: no new checkpoint could be written; the previous one (if any) stands", err=True)
+            typer.echo(f"interrupted ({name}): no new checkpoint could be written; the previous one (if any) stands", err=True)
         typer.echo(f"resume with: vlmreward train --resume {stop.run_dir}", err=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+        raise typer.Exit(exit_code(stop)) from None
+    except KeyboardInterrupt as stop:  # before training started, or after it ended (the run's files stand)
+        name = signal.Signals(getattr(stop, "signum", signal.SIGINT)).name
+        typer.echo(f"\ninterrupted ({name}) outside the training loop; nothing was lost that a checkpoint holds", err=True)
+        raise typer.Exit(exit_code(stop)) from None
     typer.echo(f"run directory: {run_dir}")
     typer.echo(f"final model:   {run_dir / 'final_model.zip'}")
     typer.echo(f"logs:          {run_dir / 'logs'} (tensorboard --logdir {run_dir / 'logs'})")

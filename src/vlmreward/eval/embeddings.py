@@ -42,6 +42,8 @@ __all__ = [
     "dataset_fingerprint",
     "count_parameters",
     "resize_note",
+    "scores_embeddings",
+    "frame_rewards",
     "DEFAULT_CACHE_SUBDIR",
 ]
 
@@ -161,6 +163,33 @@ def _read_cache(path: Path, n: int, d: int) -> np.ndarray | None:
     if array.dtype != np.float32 or array.shape != (n, d) or not np.all(np.isfinite(array)):
         return None
     return array
+
+
+def scores_embeddings(reward: Any) -> bool:
+    """Whether ``reward`` scores image embeddings (``from_embeddings``), so a cached image pass serves it."""
+    return callable(getattr(reward, "from_embeddings", None))
+
+
+def frame_rewards(
+    reward: Any, frames: np.ndarray, batch_size: int | None = None, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
+    """``reward(frames)`` in batches, for rewards without ``from_embeddings`` (generative VLMs):
+    ``float32 [N]`` for uint8 frames ``[N, H, W, 3]`` (a memory map is read batch by batch).
+
+    Args:
+        reward: any frame reward (``__call__(frames) -> float32 [N]``).
+        frames: the dataset's frames.
+        batch_size: frames per call (default: the reward model's ``batch_size``, else 32).
+        progress: called with the number of frames of each batch.
+    """
+    step = int(batch_size or getattr(getattr(reward, "model", None), "batch_size", None) or 32)
+    out = []
+    for start in range(0, len(frames), step):
+        batch = np.array(frames[start : start + step])  # a writable copy of a memory-mapped slice
+        out.append(np.asarray(reward(batch), dtype=np.float32))
+        if progress is not None:
+            progress(len(batch))
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def resize_note(model: VisionLanguageModel, render_size: tuple[int, int]) -> str | None:

@@ -35,7 +35,7 @@ from vlmreward._json import json_safe
 from vlmreward.errors import InvalidParameterError
 from vlmreward.eval.calibration import CalibrationError, ThresholdChoice, pick_alpha_by_epic, threshold_for_precision
 from vlmreward.eval.dataset import Dataset
-from vlmreward.eval.embeddings import embed_dataset, resize_note
+from vlmreward.eval.embeddings import embed_dataset, frame_rewards, resize_note, scores_embeddings
 from vlmreward.eval.metrics import DetectionMetrics, correlations, detection_metrics, epic_distance
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.rewards import DEFAULT_TEMPERATURE
@@ -247,33 +247,6 @@ def _landscape_axes(dataset: Dataset, x: str | None, facet: str | None) -> tuple
         if x is not None and np.all(~np.isfinite(dataset.numeric(x, "state variable"))):
             facet = None
     return x, facet
-
-
-def scores_embeddings(reward: Any) -> bool:
-    """Whether ``reward`` scores image embeddings (``from_embeddings``), so a cached image pass serves it."""
-    return callable(getattr(reward, "from_embeddings", None))
-
-
-def frame_rewards(
-    reward: Any, frames: np.ndarray, batch_size: int | None = None, progress: Callable[[int], None] | None = None
-) -> np.ndarray:
-    """``reward(frames)`` in batches, for rewards without ``from_embeddings`` (generative VLMs):
-    ``float32 [N]`` for uint8 frames ``[N, H, W, 3]`` (a memory map is read batch by batch).
-
-    Args:
-        reward: any frame reward (``__call__(frames) -> float32 [N]``).
-        frames: the dataset's frames.
-        batch_size: frames per call (default: the reward model's ``batch_size``, else 32).
-        progress: called with the number of frames of each batch.
-    """
-    step = int(batch_size or getattr(getattr(reward, "model", None), "batch_size", None) or 32)
-    out = []
-    for start in range(0, len(frames), step):
-        batch = np.array(frames[start : start + step])  # a writable copy of a memory-mapped slice
-        out.append(np.asarray(reward(batch), dtype=np.float32))
-        if progress is not None:
-            progress(len(batch))
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 @dataclass

@@ -48,9 +48,9 @@ from vlmreward._json import json_safe
 from vlmreward._yamlfile import read_yaml_file
 from vlmreward.errors import InvalidParameterError, PromptFileError
 from vlmreward.eval.dataset import Dataset
-from vlmreward.eval.embeddings import count_parameters, embed_dataset, resize_note
+from vlmreward.eval.embeddings import count_parameters, embed_dataset, frame_rewards, resize_note, scores_embeddings
 from vlmreward.models.spec import ModelSpec
-from vlmreward.eval.evaluation import frame_rewards, resolve_label, score_rewards, scores_embeddings
+from vlmreward.eval.evaluation import resolve_label, score_rewards
 from vlmreward.eval.settings import RewardSetting, build_reward
 from vlmreward.rewards import DEFAULT_TEMPERATURE
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from vlmreward.errors import ModelNotFoundError
+from vlmreward.errors import ModelNotFoundError, VLMRewardError
 from vlmreward.models._compat import ensure_torchvision_importable
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.models.generative import GENERATIVE_MODEL_TYPES, load_generative_model
@@ -101,14 +101,34 @@ def load_hf_model(
         truncate: truncate over-long prompts instead of raising.
 
     Raises:
-        ModelNotFoundError: unknown hub id, or a ``model_type`` this backend does not load.
+        ModelNotFoundError: unknown hub id, a ``model_type`` this backend does not load, or a
+            directory that cannot be loaded (no or invalid ``config.json``, missing, empty or
+            truncated weights, weights of other shapes, no processor or tokenizer files).
         ModelNotAvailableError: not cached and the hub unreachable.
     """
+    from safetensors import SafetensorError
+
+    path = _resolve(name)
+    try:
+        return _load(name, path, device=device, dtype=dtype, resize=resize, antialias=antialias, truncate=truncate)
+    except VLMRewardError:
+        raise
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError, AttributeError, SafetensorError) as err:
+        reason = " ".join(str(err).split())[:300] or type(err).__name__
+        raise ModelNotFoundError(
+            f"cannot load the model in {str(path)!r} ({type(err).__name__}: {reason}); a model directory needs "
+            "config.json, its weights (model.safetensors) and its processor and tokenizer files, as "
+            "model.save_pretrained(dir) and processor.save_pretrained(dir) write them."
+        ) from err
+
+
+def _load(
+    name: str, path: Path, *, device: torch.device, dtype: torch.dtype | None, resize: ResizeMode, antialias: bool, truncate: bool
+) -> HFModel | Any:
     ensure_torchvision_importable()
     import transformers
     from transformers import AutoConfig, AutoImageProcessor, AutoTokenizer
 
-    path = _resolve(name)
     config = AutoConfig.from_pretrained(path)
     if config.model_type in GENERATIVE_MODEL_TYPES:
         return load_generative_model(name, path, config.model_type, device=device, dtype=dtype)

@@ -146,6 +146,10 @@ class EpisodeLogCallback(BaseCallback):
         for key, value in self._means.items():
             self.logger.record(key, value)
 
+    def means(self) -> dict[str, float]:
+        """The current means over the last ``stats_window`` episodes (``rollout/...`` keys; empty before the first)."""
+        return dict(self._means)
+
     def _on_step(self) -> bool:
         self._drain()
         return True
@@ -291,6 +295,11 @@ class EvalCallback(BaseCallback):
             self.logger.record(f"{p}/success_rate/{goal_type}", rate)
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(self.num_timesteps)
+        success = "" if result.success_rate is None else f", success {100 * result.success_rate:.0f}%"
+        _log.info(
+            "%s at step %s (%d episodes): GT return %.4g ± %.3g, VLM return %.4g%s", p, f"{self.num_timesteps:,}",
+            self.episodes, result.mean_gt_return, result.std_gt_return, result.mean_vlm_return, success,
+        )
         return result
 
     def _on_training_end(self) -> None:

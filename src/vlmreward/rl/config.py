@@ -57,7 +57,7 @@ from vlmreward.models.onnx import QUANTIZE_MODES
 from vlmreward.models.preprocess import ResizeMode
 from vlmreward.models.registry import AUTOCAST_NAMES, DTYPE_NAMES, RUNTIMES
 from vlmreward.models.spec import ModelSpec
-from vlmreward.rewards.params import Count, FiniteFloat, Prompt
+from vlmreward.rewards.params import Count, FiniteFloat, PositiveFloat, Prompt
 from vlmreward.rewards.registry import (
     RewardContext,
     UnknownRewardKindError,
@@ -309,11 +309,14 @@ class LogConfig(_Strict):
         tensorboard: also write TensorBoard event files.
         stdout: also print SB3's tables (off: a progress bar shows progress on a terminal).
         stats_window: episodes averaged into the ``rollout/*`` means.
+        progress_every_s: seconds between progress lines (step, steps/s, ETA, VLM and GT return,
+            success; :mod:`vlmreward.rl.progress`).
     """
 
     tensorboard: bool = True
     stdout: bool = False
     stats_window: Count = 100
+    progress_every_s: PositiveFloat = 10.0
 
 
 class RunConfig(_Strict):
@@ -336,7 +339,7 @@ class RunConfig(_Strict):
             zoo), ``policy_kwargs.activation_fn`` a ``torch.nn`` name (``"ReLU"``).
         total_steps: environment steps in all (summed over sub-environments). PPO stops at the end
             of a rollout, so make it a multiple of ``n_steps · n_envs`` to stop exactly.
-        seed: seeds Python, NumPy, PyTorch, the algorithm and the environments.
+        seed: seeds Python, NumPy, PyTorch, the algorithm and the environments; in ``[0, 2**32)``.
         output_dir: where run directories are created.
         run_name: the run directory's name under ``output_dir`` (default ``<algo>-<env>-<time>``).
         checkpoint_every: steps between checkpoints (None: only on interruption and at the end).
@@ -361,7 +364,7 @@ class RunConfig(_Strict):
     policy: str = "MlpPolicy"
     algorithm_kwargs: dict[str, Any] = Field(default_factory=dict)
     total_steps: Count
-    seed: int = 0
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0  # NumPy and gymnasium seeds are unsigned 32-bit
     output_dir: Path = Path("runs")
     run_name: Optional[Annotated[str, Field(pattern=r"^[\w.\-]+$")]] = None
     checkpoint_every: Optional[Count] = 10_000

@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterable
@@ -43,6 +44,8 @@ from vlmreward._json import json_safe
 from vlmreward._paths import atomic_write_text
 from vlmreward.rewards.base import RewardModel
 from vlmreward.rl.callbacks import CheckpointCallback, EpisodeLogCallback, EvalCallback, StopAtTotalSteps
+from vlmreward.rl.progress import ProgressLogCallback
+from vlmreward.rl.signals import KeepSignalHandlers, preemption_signals, shielded
 from vlmreward.rl.checkpoints import CheckpointError, Checkpointer, latest_checkpoint, restore_rng_state
 from vlmreward.rl.config import (
     RESUME_OVERRIDABLE,
@@ -104,20 +107,25 @@ EVAL_SEED_OFFSET = 1_000_003
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """``learn`` was interrupted (Ctrl-C); a checkpoint was written first.
+    """``learn`` was interrupted (Ctrl-C, or SIGTERM/SIGUSR1: :mod:`vlmreward.rl.signals`); a checkpoint was written first.
 
     Attributes:
         run_dir: the run directory (resume with ``vlmreward train --resume RUN_DIR``).
         checkpoint: the checkpoint directory written, or None if none could be.
         num_timesteps: the step count saved.
+        signum: the signal (``signal.SIGINT`` for Ctrl-C).
     """
 
-    def __init__(self, run_dir: Path, checkpoint: Path | None, num_timesteps: int) -> None:
+    def __init__(self, run_dir: Path, checkpoint: Path | None, num_timesteps: int, signum: int = signal.SIGINT) -> None:
         where = f"checkpoint {checkpoint}" if checkpoint else "no new checkpoint"
-        super().__init__(f"training interrupted at {num_timesteps} steps; {where}; resume with: vlmreward train --resume {run_dir}")
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"training interrupted ({name}) at {num_timesteps} steps; {where}; resume with: vlmreward train --resume {run_dir}"
+        )
         self.run_dir = run_dir
         self.checkpoint = checkpoint
         self.num_timesteps = num_timesteps
+        self.signum = int(signum)
 
 
 
@@ -142,7 +150,10 @@ def _learn(
     model.set_logger(make_logger(config, run_dir))
     checkpointer = Checkpointer(run_dir, config.algorithm, keep=config.keep_checkpoints)
     episode_log = EpisodeLogCallback(run_dir / "episodes.csv", config.log.stats_window, goal_columns=config.goals is not None)
-    callbacks: list[BaseCallback] = [episode_log, CheckpointCallback(checkpointer, config.checkpoint_every)]
+    callbacks: list[BaseCallback] = [
+        KeepSignalHandlers(), episode_log, CheckpointCallback(checkpointer, config.checkpoint_every),
+        ProgressLogCallback(config.total_steps, episode_log.means, config.log.progress_every_s),
+    ]
     evaluators: list[EvalCallback] = []
     if config.eval_every is not None:
         encoder = goal_text_encoder(config, reward_model)
@@ -166,11 +177,13 @@ def _learn(
     show_progress = _interactive() if progress_bar is None else progress_bar
     try:
         try:
-            model.learn(remaining, callback=callbacks, reset_num_timesteps=reset_num_timesteps, progress_bar=show_progress)
-        except KeyboardInterrupt:
-            checkpoint = _save_after_interruption(checkpointer, model, "interrupt")
+            with preemption_signals():
+                model.learn(remaining, callback=callbacks, reset_num_timesteps=reset_num_timesteps, progress_bar=show_progress)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or a preemption signal (SIGTERM, SIGUSR1)
+            with shielded():  # a second SIGTERM must not cut this checkpoint short
+                checkpoint = _save_after_interruption(checkpointer, model, "interrupt")
             saved = checkpointer.last.num_timesteps if checkpoint is not None and checkpointer.last else model.num_timesteps
-            raise TrainingInterrupted(run_dir, checkpoint, saved) from None
+            raise TrainingInterrupted(run_dir, checkpoint, saved, getattr(stop, "signum", signal.SIGINT)) from None
         except Exception as err:
             checkpoint = _save_after_interruption(checkpointer, model, "error")
             if checkpoint is not None:

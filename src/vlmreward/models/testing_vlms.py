@@ -1,5 +1,6 @@
-"""Tiny random-weight generative VLMs of the real architectures, with real processor and
-tokenizer files, built and saved here with ``save_pretrained`` (nothing is downloaded).
+"""Random-weight generative VLMs of the real architectures, with real processor and tokenizer
+files, built and saved with ``save_pretrained`` (nothing is downloaded): for tests, benchmarks and
+demos (``tests/test_generative.py``, ``benchmarks/bench_generative.py``).
 
 Each builder writes a directory that ``AutoModelForImageTextToText`` and ``AutoProcessor`` load:
 ``config.json`` and ``model.safetensors``, the image (and video) processor's JSON, a byte-level
@@ -118,8 +119,16 @@ def build_qwen3_vl(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def build_smolvlm(path: Path, seed: int = 0) -> Path:
-    """SmolVLM (Idefics3 family): SigLIP-style vision tower, pixel shuffle, a Llama text model."""
+def build_smolvlm(path: Path, seed: int = 0, size: str = "tiny") -> Path:
+    """SmolVLM (Idefics3 family): SigLIP-style vision tower, pixel shuffle, a Llama text model.
+
+    ``size="256m"`` gives SmolVLM-256M-Instruct's dimensions (a 12-layer 768-wide vision tower on
+    512-px images in 16-px patches, pixel shuffle 4, a 30-layer 576-wide text model, 49,280-entry
+    vocabulary: 256 M parameters), with random weights; its processor resizes a frame's longer
+    side to 512 px without splitting, 64 image tokens per frame.
+    """
+    if size not in ("tiny", "256m"):
+        raise ValueError(f"size={size!r}: use 'tiny' or '256m'")
     ensure_torchvision_importable()
     from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
     from transformers.models.smolvlm.image_processing_smolvlm import SmolVLMImageProcessor
@@ -127,19 +136,27 @@ def build_smolvlm(path: Path, seed: int = 0) -> Path:
 
     special = ["<|endoftext|>", "<|im_start|>", "<end_of_utterance>", "<image>", "<fake_token_around_image>", "<global-img>", "<video>"]
     tokenizer = _tokenizer(special, eos_token="<end_of_utterance>", pad_token="<|endoftext|>", bos_token="<|im_start|>")
-    image_size, patch, scale = 32, 8, 2
+    if size == "tiny":
+        image_size, patch, scale = 32, 8, 2
+        vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
+        text = dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                    num_attention_heads=4, num_key_value_heads=2)
+    else:  # SmolVLM-256M-Instruct's config.json
+        image_size, patch, scale = 512, 16, 4
+        vision = dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12)
+        text = dict(vocab_size=49280, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                    num_attention_heads=9, num_key_value_heads=3)
     config = SmolVLMConfig(
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                           image_size=image_size, patch_size=patch),
-        text_config=dict(model_type="llama", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         pad_token_id=tokenizer.pad_token_id),
+        vision_config=dict(**vision, image_size=image_size, patch_size=patch),
+        text_config=dict(model_type="llama", **text, max_position_embeddings=8192, pad_token_id=tokenizer.pad_token_id),
         scale_factor=scale, image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
     )
     torch.manual_seed(seed)
     SmolVLMForConditionalGeneration(config).eval().save_pretrained(path)
     processor = SmolVLMProcessor(
-        image_processor=SmolVLMImageProcessor(size={"longest_edge": 2 * image_size}, max_image_size={"longest_edge": image_size}),
+        image_processor=SmolVLMImageProcessor(
+            size={"longest_edge": 2 * image_size if size == "tiny" else image_size}, max_image_size={"longest_edge": image_size},
+        ),
         tokenizer=tokenizer, video_processor=SmolVLMVideoProcessor(), chat_template=SMOLVLM_TEMPLATE,
         image_seq_len=int((image_size // patch) ** 2 / scale**2),
     )
