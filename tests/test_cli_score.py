@@ -343,3 +343,33 @@ def test_models_lists_open_clip_pairs():
     assert "open_clip:ViT-B-32/openai" in lines
     assert sum(line.startswith("open_clip:") for line in lines) > 50
     assert "Hugging Face" in result.stdout and "save_pretrained" in result.stdout
+
+
+def test_outputs_are_never_overwritten_silently(tiny_hf_clip, cartpole_frames, tmp_path, monkeypatch):
+    """score, evaluate and sweep refuse an output folder that holds an earlier run's files, before
+    loading any model; --overwrite replaces them. A dataset's frames.npy is scored into a folder
+    named after its dataset, so two datasets do not share scores/frames/."""
+    from vlmreward.eval.collect import collect
+
+    monkeypatch.chdir(tmp_path)
+    data = collect("vlmreward/CartPole-v1", tmp_path / "sweep_a", "scripted", frames=6).path
+    assert_ok(run("score", data / "frames.npy", "--model", tiny_hf_clip, "--goal", GOAL, "--device", "cpu"))
+    assert (tmp_path / "scores" / "sweep_a" / "score.json").is_file()
+    first = (tmp_path / "scores" / "sweep_a" / "score.json").read_text()
+    assert_user_error(
+        run("score", data / "frames.npy", "--model", "no/such-model", "--goal", "other", "--device", "cpu"),
+        "already holds rewards.csv, rewards.png, score.json from an earlier run; pass --overwrite",
+    )
+    assert (tmp_path / "scores" / "sweep_a" / "score.json").read_text() == first
+    assert_ok(run("score", data / "frames.npy", "--model", tiny_hf_clip, "--goal", "other", "--device", "cpu", "--overwrite"))
+    assert (tmp_path / "scores" / "sweep_a" / "score.json").read_text() != first
+
+    common = ["--model", tiny_hf_clip, "--goal", GOAL, "--device", "cpu", "--no-cache", "--out", tmp_path / "ev"]
+    assert_ok(run("evaluate", data, *common))
+    assert_user_error(run("evaluate", data, *common), "already holds metrics.json, report.html")
+    assert_ok(run("evaluate", data, *common, "--overwrite"))
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(f"upright:\n  goal: {GOAL}\n", encoding="utf-8")
+    sweep = ["--model", tiny_hf_clip, "--prompts", prompts, "--device", "cpu", "--no-cache", "--out", tmp_path / "sw"]
+    assert_ok(run("sweep", data, *sweep))
+    assert_user_error(run("sweep", data, *sweep), "already holds results.csv, sweep.json")

@@ -243,7 +243,8 @@ def test_evaluate_writes_metrics_plots_and_report(cartpole_sweep, tiny_hf_clip, 
     ap = metrics["results"][0]["average_precision"]
     assert f"{ap:.4g}" in report and GOAL in report and "EPIC distance" in report
 
-    again = run(*args)
+    assert_user_error(run(*args), "already holds metrics.json, report.html from an earlier run")
+    again = run(*args, "--overwrite")
     assert_ok(again)
     assert "cached embeddings" in again.stdout
     assert json.loads((out / "metrics.json").read_text())["embedding_cache"]["hit"] is True
@@ -286,7 +287,7 @@ def test_evaluate_without_success_labels_needs_them_only_when_asked(tmp_path, ti
     assert metrics["results"][0]["average_precision"] is None and math.isfinite(metrics["results"][0]["epic_distance"])
     assert any("no success label" in n for n in metrics["notes"])
     assert_user_error(run("evaluate", data, "--model", tiny_hf_clip, "--goal", "up", "--device", "cpu",
-                          "--target-precision", 0.9, "--out", out), "no label 'is_success'")
+                          "--target-precision", 0.9, "--out", out, "--overwrite"), "no label 'is_success'")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -224,6 +224,12 @@ def test_short_ppo_run_leaves_all_outputs(tmp_path, tiny_hf_clip, train_cli):
     assert max(evaluation["lengths"]) <= 100  # env.kwargs reached gymnasium.make
     assert evaluation["success_rate"] is None  # plain CartPole-v1 reports no success
     assert (run_dir / "videos" / "evaluation.mp4").stat().st_size > 0
+    # a second evaluation does not replace the first silently
+    again = CliRunner().invoke(train_cli, ["evaluate-policy", str(run_dir), "--episodes", "1", "--no-video"])
+    assert isinstance(again.exception, VLMRewardError) and "already holds evaluation.json" in str(again.exception)
+    assert json.loads((run_dir / "evaluation.json").read_text())["episodes"] == 2
+    again = CliRunner().invoke(train_cli, ["evaluate-policy", str(run_dir), "--episodes", "1", "--no-video", "--overwrite"])
+    assert again.exit_code == 0 and json.loads((run_dir / "evaluation.json").read_text())["episodes"] == 1
 
 
 def test_short_dqn_deferred_run(tmp_path, tiny_hf_clip):

@@ -4,8 +4,33 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
-__all__ = ["cache_root", "atomic_write_bytes", "atomic_write_text", "write_output_text"]
+__all__ = ["cache_root", "atomic_write_bytes", "atomic_write_text", "write_output_text", "refuse_to_overwrite"]
+
+
+def refuse_to_overwrite(
+    directory: str | os.PathLike, names: Iterable[str], overwrite: bool, alternative: str = "choose another --out"
+) -> None:
+    """Refuse to replace the results of an earlier run: no output is ever overwritten silently.
+
+    Args:
+        directory: the output directory a command is about to write into.
+        names: the files it writes there.
+        overwrite: the user asked to replace them (``--overwrite``).
+        alternative: what else the user can do, for the message.
+
+    Raises:
+        InvalidParameterError: some of ``names`` exist in ``directory`` and ``overwrite`` is False.
+    """
+    from vlmreward.errors import InvalidParameterError
+
+    found = [name for name in names if (Path(directory) / name).exists()]
+    if found and not overwrite:
+        raise InvalidParameterError(
+            f"{str(directory)!r} already holds {', '.join(found)} from an earlier run; pass --overwrite to replace "
+            f"them, or {alternative}."
+        )
 
 
 def cache_root() -> Path:

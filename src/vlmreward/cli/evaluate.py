@@ -23,6 +23,7 @@ import typer
 from vlmreward.cli.console import is_interactive, progress_bar, quiet_model_loading, resolve_cli_device
 from vlmreward.cli.options import (
     AntialiasOption,
+    OverwriteOption,
     ParamOption,
     QuantizeOption,
     Resize,
@@ -32,6 +33,7 @@ from vlmreward.cli.options import (
     model_spec,
     parse_params,
 )
+from vlmreward._paths import refuse_to_overwrite
 from vlmreward.errors import InvalidParameterError
 from vlmreward.models import DEFAULT_RESIZE
 
@@ -183,6 +185,7 @@ def evaluate(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached embeddings.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="./evaluations/<dataset name>")] = None,
+    overwrite: OverwriteOption = False,
     goal_family: Annotated[
         Optional[Path], typer.Option(help="Goal-family YAML for a goal dataset.", show_default="the dataset's own")
     ] = None,
@@ -215,10 +218,11 @@ def evaluate(
     templates = parse_templates(template)
     family = load_goal_family(goal_family) if goal_family is not None else None
     data = load_dataset(dataset)
+    out_dir = out if out is not None else Path("evaluations") / data.name
+    refuse_to_overwrite(out_dir, ("metrics.json", "report.html"), overwrite)  # before the model loads
     interactive = is_interactive()
     with quiet_model_loading(enabled=not interactive):
         vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
-    out_dir = out if out is not None else Path("evaluations") / data.name
     with progress_bar(len(data), enabled=interactive) as advance:
         result = evaluate_dataset(
             data, vlm, goal, out_dir, baseline=baseline, negatives=negative, alphas=alpha, temperatures=temperature,
@@ -284,6 +288,7 @@ def sweep(
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Neither read nor write cached embeddings.")] = False,
     out: Annotated[Optional[Path], typer.Option(help="Output folder.", show_default="./sweeps/<dataset name>")] = None,
+    overwrite: OverwriteOption = False,
     group_by: Annotated[
         Optional[str], typer.Option(help="Also one row per value of this column.", show_default="goal_type with goal_templates")
     ] = None,
@@ -305,6 +310,7 @@ def sweep(
     data = load_dataset(dataset)
     interactive = is_interactive()
     out_dir = out if out is not None else Path("sweeps") / data.name
+    refuse_to_overwrite(out_dir, ("results.csv", "sweep.json", "report.html"), overwrite)
     with quiet_model_loading(enabled=not interactive), progress_bar(len(data) * len(specs), enabled=interactive) as advance:
         result = run_sweep(
             data, specs, prompt_sets, out_dir, alphas=alpha, temperatures=temperature, label=label, reference=reference,

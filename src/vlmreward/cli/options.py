@@ -15,8 +15,13 @@ from vlmreward.models.spec import AUTO_DEVICE, ModelSpec
 
 __all__ = [
     "Resize", "Runtime", "Quantize", "AntialiasOption", "RuntimeOption", "QuantizeOption",
-    "RewardKindOption", "ParamOption", "parse_params", "model_spec",
+    "RewardKindOption", "ParamOption", "OverwriteOption", "parse_params", "model_spec",
 ]
+
+OverwriteOption = Annotated[
+    bool, typer.Option("--overwrite", help="Replace the results of an earlier run in the output folder.")
+]
+"""``--overwrite``: every command refuses to replace earlier outputs without it."""
 
 
 class Resize(str, Enum):

@@ -33,12 +33,13 @@ import torch
 import typer
 
 from vlmreward import __version__, media
+from vlmreward._paths import refuse_to_overwrite
 from vlmreward.errors import InputFileError, InvalidParameterError, VLMRewardError
 from vlmreward.models import DEFAULT_RESIZE, VisionLanguageModel
 from vlmreward.models.base import DEFAULT_BATCH_SIZE
 from vlmreward.cli.console import is_interactive, progress_bar, quiet_model_loading
 from vlmreward.cli.options import (
-    AntialiasOption, ParamOption, QuantizeOption, Resize, RewardKindOption, RuntimeOption, Runtime, model_spec, parse_params,
+    AntialiasOption, OverwriteOption, ParamOption, QuantizeOption, Resize, RewardKindOption, RuntimeOption, Runtime, model_spec, parse_params,
 )
 from vlmreward.rewards import DEFAULT_TEMPERATURE, GoalBaselineReward, SoftmaxThresholdReward, VLMReward
 from vlmreward.rewards.registry import build_reward as registry_build_reward
@@ -137,6 +138,7 @@ def score(
         Optional[Path],
         typer.Option(help="Output folder.", show_default="./scores/<input name>"),
     ] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Score every frame of INPUT against a goal prompt; write rewards.csv, rewards.png and score.json."""
     if batch_size < 1:
@@ -153,6 +155,8 @@ def score(
                 "absence goal_baseline."
             )
     path = media.check_input(input_path)
+    out_dir = out if out is not None else default_out_dir(path)
+    refuse_to_overwrite(out_dir, (CSV_NAME, PLOT_NAME, JSON_NAME), overwrite)  # before the model loads
     interactive = is_interactive()
     with quiet_model_loading(enabled=not interactive):
         vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
@@ -163,7 +167,6 @@ def score(
 
     frames = media.iter_frames(path)
     total = media.count_frames(path)
-    out_dir = out if out is not None else default_out_dir(path)
     _make_dir(out_dir)
     show_progress = interactive and (total is None or total > batch_size)
     with progress_bar(total, enabled=show_progress) as advance:
@@ -242,8 +245,11 @@ def reward_kinds_command() -> None:
 
 
 def default_out_dir(path: Path) -> Path:
-    """``./scores/<name>``: the input's file name without extension, or the folder's name."""
+    """``./scores/<name>``: the input's file name without extension, or the folder's name; a
+    dataset's ``frames.npy`` is named by its dataset folder (every dataset has one)."""
     name = path.name if path.is_dir() else path.stem
+    if not path.is_dir() and path.name == "frames.npy" and path.resolve().parent.name:
+        name = path.resolve().parent.name
     return Path("scores") / (name or path.resolve().name or "input")
 
 

@@ -129,10 +129,16 @@ def evaluate_policy(
         bool, typer.Option("--deterministic/--stochastic", help="The policy's mode action, or samples.")
     ] = True,
     video: Annotated[bool, typer.Option("--video/--no-video", help="Write videos/evaluation.mp4 of the first episode.")] = True,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the evaluation.json (and video) of an earlier evaluation.")
+    ] = False,
 ) -> None:
     """Roll out a trained policy; report ground-truth return, success rate and VLM return."""
+    from vlmreward._paths import refuse_to_overwrite
     from vlmreward.rl.evaluation import PAPER_SUCCESS_MIN_FRACTION
     from vlmreward.rl.train import EVALUATION_FILE, evaluate_run
+
+    refuse_to_overwrite(run_dir, (EVALUATION_FILE,), overwrite, alternative="move it aside first")
 
     data = evaluate_run(run_dir, episodes, deterministic=deterministic, video=video)
     successes = [s for s in data["successes"] if s is not None]
