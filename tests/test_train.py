@@ -207,6 +207,7 @@ def test_short_ppo_run_leaves_all_outputs(tmp_path, tiny_hf_clip, train_cli):
     assert any(row.get("eval/gt_return") for row in rows) and any(row.get("eval/vlm_return") for row in rows)
     videos = sorted((run_dir / "videos").glob("eval_*.mp4"))
     assert [v.name for v in videos] == ["eval_256.mp4", "eval_512.mp4"]
+    assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # VLM vs GT return, redrawn at evaluations
     reader = imageio.get_reader(videos[0])
     first = reader.get_data(0)
     n_frames = sum(1 for _ in reader)
@@ -533,3 +534,15 @@ def test_a_negative_or_too_large_seed_is_a_config_error(tmp_path):
     for seed in (-1, 2**32):
         with pytest.raises(ConfigError, match=r"seed: .*(greater than or equal to 0|less than 4294967296)"):
             parse_config(_base(tmp_path, seed=seed))
+
+
+def test_running_mean_and_curves_from_an_episodes_csv(tmp_path):
+    from vlmreward.rl.curves import running_mean, write_curves
+
+    np.testing.assert_allclose(running_mean(np.array([1.0, 3.0, 5.0, 7.0]), 2), [1.0, 2.0, 4.0, 6.0])
+    csv_path = tmp_path / "episodes.csv"
+    assert write_curves(csv_path, tmp_path / "c.png") is None  # no episodes yet: nothing drawn
+    csv_path.write_text("timesteps,env_index,length,vlm_return,gt_return,success\n"
+                        "10,0,10,1.5,10,0\n20,0,10,2.5,12,1\n30,1,10,3.0,15,\n", encoding="utf-8")
+    out = write_curves(csv_path, tmp_path / "c.png", window=2, title="a pole upright")
+    assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

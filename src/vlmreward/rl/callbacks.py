@@ -243,6 +243,7 @@ class EvalCallback(BaseCallback):
         video_dir: where videos go (None: no video).
         seed: seed of each evaluation's first reset (every evaluation sees the same episodes).
         prefix: the logger's key prefix.
+        after: called after each evaluation (the trainer redraws ``curves.png``).
     """
 
     def __init__(
@@ -253,9 +254,11 @@ class EvalCallback(BaseCallback):
         video_dir: str | os.PathLike | None = None,
         seed: int | None = None,
         prefix: str = "eval",
+        after: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__()
         self.prefix = prefix
+        self.after = after
         self.make_env = make_env
         self.every = int(every)
         self.episodes = int(episodes)
@@ -300,6 +303,8 @@ class EvalCallback(BaseCallback):
             "%s at step %s (%d episodes): GT return %.4g ± %.3g, VLM return %.4g%s", p, f"{self.num_timesteps:,}",
             self.episodes, result.mean_gt_return, result.std_gt_return, result.mean_vlm_return, success,
         )
+        if self.after is not None:
+            self.after()
         return result
 
     def _on_training_end(self) -> None:

@@ -8,6 +8,7 @@ environment (:func:`vlmreward.envs.make_vlm_vec_env`, deferred scoring with the 
     RUN_DIR/checkpoints/           step_<N>/{model.zip, replay_buffer.pkl, state.pkl, ...}, latest.json
     RUN_DIR/logs/                  progress.csv (+ TensorBoard event files)
     RUN_DIR/episodes.csv           one row per training episode: VLM and ground-truth return
+    RUN_DIR/curves.png             VLM vs ground-truth return and success rate (each evaluation, and the end)
     RUN_DIR/videos/                eval_<steps>.mp4: frames above the VLM reward so far
     RUN_DIR/final_model.zip        the trained model (SB3 format; ``PPO.load(...)``)
 
@@ -20,8 +21,8 @@ on training and held-out goals separately.
 A run with a ``scale`` section runs its environments and reward model as Ray actors
 (:mod:`vlmreward.rl.scale`, ``docs/ray.md``); the learner, the run directory and resume are the same.
 
-Nothing is lost on interruption: a ``KeyboardInterrupt`` or an exception inside ``learn`` writes
-a checkpoint first (:class:`~vlmreward.rl.checkpoints.Checkpointer`), and :func:`resume` continues
+Nothing is lost on interruption: a ``KeyboardInterrupt`` (Ctrl-C, or SIGTERM/SIGUSR1 through
+:mod:`vlmreward.rl.signals`) or an exception inside ``learn`` writes a checkpoint first (:class:`~vlmreward.rl.checkpoints.Checkpointer`), and :func:`resume` continues
 from the latest checkpoint to exactly ``total_steps``.
 """
 
@@ -44,6 +45,7 @@ from vlmreward._json import json_safe
 from vlmreward._paths import atomic_write_text
 from vlmreward.rewards.base import RewardModel
 from vlmreward.rl.callbacks import CheckpointCallback, EpisodeLogCallback, EvalCallback, StopAtTotalSteps
+from vlmreward.rl.curves import CURVES_FILE, write_curves
 from vlmreward.rl.progress import ProgressLogCallback
 from vlmreward.rl.signals import KeepSignalHandlers, preemption_signals, shielded
 from vlmreward.rl.checkpoints import CheckpointError, Checkpointer, latest_checkpoint, restore_rng_state
@@ -154,6 +156,15 @@ def _learn(
         KeepSignalHandlers(), episode_log, CheckpointCallback(checkpointer, config.checkpoint_every),
         ProgressLogCallback(config.total_steps, episode_log.means, config.log.progress_every_s),
     ]
+    goal = getattr(config.reward, "goal", None)
+
+    def draw_curves() -> None:
+        try:
+            write_curves(run_dir / "episodes.csv", run_dir / CURVES_FILE, config.log.stats_window,
+                         title=" | ".join([goal] if isinstance(goal, str) else goal or []))
+        except Exception as err:  # noqa: BLE001 - a plot must not end a run
+            _log.warning("could not draw %s: %s", CURVES_FILE, err)
+
     evaluators: list[EvalCallback] = []
     if config.eval_every is not None:
         encoder = goal_text_encoder(config, reward_model)
@@ -167,6 +178,7 @@ def _learn(
                     video_dir=run_dir / "videos" if config.video and goal_set == sets[0] else None,
                     seed=config.seed + EVAL_SEED_OFFSET,
                     prefix="eval_held_out" if goal_set == "held_out" else "eval",
+                    after=draw_curves,
                 )
             )
         callbacks.extend(evaluators)
@@ -193,6 +205,7 @@ def _learn(
             raise
         checkpointer.save(model, "final")
         atomic_model_save(model, run_dir / FINAL_MODEL_FILE)
+        draw_curves()
         vec_normalize = model.get_vec_normalize_env()
         if vec_normalize is not None:
             vec_normalize.save(str(run_dir / FINAL_VEC_NORMALIZE_FILE))
