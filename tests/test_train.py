@@ -208,6 +208,11 @@ def test_short_ppo_run_leaves_all_outputs(tmp_path, tiny_hf_clip, train_cli):
     videos = sorted((run_dir / "videos").glob("eval_*.mp4"))
     assert [v.name for v in videos] == ["eval_256.mp4", "eval_512.mp4"]
     assert (run_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # VLM vs GT return, redrawn at evaluations
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    tags = {v.tag for f in (run_dir / "logs").glob("events.out.tfevents.*") for e in EventFileLoader(str(f)).Load()
+            for v in e.summary.value}
+    assert {"custom_scalars__config__", "rollout/vlm_return", "rollout/gt_return"} <= tags  # one chart for both
     reader = imageio.get_reader(videos[0])
     first = reader.get_data(0)
     n_frames = sum(1 for _ in reader)

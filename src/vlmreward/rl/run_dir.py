@@ -56,12 +56,26 @@ class _ResumableCSV(CSVOutputFormat):
         self.quotechar = '"'
 
 
+TENSORBOARD_LAYOUT = {
+    "VLM reward vs ground truth": {
+        "training episodes: VLM return and ground-truth return": ["Multiline", ["rollout/vlm_return", "rollout/gt_return"]],
+        "evaluation: VLM return and ground-truth return": ["Multiline", ["eval/vlm_return", "eval/gt_return"]],
+        "success rate (training, evaluation)": ["Multiline", ["rollout/success_rate", "eval/success_rate"]],
+        "SB3's rollout/ep_rew_mean is the environment's own (ground-truth) return": ["Multiline", ["rollout/ep_rew_mean"]],
+    }
+}
+"""TensorBoard's custom-scalars layout: the VLM return the agent optimises and the ground-truth return
+on one chart (TensorBoard's default view gives every tag its own card)."""
+
+
 def make_logger(config: RunConfig, run_dir: Path) -> Logger:
     folder = run_dir / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     formats = [_ResumableCSV(str(folder / "progress.csv"))]
     if config.log.tensorboard:
-        formats.append(make_output_format("tensorboard", str(folder)))
+        tensorboard = make_output_format("tensorboard", str(folder))
+        tensorboard.writer.add_custom_scalars(TENSORBOARD_LAYOUT)  # the CUSTOM SCALARS tab
+        formats.append(tensorboard)
     if config.log.stdout:
         formats.append(make_output_format("stdout", str(folder)))
     return Logger(folder=str(folder), output_formats=formats)
