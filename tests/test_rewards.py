@@ -565,3 +565,17 @@ def test_softmax_on_real_model(hf_clip_model, cartpole_frames, threshold):
     else:
         clear = np.abs(p - threshold) > 1e-4
         np.testing.assert_array_equal(rewards[clear], (p[clear] >= threshold).astype(np.float32))
+
+
+def test_custom_reward_factory_that_is_no_reward_factory_is_one_clear_error():
+    """A config's factory runs code: a builtin such as os.getcwd, or one called with keyword
+    arguments it does not take, is refused in one line that says configs import code."""
+    from vlmreward.errors import InvalidParameterError
+    from vlmreward.rewards.registry import build_reward
+
+    with pytest.raises(InvalidParameterError, match=r"os:getcwd returned a str, not a reward .*run only configs you trust"):
+        build_reward("custom", {"factory": "os:getcwd"})
+    with pytest.raises(InvalidParameterError, match=r"os:getcwd\(\*\*reward.kwargs\) failed: .*run only configs you trust"):
+        build_reward("custom", {"factory": "os:getcwd", "kwargs": {"command": "true"}})
+    with pytest.raises(InvalidParameterError, match="is a int, not a callable"):
+        build_reward("custom", {"factory": "os:EX_OK"})

@@ -74,7 +74,7 @@ def train(
         typer.Option(
             "--resume",
             help="Continue the run in RUN_DIR from its latest checkpoint (--set may then change total_steps, "
-            "eval_every, checkpoint_every, ...).",
+            "eval_every, checkpoint_every, ...). Checkpoints are pickles, which can run code: resume only runs you trust.",
             show_default=False,
             metavar="RUN_DIR",
         ),

@@ -121,8 +121,12 @@ class CustomRewardParams(RewardParams):
 def build_custom_reward(params: CustomRewardParams, model: Any = None, context: Any = None) -> Any:
     """``factory(**kwargs, model=model)`` (``model=`` only when given).
 
+    The factory is imported and called: a config that names one runs code (as a pickle or a
+    Python file would), so run only configs you trust.
+
     Raises:
-        InvalidParameterError: the factory cannot be imported or is not callable.
+        InvalidParameterError: the factory cannot be imported, is not callable, does not take the
+            keyword arguments, or returns something that is not a reward.
     """
     try:
         target = import_object(params.factory)
@@ -133,7 +137,22 @@ def build_custom_reward(params: CustomRewardParams, model: Any = None, context: 
     kwargs = dict(params.kwargs)
     if model is not None:
         kwargs["model"] = model
-    return target(**kwargs)
+    try:
+        reward = target(**kwargs)
+    except TypeError as err:
+        raise InvalidParameterError(
+            f"reward.factory: {params.factory}(**reward.kwargs{', model=...' if model is not None else ''}) failed: {err}. "
+            f"{_TRUST}"
+        ) from err
+    if not callable(reward):
+        raise InvalidParameterError(
+            f"reward.factory: {params.factory} returned a {type(reward).__name__}, not a reward (a callable: uint8 frames "
+            f"[N, H, W, 3] -> float32 [N]). {_TRUST}"
+        )
+    return reward
+
+
+_TRUST = "A config's factory is code that vlmreward imports and runs: run only configs you trust."
 
 
 register_kind(RewardKind("custom", build_custom_reward, CustomRewardParams, model="optional", builder=True))
