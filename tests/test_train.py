@@ -551,3 +551,16 @@ def test_running_mean_and_curves_from_an_episodes_csv(tmp_path):
                         "10,0,10,1.5,10,0\n20,0,10,2.5,12,1\n30,1,10,3.0,15,\n", encoding="utf-8")
     out = write_curves(csv_path, tmp_path / "c.png", window=2, title="a pole upright")
     assert out is not None and out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_a_damaged_or_replaced_state_pickle_is_one_clear_error(tmp_path):
+    from vlmreward.rl.checkpoints import CheckpointError, CheckpointInfo
+
+    ckpt = tmp_path / "step_64"
+    ckpt.mkdir()
+    info = CheckpointInfo(ckpt, 64, "periodic", "PPO")
+    for content, phrase in ((b"", "cannot be read"), (b"\x80\x04garbage", "cannot be read"),
+                            (pickle.dumps([1, 2, 3]), "is not a vlmreward checkpoint state")):
+        (ckpt / "state.pkl").write_bytes(content)
+        with pytest.raises(CheckpointError, match=phrase):
+            info.load_state()

@@ -128,9 +128,28 @@ class CheckpointInfo:
         return p if p.is_file() else None
 
     def load_state(self) -> dict[str, Any]:
-        """The step count and RNG states saved with the model (``state.pkl``)."""
-        with open(self.path / STATE_FILE, "rb") as f:
-            return pickle.load(f)
+        """The step count and RNG states saved with the model (``state.pkl``, a pickle: it can run
+        code, so load only run directories you trust).
+
+        Raises:
+            CheckpointError: the file is missing, truncated, not a pickle, or not a state
+                (a dict with ``num_timesteps`` and ``rng``).
+        """
+        path = self.path / STATE_FILE
+        try:
+            with open(path, "rb") as f:
+                state = pickle.load(f)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, IndexError, TypeError, ValueError) as err:
+            raise CheckpointError(
+                f"{path} cannot be read ({type(err).__name__}: {err}); the checkpoint is damaged: delete "
+                f"{self.path} and point {self.path.parent / LATEST} at an earlier checkpoint, or start the run again."
+            ) from err
+        if not (isinstance(state, dict) and isinstance(state.get("num_timesteps"), int) and "rng" in state):
+            raise CheckpointError(
+                f"{path} is not a vlmreward checkpoint state (a dict with num_timesteps and rng); it was replaced or "
+                "damaged: start the run again or restore the file."
+            )
+        return state
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> CheckpointInfo:
