@@ -53,6 +53,17 @@ def _tokenizer(special: list[str], **named: str):
     return PreTrainedTokenizerFast(tokenizer_object=tok, **named)
 
 
+def _qwen_tokenizer():
+    """The Qwen-VL special tokens, and the config's ids of the image and video tokens."""
+    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tokenizer = _tokenizer(special, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    ids = tokenizer.convert_tokens_to_ids
+    return tokenizer, {
+        "image_token_id": ids("<|image_pad|>"), "video_token_id": ids("<|video_pad|>"),
+        "vision_start_token_id": ids("<|vision_start|>"), "vision_end_token_id": ids("<|vision_end|>"),
+    }
+
+
 def build_qwen2_5_vl(path: Path, seed: int = 0) -> Path:
     """Qwen2.5-VL: window-attention vision tower, M-RoPE text model, dynamic-resolution images."""
     ensure_torchvision_importable()
@@ -60,21 +71,18 @@ def build_qwen2_5_vl(path: Path, seed: int = 0) -> Path:
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
-    tokenizer = _tokenizer(special, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    ids = tokenizer.convert_tokens_to_ids
+    tokenizer, token_ids = _qwen_tokenizer()
     config = Qwen2_5_VLConfig(
         text_config=dict(
             vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
             num_key_value_heads=2, max_position_embeddings=4096,
-            rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]}, bos_token_id=None, eos_token_id=ids("<|im_end|>"),
+            rope_scaling={"type": "mrope", "mrope_section": [1, 1, 2]}, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
         ),
         vision_config=dict(
             depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=32, fullatt_block_indexes=[1],
             window_size=56, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
         ),
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        **token_ids,
     )
     torch.manual_seed(seed)
     Qwen2_5_VLForConditionalGeneration(config).eval().save_pretrained(path)
@@ -93,9 +101,7 @@ def build_qwen3_vl(path: Path, seed: int = 0) -> Path:
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
-    special = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
-    tokenizer = _tokenizer(special, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    ids = tokenizer.convert_tokens_to_ids
+    tokenizer, token_ids = _qwen_tokenizer()
     config = Qwen3VLConfig(
         text_config=dict(
             vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -106,8 +112,7 @@ def build_qwen3_vl(path: Path, seed: int = 0) -> Path:
             depth=2, hidden_size=32, intermediate_size=64, num_heads=4, out_hidden_size=32, patch_size=16,
             spatial_merge_size=2, temporal_patch_size=2, num_position_embeddings=64, deepstack_visual_indexes=[0],
         ),
-        image_token_id=ids("<|image_pad|>"), video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"), vision_end_token_id=ids("<|vision_end|>"),
+        **token_ids,
     )
     torch.manual_seed(seed)
     Qwen3VLForConditionalGeneration(config).eval().save_pretrained(path)
