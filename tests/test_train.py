@@ -564,3 +564,30 @@ def test_a_damaged_or_replaced_state_pickle_is_one_clear_error(tmp_path):
         (ckpt / "state.pkl").write_bytes(content)
         with pytest.raises(CheckpointError, match=phrase):
             info.load_state()
+
+
+def test_config_paths_resolve_from_the_config_file_and_set_paths_from_here(tmp_path, tiny_hf_clip, monkeypatch):
+    import shutil
+
+    from vlmreward.goals import DEFAULT_GOAL_FAMILY
+
+    folder = tmp_path / "configs" / "mine"
+    folder.mkdir(parents=True)
+    shutil.copytree(tiny_hf_clip, folder / "clip")
+    (folder / "family.yaml").write_text(yaml.safe_dump(DEFAULT_GOAL_FAMILY), encoding="utf-8")
+    data = _base(tmp_path)
+    data["model"] = {"name": "clip", "device": "cpu"}
+    data["goals"] = {"family": "family.yaml"}
+    data["reward"] = {"kind": "goal_family_softmax"}
+    data["env"] = {"id": "CartPole-v1"}
+    path = _write_yaml(folder / "run.yaml", data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    config = load_config(path)
+    assert config.model.name == str((folder / "clip").resolve())
+    assert config.goals.family == str((folder / "family.yaml").resolve())
+    # --set paths are read from the current directory; names that are no path stay as they are
+    shutil.copytree(tiny_hf_clip, elsewhere / "other")
+    assert load_config(path, ["model=other"]).model.name == str((elsewhere / "other").resolve())
+    assert load_config(path, ["model=openai/clip-vit-base-patch32"]).model.name == "openai/clip-vit-base-patch32"

@@ -484,7 +484,43 @@ def load_config(path: str | os.PathLike, overrides: Iterable[str] = ()) -> RunCo
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys (env:, reward:, ...); got a {type(data).__name__}.")
-    return parse_config(apply_overrides(data, overrides), source=str(path))
+    data = resolve_config_paths(data, path.resolve().parent)  # the file's paths: relative to the file
+    data = resolve_config_paths(apply_overrides(data, overrides), Path.cwd())  # --set paths: relative to here
+    return parse_config(data, source=str(path))
+
+
+PATH_KEYS: tuple[tuple[str, ...], ...] = (
+    ("model", "name"), ("model", "checkpoint"), ("goals", "family"), ("env", "kwargs", "textures_dir"),
+)
+"""Config keys that may name a local file or directory."""
+
+
+def resolve_config_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``data`` with each relative path of :data:`PATH_KEYS` that exists under ``base`` made absolute.
+
+    A config's paths are read relative to the config file's folder, and ``--set`` paths relative
+    to the current directory; a value that names nothing there (a hub id such as
+    ``openai/clip-vit-base-patch32``, ``open_clip:...``, a path relative to the current directory
+    in a config file) is left as it is, so the current directory still serves as before. The run
+    directory's ``config.yaml`` then holds absolute paths, and ``--resume`` works from anywhere.
+    """
+    out = dict(data)
+    if isinstance(out.get("model"), (str, os.PathLike)):
+        out["model"] = {"name": out["model"]}
+    for keys in PATH_KEYS:
+        parent: Any = out
+        for key in keys[:-1]:
+            if not isinstance(parent.get(key), dict):
+                break
+            parent[key] = dict(parent[key])
+            parent = parent[key]
+        else:
+            value = parent.get(keys[-1])
+            if isinstance(value, (str, os.PathLike)) and str(value) and not os.path.isabs(value) and ":" not in str(value):
+                candidate = base / value
+                if candidate.exists():
+                    parent[keys[-1]] = str(candidate.resolve())
+    return out
 
 
 def parse_config(data: dict[str, Any], source: str = "config") -> RunConfig:
