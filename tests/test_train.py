@@ -224,6 +224,7 @@ def test_short_ppo_run_leaves_all_outputs(tmp_path, tiny_hf_clip, train_cli):
     result = CliRunner().invoke(train_cli, ["evaluate-policy", str(run_dir), "--episodes", "2"])
     assert result.exit_code == 0, result.output
     assert "ground-truth return" in result.output and "VLM return" in result.output
+    assert re.search(r"evaluation episode 2/2: \d+ steps, GT return", result.stderr), result.stderr  # progress per episode
     evaluation = json.loads((run_dir / "evaluation.json").read_text())
     assert evaluation["episodes"] == 2 and evaluation["num_timesteps"] == 512
     assert evaluation["mean_gt_return"] == pytest.approx(np.mean(evaluation["gt_returns"]))

@@ -140,7 +140,8 @@ def evaluate_policy(
 
     refuse_to_overwrite(run_dir, (EVALUATION_FILE,), overwrite, alternative="move it aside first")
 
-    data = evaluate_run(run_dir, episodes, deterministic=deterministic, video=video)
+    with _progress_messages():  # a line per episode on stderr
+        data = evaluate_run(run_dir, episodes, deterministic=deterministic, video=video)
     successes = [s for s in data["successes"] if s is not None]
     typer.echo(f"policy:              {data['policy']} ({data['num_timesteps']} steps) of {run_dir}")
     typer.echo(f"ground-truth return: {_mean_std(data['gt_returns'])} over {data['episodes']} episodes")

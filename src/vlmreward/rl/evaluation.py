@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -13,6 +15,8 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
 from vlmreward.rl.video import _EpisodeVideo
+
+_log = logging.getLogger("vlmreward.rl")
 
 __all__ = [
     "PAPER_SUCCESS_MIN_FRACTION",
@@ -134,6 +138,7 @@ def evaluate_episodes(
     video_path: str | os.PathLike | None = None,
     vec_normalize: VecNormalize | None = None,
     seed: int | None = None,
+    log_episodes: bool = False,
 ) -> PolicyEvaluation:
     """Roll out ``model``'s policy for ``episodes`` episodes on one environment.
 
@@ -148,6 +153,7 @@ def evaluate_episodes(
         video_path: write the first episode to this ``.mp4`` (:func:`write_episode_video`'s layout).
         vec_normalize: the training environment's ``VecNormalize``, to normalise observations alike.
         seed: seed of the first ``reset`` (the later episodes continue its random stream).
+        log_episodes: log a line per episode (``vlmreward.rl`` logger, INFO; DEBUG otherwise).
 
     Returns:
         :class:`PolicyEvaluation`.
@@ -192,5 +198,9 @@ def evaluate_episodes(
         goal = info.get("goal")
         result.goals.append(goal_text_of(goal))
         result.goal_types.append(goal_type_of(goal) or info.get("goal_type"))
+        _log.log(
+            logging.INFO if log_episodes else logging.DEBUG, "evaluation episode %d/%d: %d steps, GT return %.4g, VLM return %.4g%s", episode + 1, episodes, length, gt, vlm,
+            "" if success is None else f", success {bool(success)}",
+        )
     return result
 

@@ -420,7 +420,7 @@ def evaluate_run(
             video_path = run_dir / "videos" / "evaluation.mp4" if video and not results else None
             results[goal_set or ""] = evaluate_episodes(
                 model, env, episodes, deterministic=deterministic, video_path=video_path, vec_normalize=vec_normalize,
-                seed=config.seed + EVAL_SEED_OFFSET if seed is None else seed,
+                seed=config.seed + EVAL_SEED_OFFSET if seed is None else seed, log_episodes=True,
             )
         finally:
             env.close()
