@@ -592,3 +592,18 @@ def test_config_paths_resolve_from_the_config_file_and_set_paths_from_here(tmp_p
     shutil.copytree(tiny_hf_clip, elsewhere / "other")
     assert load_config(path, ["model=other"]).model.name == str((elsewhere / "other").resolve())
     assert load_config(path, ["model=openai/clip-vit-base-patch32"]).model.name == "openai/clip-vit-base-patch32"
+
+
+def test_resume_accepts_the_same_weights_at_another_path_and_refuses_others(tmp_path, tiny_hf_clip, tiny_hf_siglip):
+    import shutil
+
+    original = tmp_path / "models" / "clip"
+    shutil.copytree(tiny_hf_clip, original)
+    run_dir = train(parse_config(_base(tmp_path, model=original, total_steps=128, checkpoint_every=64)), progress_bar=False)
+    assert json.loads((run_dir / "model_fingerprint.json").read_text())["model"] == str(original)
+    moved = tmp_path / "elsewhere" / "clip"
+    shutil.move(str(original), moved)  # the weights moved: the run resumes from their new place
+    assert resume(run_dir, [f"model={moved}"], progress_bar=False) == run_dir
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["name"] == str(moved.resolve())
+    with pytest.raises(ConfigError, match="holds other weights than the run was trained with"):
+        resume(run_dir, [f"model={tiny_hf_siglip}"])

@@ -28,6 +28,8 @@ __all__ = [
     "FINAL_MODEL_FILE",
     "FINAL_VEC_NORMALIZE_FILE",
     "EVALUATION_FILE",
+    "MODEL_FINGERPRINT_FILE",
+    "weights_fingerprint",
     "load_run_config",
     "new_run_dir",
     "make_logger",
@@ -41,6 +43,34 @@ CONFIG_FILE = "config.yaml"
 FINAL_MODEL_FILE = "final_model.zip"
 FINAL_VEC_NORMALIZE_FILE = "final_vecnormalize.pkl"
 EVALUATION_FILE = "evaluation.json"
+MODEL_FINGERPRINT_FILE = "model_fingerprint.json"
+"""The SHA-256 of a local model directory's files, written when a run starts (:func:`weights_fingerprint`)."""
+
+_WEIGHT_SUFFIXES = (".json", ".safetensors", ".bin", ".pt", ".pth", ".model", ".txt", ".jinja")
+
+
+def weights_fingerprint(name: str | os.PathLike | None) -> str | None:
+    """SHA-256 over the names and bytes of a local model directory's files (config, weights,
+    tokenizer, processor), or of a local weights file; None for a name that is no local path
+    (a hub id, ``open_clip:...``)."""
+    import hashlib
+
+    if name is None:
+        return None
+    path = Path(name)
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+    else:
+        return None
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode() + b"\0")
+        with open(file, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
 
 
 class _ResumableCSV(CSVOutputFormat):

@@ -73,11 +73,13 @@ from vlmreward.rl.run_dir import (
     EVALUATION_FILE,
     FINAL_MODEL_FILE,
     FINAL_VEC_NORMALIZE_FILE,
+    MODEL_FINGERPRINT_FILE,
     atomic_model_save,
     load_policy,
     load_run_config,
     make_logger,
     new_run_dir,
+    weights_fingerprint,
 )
 
 from vlmreward.rl.evaluation import PolicyEvaluation, evaluate_episodes
@@ -258,6 +260,9 @@ def train(config: RunConfig | str | os.PathLike, overrides: Iterable[str] = (), 
             model = build_algorithm(config, venv)
             run_dir = new_run_dir(config)
             save_config(config, run_dir / CONFIG_FILE)
+            fingerprint = weights_fingerprint(config.model.name)
+            if fingerprint is not None:  # lets --resume accept the same weights at another path
+                atomic_write_text(run_dir / MODEL_FINGERPRINT_FILE, json.dumps({"model": config.model.name, "sha256": fingerprint}) + "\n")
         except BaseException:
             venv.close()
             raise
@@ -298,10 +303,13 @@ def _reward_and_env(config: RunConfig, seed: int, normalize: bool) -> tuple[Rewa
         raise
 
 
-def _check_resume_overrides(overrides: Iterable[str]) -> list[str]:
+def _check_resume_overrides(overrides: Iterable[str], run_dir: Path | None = None) -> list[str]:
     items = list(overrides)
     for item in items:
-        key = item.partition("=")[0].strip()
+        key, _, value = (part.strip() for part in item.partition("="))
+        if key in ("model", "model.name") and run_dir is not None:
+            _check_same_weights(run_dir, value)
+            continue
         if not any(key == k or key.startswith(k + ".") for k in RESUME_OVERRIDABLE):
             raise ConfigError(
                 f"--set {key}: cannot change when resuming (it would be another run); resumable keys: "
@@ -309,6 +317,29 @@ def _check_resume_overrides(overrides: Iterable[str]) -> list[str]:
             )
     return items
 
+
+
+def _check_same_weights(run_dir: Path, name: str) -> None:
+    """``--set model=PATH`` on resume: allowed when PATH holds the weights the run started with.
+
+    Raises:
+        ConfigError: the run recorded no fingerprint (its model was no local path), or PATH holds other weights.
+    """
+    record = run_dir / MODEL_FINGERPRINT_FILE
+    if not record.is_file():
+        raise ConfigError(
+            f"--set model: {run_dir} recorded no fingerprint of its model's weights (it was not a local directory), "
+            "so another path cannot be checked to hold the same weights; resume without --set model."
+        )
+    old = json.loads(record.read_text(encoding="utf-8"))
+    new = weights_fingerprint(os.path.expanduser(name))
+    if new is None:
+        raise ConfigError(f"--set model: {name!r} is not a local model directory or file.")
+    if new != old.get("sha256"):
+        raise ConfigError(
+            f"--set model: {name!r} holds other weights than the run was trained with ({old.get('model')}); resume "
+            "with the same weights, or start a new run."
+        )
 
 
 def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progress_bar: bool | None = None) -> Path:
@@ -323,7 +354,9 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
     Args:
         run_dir: a directory made by :func:`train`.
         overrides: ``"KEY=VALUE"`` changes allowed on resume (:data:`RESUME_OVERRIDABLE`, e.g.
-            ``total_steps=200000``); they are written into ``RUN_DIR/config.yaml``.
+            ``total_steps=200000``; ``model=PATH`` when PATH holds the weights the run started
+            with, checked by :func:`~vlmreward.rl.run_dir.weights_fingerprint`); they are written
+            into ``RUN_DIR/config.yaml``.
         progress_bar: as for :func:`train`.
 
     Returns:
@@ -335,7 +368,7 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
         TrainingInterrupted, Exception: as :func:`train`.
     """
     run_dir = Path(run_dir)
-    items = _check_resume_overrides(overrides)
+    items = _check_resume_overrides(overrides, run_dir)
     config = load_run_config(run_dir, items)
     info = latest_checkpoint(run_dir)
     if info.algorithm != config.algorithm:
