@@ -62,7 +62,8 @@ def offline_message(name: str, local_hint: str) -> str:
     why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"the hub ({constants.ENDPOINT}) cannot be reached"
     return (
         f"model {name!r} is not in the local cache ({constants.HF_HUB_CACHE}) and {why}. "
-        f"Download it where there is network (it is cached on first use), or point at a local copy: {local_hint}."
+        f"Download it where there is network (it is cached on first use), or point at a local copy: {local_hint}. "
+        "To try every command offline with a tiny random model: vlmreward demo."
     )
 
 

@@ -29,6 +29,7 @@ transform.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Literal, Sequence, Union, get_args
 
@@ -129,7 +130,13 @@ def as_frame_batch(frames: Frames) -> torch.Tensor:
     if isinstance(frames, np.ndarray):
         if frames.dtype != np.uint8:
             raise InvalidFramesError(_dtype_message(str(frames.dtype)))
-        tensor = torch.from_numpy(np.ascontiguousarray(frames))
+        array = np.ascontiguousarray(frames)
+        if array.flags.writeable:
+            tensor = torch.from_numpy(array)
+        else:  # a read-only memory map (a dataset's frames.npy): only read, never written
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                tensor = torch.from_numpy(array)
     elif isinstance(frames, torch.Tensor):
         if frames.dtype != torch.uint8:
             raise InvalidFramesError(_dtype_message(str(frames.dtype).removeprefix("torch.")))
