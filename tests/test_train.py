@@ -607,3 +607,15 @@ def test_resume_accepts_the_same_weights_at_another_path_and_refuses_others(tmp_
     assert yaml.safe_load((run_dir / "config.yaml").read_text())["model"]["name"] == str(moved.resolve())
     with pytest.raises(ConfigError, match="holds other weights than the run was trained with"):
         resume(run_dir, [f"model={tiny_hf_siglip}"])
+
+
+def test_checkpoints_without_the_replay_buffer_are_small_and_still_resume(tmp_path, tiny_hf_clip):
+    data = _base(tmp_path, model=tiny_hf_clip, algorithm="DQN", env={"id": "CartPole-v1", "n_envs": 1},
+                 total_steps=160, checkpoint_every=64, checkpoint_replay_buffer=False, run_name="lean",
+                 algorithm_kwargs={"learning_starts": 32, "buffer_size": 1000, "device": "cpu"})
+    config = parse_config({**data, "total_steps": 96})
+    run_dir = train(config, progress_bar=False)
+    info = latest_checkpoint(run_dir)
+    assert info.replay_buffer is None and info.model.is_file()
+    assert resume(run_dir, ["total_steps=160"], progress_bar=False) == run_dir
+    assert DQN.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 160

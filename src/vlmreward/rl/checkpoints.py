@@ -185,15 +185,20 @@ class Checkpointer:
     environment normalises observations) and ``state.pkl`` (step count and RNG states, see
     :func:`capture_rng_state`). It is written into a temporary directory that is renamed into place
     (``os.replace``), then ``latest.json`` is replaced to point at it, so a crash at any moment
-    leaves the previous checkpoint intact. Only the ``keep`` newest are kept.
+    leaves the previous checkpoint intact. Only the ``keep`` newest are kept. With
+    ``replay_buffer=False`` the replay buffer is left out (SB3 stores it as allocated: observations
+    in their own dtype, ``next_observations`` beside them, so for ``buffer_size`` transitions about
+    ``buffer_size × (2 × observation bytes + action bytes + 10)``); a run resumed from such a
+    checkpoint refills it from empty, so it is not identical to an uninterrupted one.
 
     For an on-policy algorithm interrupted mid-rollout, the partial rollout is lost (it is not
     worth saving) and the checkpoint counts the steps up to the rollout's start, so that a resumed
     run still stops at the same rollout boundary.
     """
 
-    def __init__(self, run_dir: str | os.PathLike, algorithm: str, keep: int | None = 2) -> None:
+    def __init__(self, run_dir: str | os.PathLike, algorithm: str, keep: int | None = 2, replay_buffer: bool = True) -> None:
         self.directory = Path(run_dir) / "checkpoints"
+        self.replay_buffer = bool(replay_buffer)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.algorithm = algorithm
         self.keep = keep
@@ -249,7 +254,7 @@ class Checkpointer:
             model.save(tmp / MODEL_FILE)
         finally:
             model.num_timesteps = saved_steps
-        if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
+        if self.replay_buffer and isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
             model.save_replay_buffer(tmp / REPLAY_BUFFER_FILE)
         vec_normalize = model.get_vec_normalize_env()
         if vec_normalize is not None:

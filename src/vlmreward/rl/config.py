@@ -95,6 +95,7 @@ RESUME_OVERRIDABLE: tuple[str, ...] = (
     "total_steps",
     "checkpoint_every",
     "keep_checkpoints",
+    "checkpoint_replay_buffer",
     "eval_every",
     "eval_episodes",
     "video",
@@ -344,6 +345,9 @@ class RunConfig(_Strict):
         run_name: the run directory's name under ``output_dir`` (default ``<algo>-<env>-<time>``).
         checkpoint_every: steps between checkpoints (None: only on interruption and at the end).
         keep_checkpoints: most recent checkpoints kept on disk (None: all).
+        checkpoint_replay_buffer: write the off-policy replay buffer into each checkpoint (False:
+            much smaller checkpoints; a resumed run starts from an empty buffer, so it is not
+            identical to an uninterrupted one).
         eval_every: steps between evaluations (None: none).
         eval_episodes: episodes per evaluation.
         video: save a video of the first episode of each evaluation.
@@ -369,6 +373,7 @@ class RunConfig(_Strict):
     run_name: Optional[Annotated[str, Field(pattern=r"^[\w.\-]+$")]] = None
     checkpoint_every: Optional[Count] = 10_000
     keep_checkpoints: Optional[Count] = 2
+    checkpoint_replay_buffer: bool = True
     eval_every: Optional[Count] = 10_000
     eval_episodes: Count = 5
     video: bool = True

@@ -152,7 +152,7 @@ def _learn(
 ) -> Path:
     """Learn until ``config.total_steps``, checkpointing and evaluating; the shared end of train and resume."""
     model.set_logger(make_logger(config, run_dir))
-    checkpointer = Checkpointer(run_dir, config.algorithm, keep=config.keep_checkpoints)
+    checkpointer = Checkpointer(run_dir, config.algorithm, keep=config.keep_checkpoints, replay_buffer=config.checkpoint_replay_buffer)
     episode_log = EpisodeLogCallback(run_dir / "episodes.csv", config.log.stats_window, goal_columns=config.goals is not None)
     callbacks: list[BaseCallback] = [
         KeepSignalHandlers(), episode_log, CheckpointCallback(checkpointer, config.checkpoint_every),
@@ -389,6 +389,9 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
             model = cls.load(info.model, env=venv, device=device)
             if info.replay_buffer is not None and isinstance(model, OffPolicyAlgorithm):
                 model.load_replay_buffer(info.replay_buffer)
+            elif isinstance(model, OffPolicyAlgorithm):
+                _log.warning("the checkpoint holds no replay buffer (checkpoint_replay_buffer: false): the agent continues "
+                             "from an empty one, so the run is not identical to an uninterrupted one")
             attach_reward_source(model, venv)
             model.num_timesteps = int(state["num_timesteps"])
             venv.seed(config.seed + model.num_timesteps)  # Algo.load re-seeded it with the run's seed
