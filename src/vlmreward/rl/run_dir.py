@@ -8,6 +8,7 @@ checkpoints are :mod:`vlmreward.rl.checkpoints`'.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import re
 from pathlib import Path
@@ -16,8 +17,10 @@ from typing import Any, Iterable, NamedTuple
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 
+from vlmreward._paths import atomic_write_text
 from vlmreward.rl.checkpoints import latest_checkpoint
 from vlmreward.rl.config import (
+    RESUME_OVERRIDABLE,
     ConfigError,
     RunConfig,
     load_config,
@@ -30,6 +33,9 @@ __all__ = [
     "EVALUATION_FILE",
     "MODEL_FINGERPRINT_FILE",
     "weights_fingerprint",
+    "record_model_fingerprint",
+    "check_resume_overrides",
+    "check_same_weights",
     "load_run_config",
     "new_run_dir",
     "make_logger",
@@ -202,3 +208,50 @@ def load_policy(run_dir: str | os.PathLike, device: str = "auto") -> LoadedPolic
             vec_normalize = pickle.load(f)
         vec_normalize.training = False
     return LoadedPolicy(model, vec_normalize, source, Path(model_path))
+
+
+def record_model_fingerprint(run_dir: Path, name: str | None) -> None:
+    """Write :data:`MODEL_FINGERPRINT_FILE` for a local model (nothing for a hub id), so that
+    ``--resume --set model=PATH`` can accept the same weights at another path."""
+    fingerprint = weights_fingerprint(name)
+    if fingerprint is not None:
+        atomic_write_text(run_dir / MODEL_FINGERPRINT_FILE, json.dumps({"model": str(name), "sha256": fingerprint}) + "\n")
+
+
+def check_resume_overrides(overrides: Iterable[str], run_dir: Path | None = None) -> list[str]:
+    items = list(overrides)
+    for item in items:
+        key, _, value = (part.strip() for part in item.partition("="))
+        if key in ("model", "model.name") and run_dir is not None:
+            check_same_weights(run_dir, value)
+            continue
+        if not any(key == k or key.startswith(k + ".") for k in RESUME_OVERRIDABLE):
+            raise ConfigError(
+                f"--set {key}: cannot change when resuming (it would be another run); resumable keys: "
+                f"{', '.join(RESUME_OVERRIDABLE)}. Start a new run with `vlmreward train CONFIG` instead."
+            )
+    return items
+
+
+
+def check_same_weights(run_dir: Path, name: str) -> None:
+    """``--set model=PATH`` on resume: allowed when PATH holds the weights the run started with.
+
+    Raises:
+        ConfigError: the run recorded no fingerprint (its model was no local path), or PATH holds other weights.
+    """
+    record = run_dir / MODEL_FINGERPRINT_FILE
+    if not record.is_file():
+        raise ConfigError(
+            f"--set model: {run_dir} recorded no fingerprint of its model's weights (it was not a local directory), "
+            "so another path cannot be checked to hold the same weights; resume without --set model."
+        )
+    old = json.loads(record.read_text(encoding="utf-8"))
+    new = weights_fingerprint(os.path.expanduser(name))
+    if new is None:
+        raise ConfigError(f"--set model: {name!r} is not a local model directory or file.")
+    if new != old.get("sha256"):
+        raise ConfigError(
+            f"--set model: {name!r} holds other weights than the run was trained with ({old.get('model')}); resume "
+            "with the same weights, or start a new run."
+        )

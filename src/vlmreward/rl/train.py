@@ -50,7 +50,6 @@ from vlmreward.rl.progress import ProgressLogCallback
 from vlmreward.rl.signals import KeepSignalHandlers, preemption_signals, shielded
 from vlmreward.rl.checkpoints import CheckpointError, Checkpointer, latest_checkpoint, restore_rng_state
 from vlmreward.rl.config import (
-    RESUME_OVERRIDABLE,
     ConfigError,
     RunConfig,
     load_config,
@@ -73,13 +72,13 @@ from vlmreward.rl.run_dir import (
     EVALUATION_FILE,
     FINAL_MODEL_FILE,
     FINAL_VEC_NORMALIZE_FILE,
-    MODEL_FINGERPRINT_FILE,
     atomic_model_save,
     load_policy,
     load_run_config,
     make_logger,
     new_run_dir,
-    weights_fingerprint,
+    check_resume_overrides,
+    record_model_fingerprint,
 )
 
 from vlmreward.rl.evaluation import PolicyEvaluation, evaluate_episodes
@@ -260,9 +259,7 @@ def train(config: RunConfig | str | os.PathLike, overrides: Iterable[str] = (), 
             model = build_algorithm(config, venv)
             run_dir = new_run_dir(config)
             save_config(config, run_dir / CONFIG_FILE)
-            fingerprint = weights_fingerprint(config.model.name)
-            if fingerprint is not None:  # lets --resume accept the same weights at another path
-                atomic_write_text(run_dir / MODEL_FINGERPRINT_FILE, json.dumps({"model": config.model.name, "sha256": fingerprint}) + "\n")
+            record_model_fingerprint(run_dir, config.model.name)
         except BaseException:
             venv.close()
             raise
@@ -303,45 +300,6 @@ def _reward_and_env(config: RunConfig, seed: int, normalize: bool) -> tuple[Rewa
         raise
 
 
-def _check_resume_overrides(overrides: Iterable[str], run_dir: Path | None = None) -> list[str]:
-    items = list(overrides)
-    for item in items:
-        key, _, value = (part.strip() for part in item.partition("="))
-        if key in ("model", "model.name") and run_dir is not None:
-            _check_same_weights(run_dir, value)
-            continue
-        if not any(key == k or key.startswith(k + ".") for k in RESUME_OVERRIDABLE):
-            raise ConfigError(
-                f"--set {key}: cannot change when resuming (it would be another run); resumable keys: "
-                f"{', '.join(RESUME_OVERRIDABLE)}. Start a new run with `vlmreward train CONFIG` instead."
-            )
-    return items
-
-
-
-def _check_same_weights(run_dir: Path, name: str) -> None:
-    """``--set model=PATH`` on resume: allowed when PATH holds the weights the run started with.
-
-    Raises:
-        ConfigError: the run recorded no fingerprint (its model was no local path), or PATH holds other weights.
-    """
-    record = run_dir / MODEL_FINGERPRINT_FILE
-    if not record.is_file():
-        raise ConfigError(
-            f"--set model: {run_dir} recorded no fingerprint of its model's weights (it was not a local directory), "
-            "so another path cannot be checked to hold the same weights; resume without --set model."
-        )
-    old = json.loads(record.read_text(encoding="utf-8"))
-    new = weights_fingerprint(os.path.expanduser(name))
-    if new is None:
-        raise ConfigError(f"--set model: {name!r} is not a local model directory or file.")
-    if new != old.get("sha256"):
-        raise ConfigError(
-            f"--set model: {name!r} holds other weights than the run was trained with ({old.get('model')}); resume "
-            "with the same weights, or start a new run."
-        )
-
-
 def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progress_bar: bool | None = None) -> Path:
     """Continue a run from its latest checkpoint until ``total_steps`` in all.
 
@@ -353,7 +311,7 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
 
     Args:
         run_dir: a directory made by :func:`train`.
-        overrides: ``"KEY=VALUE"`` changes allowed on resume (:data:`RESUME_OVERRIDABLE`, e.g.
+        overrides: ``"KEY=VALUE"`` changes allowed on resume (:data:`~vlmreward.rl.config.RESUME_OVERRIDABLE`, e.g.
             ``total_steps=200000``; ``model=PATH`` when PATH holds the weights the run started
             with, checked by :func:`~vlmreward.rl.run_dir.weights_fingerprint`); they are written
             into ``RUN_DIR/config.yaml``.
@@ -368,7 +326,7 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
         TrainingInterrupted, Exception: as :func:`train`.
     """
     run_dir = Path(run_dir)
-    items = _check_resume_overrides(overrides, run_dir)
+    items = check_resume_overrides(overrides, run_dir)
     config = load_run_config(run_dir, items)
     info = latest_checkpoint(run_dir)
     if info.algorithm != config.algorithm:
