@@ -154,6 +154,8 @@ def test_vqa_contrastive_takes_each_goals_negatives_from_its_family(tiny_vlms):
         negatives = [n.sentence for n in family.negatives_for(goal, "k_sampled", 2, rng=0)]
         direct = VQAContrastiveReward(model, goal.sentence, negatives)(frames[i : i + 1])
         np.testing.assert_allclose(got[i], direct[0], atol=1e-5)
+    with pytest.raises(InvalidParameterError, match="give one goal per frame; got 1 for 2 frames"):
+        reward(frames, goals=goals[:1])
 
 
 def test_bad_input_is_one_clear_error(tiny_vlms, hf_clip_model):

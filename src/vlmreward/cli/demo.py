@@ -36,6 +36,8 @@ def demo(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier demo in --out.")] = False,
 ) -> None:
     """Run collect -> score -> evaluate -> train on CartPole with a tiny random CLIP, offline."""
+    from vlmreward import media
+    from vlmreward.cli.score import score_frames
     from vlmreward.eval.collect import collect
     from vlmreward.eval.dataset import load_dataset
     from vlmreward.eval.outputs import evaluate_dataset
@@ -59,11 +61,10 @@ def demo(
 
     model = load_model(model_dir)
     reward = GoalBaselineReward(model, DEMO_GOAL, DEMO_BASELINE, alpha=0.5)
-    dataset = load_dataset(data.path)
-    rewards = reward(dataset.frames)
     scores = out / "scores.csv"
-    scores.write_text("frame,reward\n" + "".join(f"{i},{r:.6g}\n" for i, r in enumerate(rewards)), encoding="utf-8")
-    say(f"3/5 scored every frame (mean reward {float(rewards.mean()):.4f}) into {scores}")
+    scored = score_frames(reward, media.iter_frames(data.path / "frames.npy"), 64, scores)  # what `score` runs
+    say(f"3/5 scored every frame (mean reward {float(scored.rewards.mean()):.4f}) into {scores}")
+    dataset = load_dataset(data.path)
 
     evaluation = evaluate_dataset(dataset, model, [DEMO_GOAL], out / "evaluation", baseline=[DEMO_BASELINE], alphas=[0.0, 0.5])
     ap = evaluation.results[-1].summary().get("average_precision")

@@ -322,9 +322,9 @@ class VQAContrastiveReward:
     def __call__(self, frames: Frames, goals: Sequence[Any] | None = None, batch_size: int | None = None) -> np.ndarray:
         """Rewards of uint8 RGB frames ``[N, H, W, 3]``: ``float32 [N]`` in ``[0, 1]``."""
         images = frame_list(frames)
-        sets = [self.candidates(None if goals is None else goals[i]) for i in range(len(images))]
         if goals is not None and len(goals) != len(images):
             raise InvalidParameterError(f"give one goal per frame; got {len(goals)} for {len(images)} frames.")
+        sets = [self.candidates(None if goals is None else goals[i]) for i in range(len(images))]
         pair_frames = [images[i] for i, s in enumerate(sets) for _ in s]
         pair_goals = [sentence for s in sets for sentence in s]
         odds = self.vqa.log_odds(pair_frames, pair_goals, batch_size)

@@ -11,6 +11,7 @@ reward that does not describe the task; both rising is the reward working.
 from __future__ import annotations
 
 import csv
+import io
 import os
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def write_curves(episodes_csv: str | os.PathLike, out: str | os.PathLike, window
     gt = np.array([float(r["gt_return"]) for r in rows])
     reported = [r for r in rows if r.get("success") not in (None, "")]
     fig = Figure(figsize=(8, 5.5 if reported else 3.8), dpi=100)
-    canvas = FigureCanvasAgg(fig)
+    FigureCanvasAgg(fig)
     top = fig.add_subplot(2 if reported else 1, 1, 1)
     top.plot(steps, vlm, color="tab:blue", alpha=0.2, linewidth=0.8)
     top.plot(steps, running_mean(vlm, window), color="tab:blue", linewidth=2, label="VLM return (optimised)")
@@ -81,9 +82,6 @@ def write_curves(episodes_csv: str | os.PathLike, out: str | os.PathLike, window
     else:
         top.set_xlabel("environment steps")
     fig.tight_layout()
-    canvas.draw()
-    import io
-
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     atomic_write_bytes(out, buffer.getvalue())
