@@ -188,7 +188,8 @@ class Checkpointer:
     leaves the previous checkpoint intact. Only the ``keep`` newest are kept. With
     ``replay_buffer=False`` the replay buffer is left out (SB3 stores it as allocated: observations
     in their own dtype, ``next_observations`` beside them, so for ``buffer_size`` transitions about
-    ``buffer_size × (2 × observation bytes + action bytes + 10)``); a run resumed from such a
+    ``buffer_size × (2 × observation bytes + action bytes + 12)``: rewards, dones and timeouts
+    are float32); a run resumed from such a
     checkpoint refills it from empty, so it is not identical to an uninterrupted one.
 
     For an on-policy algorithm interrupted mid-rollout, the partial rollout is lost (it is not
