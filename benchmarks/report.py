@@ -357,6 +357,28 @@ def generative_section(g: dict[str, Any], targets: list[list[str]]) -> list[str]
     return out
 
 
+def checkpoint_section(c: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    m = c["machine"]
+    out = [f"\n## Checkpoint size per transition: the replay buffer on disk ({m['cpu']}, {m['cores']} cores)\n"]
+    rows = [[r["env"], r["observation"], str(r["transitions"]), str(r["episode_ends"]), str(r["raw_bytes"]),
+             f(r["npz_bytes_per_transition"]), f"{r['npz_vs_raw']:.3f}×", f(r["pkl_bytes_per_transition"]), f"{r['pkl_vs_raw']:.2f}×",
+             f"{f(1e3 * r['npz_save_s'])} / {f(1e3 * r['npz_load_s'])}", f"{f(1e3 * r['pkl_save_s'])} / {f(1e3 * r['pkl_load_s'])}"]
+            for r in c["rows"]]
+    out.append(table(["env", "observation", "transitions", "episode ends", "raw B", "vlmreward B", "÷ raw", "SB3 pickle B",
+                      "÷ raw", "vlmreward save / load ms", "SB3 save / load ms"], rows))
+    out.append(
+        "\nRandom-action transitions fill half of a replay buffer (as in a run checkpointed half-way). Raw bytes: one "
+        "observation in its own dtype, the action, a float32 reward, a one-byte done flag. vlmreward writes "
+        "`replay_buffer.npz` (`vlmreward.rl.replay_storage`): the filled rows only, a next observation only where it "
+        "is not the following row's observation (episode ends), 0/1 flags as bytes. SB3's pickle "
+        "(`model.save_replay_buffer`) holds every allocated row and every next observation."
+    )
+    for r in c["rows"]:
+        targets.append([f"checkpoint bytes per transition ≤ 1.2× the raw transition ({r['env']})", f"{r['npz_vs_raw']:.3f}×",
+                        verdict(r["npz_vs_raw"] <= 1.2)])
+    return out
+
+
 def main() -> None:
     results = load_results()
     results = {k: v for k, v in results.items() if not k.startswith("quick")}
@@ -374,6 +396,8 @@ def main() -> None:
         body += render_section(results["render"])
     if "generative" in results:
         body += generative_section(results["generative"], targets)
+    if "checkpoint" in results:
+        body += checkpoint_section(results["checkpoint"], targets)
     text = [
         "# Benchmark results",
         "",

@@ -221,3 +221,31 @@ def test_render_frame_puts_the_reached_frame_in_info():
     assert info["frame"].shape == (400, 600, 3) and info["frame"].dtype == np.uint8
     np.testing.assert_array_equal(info["frame"], env.render())
     assert info["gt_reward"] == reward
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+def test_episode_records_carry_the_fraction_of_steps_the_goal_held(deferred):
+    """VLM-RM's success rule (goal held in ≥ 50 % of steps) needs every step's info["is_success"];
+    the fraction is checked against the infos the environment returned, step by step."""
+    import vlmreward.envs  # noqa: F401  (registers the paper environments)
+
+    venv = make_vlm_vec_env("vlmreward/VLMRM-CartPole-v0", 2, CartPolePixelReward(), seed=0, deferred=deferred,
+                            env_kwargs={"episode_length": 25})
+    venv.reset()
+    rng = np.random.default_rng(0)
+    held, expected = [[], []], []
+    for _ in range(60):
+        _, _, dones, infos = venv.step(rng.integers(2, size=2))
+        for i, info in enumerate(infos):
+            held[i].append(bool(info["is_success"]))
+            if dones[i]:
+                expected.append((i, np.mean(held[i]), held[i][-1]))
+                held[i] = []
+    if deferred:
+        venv.collect()
+    records = venv.pop_episodes()
+    assert len(records) == len(expected) == 4
+    got = sorted((r.env_index, r.success_fraction, r.success) for r in records)
+    for (i, fraction, last), (j, f, s) in zip(sorted(expected), got):
+        assert i == j and f == pytest.approx(fraction) and s == last
+    assert any(0 < f < 1 for _, f, _ in got)  # random actions: the pole falls part-way through

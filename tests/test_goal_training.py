@@ -105,7 +105,8 @@ def test_short_goal_conditioned_run_logs_per_goal_type_and_evaluates_held_out_go
     columns = set(progress[0])
     for goal_type in types:
         assert f"rollout/success_rate/{goal_type}" in columns and f"rollout/vlm_return/{goal_type}" in columns
-    assert {"rollout/vlm_return", "rollout/success_rate", "eval/success_rate", "eval_held_out/success_rate"} <= columns
+    assert {"rollout/vlm_return", "rollout/success_rate", "eval/success_rate", "eval_held_out/success_rate",
+            "rollout/success_rate_held", "eval/success_rate_held"} <= columns
     assert list((run_dir / "videos").glob("eval_*.mp4"))
 
     result = CliRunner().invoke(train_cli, ["evaluate-policy", str(run_dir), "--episodes", "3", "--no-video"])

@@ -181,7 +181,9 @@ def _check_run_outputs(run_dir: Path, config: RunConfig) -> None:
     assert any(row["rollout/vlm_return"] for row in header) and any(row["rollout/gt_return"] for row in header)
     assert list((run_dir / "logs").glob("events.out.tfevents.*")), "no tensorboard event file"
     episodes = _csv_rows(run_dir / "episodes.csv")
-    assert episodes and set(episodes[0]) == {"timesteps", "env_index", "length", "vlm_return", "gt_return", "success"}
+    assert episodes and set(episodes[0]) == {"timesteps", "env_index", "length", "vlm_return", "gt_return", "success",
+                                             "success_fraction"}
+    assert "rollout/ep_rew_mean" in (run_dir / "logs" / "columns.txt").read_text()  # the run says what SB3's column is
     for row in episodes:  # CartPole-v1: reward 1 per step, so the ground-truth return is the length
         assert float(row["gt_return"]) == pytest.approx(int(row["length"]))
     info = latest_checkpoint(run_dir)
@@ -256,10 +258,9 @@ def test_short_dqn_deferred_run(tmp_path, tiny_hf_clip):
     _check_run_outputs(run_dir, config)
     info = latest_checkpoint(run_dir)
     assert info.replay_buffer is not None
-    with open(info.replay_buffer, "rb") as f:
-        buffer = pickle.load(f)
-    assert buffer.pos * 2 == 384 and buffer._unscored_positions == []
-    assert np.all(buffer.rewards[: buffer.pos] != 0)  # every placeholder replaced by its VLM reward
+    with np.load(info.replay_buffer, allow_pickle=False) as buffer:
+        assert int(buffer["pos"]) * 2 == 384 and len(buffer["rewards"]) == 192
+        assert np.all(buffer["rewards"] != 0)  # every placeholder replaced by its VLM reward
     assert DQN.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 384
 
 
@@ -291,6 +292,36 @@ def test_episode_video_layout(tmp_path):
     height, width, _ = first.shape  # frames scaled to at least 448 wide, the plot strip below
     assert width >= 448 and height > 100 * 3 and width % 16 == 0 and height % 16 == 0
     assert not list(path.parent.glob(".*"))  # no temporary file left behind
+
+
+def test_episode_video_shows_the_goal_and_fits_the_reward_axis_to_the_episode(tmp_path):
+    import imageio.v2 as imageio
+
+    from vlmreward.rl.video import _EpisodeVideo, write_episode_video
+
+    frames = [np.full((100, 150, 3), (30, 160, 60), dtype=np.uint8) for _ in range(20)]
+    rewards = [0.2 + 0.01 * t for t in range(20)]
+    plain = write_episode_video(tmp_path / "plain.mp4", frames, rewards, fps=10)
+    annotated = write_episode_video(tmp_path / "annotated.mp4", frames, rewards, fps=10, title="pole vertically upright",
+                                    gt_rewards=[1.0] * 20, successes=[t < 10 for t in range(20)])
+    read = lambda p: imageio.get_reader(p).get_data(0).astype(int)  # noqa: E731
+    a, b = read(plain), read(annotated)
+    assert b.shape[0] > a.shape[0]  # a goal line above, a status line under the frame
+    assert abs(a[5:290, 5:440] - (30, 160, 60)).mean() < 8  # plain: the frame (scaled 3×) starts at the top
+    assert abs(b[5:20, 5:440] - 255).mean() > 5 and abs(b[5:20, 5:440] - 255).mean() < 120  # text on white
+    header = b.shape[0] - a.shape[0] - 16  # at least the goal band, within the 16-px padding of either
+    assert abs(b[header + 40 : header + 280, 5:440] - (30, 160, 60)).mean() < 8  # the frame, under the goal
+
+    fitted = _EpisodeVideo(tmp_path / "fitted.mp4", 10, 1000, "VLM reward")
+    streamed = _EpisodeVideo(tmp_path / "streamed.mp4", 10, 1000, "VLM reward", max_buffer_bytes=5 * frames[0].nbytes)
+    for video in (fitted, streamed):
+        for frame, reward in zip(frames, rewards):
+            video.add(frame, reward)
+        video.close()
+    lo, hi = fitted._strip.ylim
+    assert lo < 0.2 < 0.39 < hi and (hi - lo) < 1.2 * 0.19  # the episode's range, a 5 % margin each side
+    assert fitted._strip.xlim[1] == 19  # the episode's length
+    assert streamed._strip.xlim[1] == 999  # too long to keep: streamed with the expected length
 
 
 def test_cli_train_usage_errors(tmp_path, train_cli):
@@ -374,10 +405,11 @@ def test_signal_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip, si
     model = DQN.load(info.model, device="cpu")
     assert model.num_timesteps == info.num_timesteps
     assert info.replay_buffer is not None
-    with open(info.replay_buffer, "rb") as f:
-        buffer = pickle.load(f)
-    assert info.num_timesteps - 1 <= buffer.pos <= info.num_timesteps  # the step in flight may be unstored
-    assert buffer._unscored_positions == [] and np.all(buffer.rewards[: buffer.pos] != 0)
+    assert info.replay_buffer.name == "replay_buffer.npz"
+    with np.load(info.replay_buffer, allow_pickle=False) as buffer:  # data, not a pickle
+        pos, rewards = int(buffer["pos"]), buffer["rewards"]
+    assert info.num_timesteps - 1 <= pos <= info.num_timesteps and len(rewards) == pos  # the step in flight may be unstored
+    assert np.all(rewards != 0)  # every deferred VLM reward was written in
     interrupted_at = info.num_timesteps
 
     with pytest.raises(ConfigError, match="cannot change when resuming"):
@@ -449,10 +481,9 @@ def test_reward_model_crash_reraises_after_checkpoint(tmp_path, monkeypatch, alg
         assert checkpoint.num_timesteps == 256
         assert PPO.load(checkpoint.model, device="cpu").num_timesteps == 256
     else:
-        with open(checkpoint.replay_buffer, "rb") as f:
-            buffer = pickle.load(f)
-        # 11 × 32 = 352 steps were scored; the unscored ones are dropped, none keeps a placeholder
-        assert buffer.pos == 352 and np.all(buffer.rewards[: buffer.pos] > 0.5)
+        with np.load(checkpoint.replay_buffer, allow_pickle=False) as buffer:
+            # 11 × 32 = 352 steps were scored; the unscored ones are dropped, none keeps a placeholder
+            assert int(buffer["pos"]) == 352 and np.all(buffer["rewards"] > 0.5)
         assert DQN.load(checkpoint.model, device="cpu").num_timesteps >= 352
 
 
@@ -619,3 +650,12 @@ def test_checkpoints_without_the_replay_buffer_are_small_and_still_resume(tmp_pa
     assert info.replay_buffer is None and info.model.is_file()
     assert resume(run_dir, ["total_steps=160"], progress_bar=False) == run_dir
     assert DQN.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 160
+
+
+def test_a_replay_buffer_that_cannot_fit_in_memory_is_refused_before_anything_is_written(tmp_path):
+    """buffer_size × (2 × observation + action + 12) bytes (CartPole: 2 × 16 + 8 + 12) is checked before SB3 allocates it."""
+    data = _base(tmp_path, reward={"kind": "ground_truth"}, algorithm="DQN",
+                 algorithm_kwargs={"buffer_size": 10**14, "device": "cpu"})
+    with pytest.raises(ConfigError, match=r"replay buffer would need 5200000\.0 GB .*lower algorithm_kwargs\.buffer_size"):
+        train(parse_config(data))
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

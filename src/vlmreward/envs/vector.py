@@ -54,6 +54,9 @@ class EpisodeRecord:
         gt_return: undiscounted sum of the environment's own rewards.
         success: ``info["is_success"]`` at the last step, or None if the environment sets none.
         goal: ``info["goal"]`` at the last step (goal-conditioned environments), else None.
+        success_fraction: the fraction of the episode's steps whose ``info["is_success"]`` was
+            true (None if the environment sets none): VLM-RM's rule counts an episode a success
+            when the goal held in at least 50 % of its steps (Rocamonde et al., section 4.4).
     """
 
     env_index: int
@@ -62,6 +65,7 @@ class EpisodeRecord:
     gt_return: float
     success: bool | None
     goal: Any = None
+    success_fraction: float | None = None
 
 
 class _EpisodeAccounts:
@@ -71,6 +75,8 @@ class _EpisodeAccounts:
         self.vlm = np.zeros(n_envs, dtype=np.float64)
         self.gt = np.zeros(n_envs, dtype=np.float64)
         self.length = np.zeros(n_envs, dtype=np.int64)
+        self.held = np.zeros(n_envs, dtype=np.int64)  # steps whose info["is_success"] was true
+        self.reported = np.zeros(n_envs, dtype=bool)  # the episode reported is_success at least once
         self.finished: deque[EpisodeRecord] = deque(maxlen=maxlen)
 
     def add(
@@ -82,20 +88,30 @@ class _EpisodeAccounts:
         live: np.ndarray | None = None,
         goals: list[Any] | None = None,
     ) -> None:
-        """Add one step of every sub-environment (``live``: those that really stepped; default all)."""
+        """Add one step of every sub-environment (``live``: those that really stepped; default all).
+
+        ``successes``: each sub-environment's ``info["is_success"]`` at this step (None: not reported).
+        """
         live = np.ones(len(self.vlm), dtype=bool) if live is None else live
         self.vlm += np.where(live, vlm, 0.0)
         self.gt += np.where(live, gt, 0.0)
         self.length += live
+        for i in np.flatnonzero(live):
+            if successes[i] is not None:
+                self.reported[i] = True
+                self.held[i] += bool(successes[i])
         for i in np.flatnonzero(dones):
             goal = None if goals is None else goals[i]
+            fraction = float(self.held[i] / self.length[i]) if self.reported[i] and self.length[i] else None
             self.finished.append(
-                EpisodeRecord(int(i), int(self.length[i]), float(self.vlm[i]), float(self.gt[i]), successes[i], goal)
+                EpisodeRecord(int(i), int(self.length[i]), float(self.vlm[i]), float(self.gt[i]), successes[i], goal, fraction)
             )
-            self.vlm[i] = self.gt[i] = self.length[i] = 0
+            self.vlm[i] = self.gt[i] = self.length[i] = self.held[i] = 0
+            self.reported[i] = False
 
     def clear_running(self) -> None:
-        self.vlm[:] = self.gt[:] = self.length[:] = 0
+        self.vlm[:] = self.gt[:] = self.length[:] = self.held[:] = 0
+        self.reported[:] = False
 
     def pop_finished(self) -> list[EpisodeRecord]:
         records = list(self.finished)
@@ -183,7 +199,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         obs, rewards, dones, infos = self.venv.step_wait()
         frames = _stack([info.pop("frame") for info in infos])
         gt = np.asarray(rewards, dtype=np.float32)
-        successes = [info.get("is_success") if done else None for info, done in zip(infos, dones)]
+        successes = [info.get("is_success") for info in infos]
         goals = None if self.goal_key is None else [info.get(self.goal_key) for info in infos]
         episode_goals = [info.get("goal") if done else None for info, done in zip(infos, dones)]
         if self.deferred:
@@ -354,7 +370,8 @@ class VLMRewardVectorWrapper(gym.vector.VectorWrapper):
         out[self._resetting] = gt[self._resetting]
         dones = np.logical_or(terminations, truncations) & live
         success = infos.get("is_success", np.full(self.num_envs, None, dtype=object))
-        self.episodes.add(vlm, gt, dones, [success[i] if dones[i] else None for i in range(self.num_envs)], live)
+        reported = infos.get("_is_success", np.ones(self.num_envs, dtype=bool))  # gymnasium's mask of set entries
+        self.episodes.add(vlm, gt, dones, [success[i] if reported[i] else None for i in range(self.num_envs)], live)
         self._resetting = np.logical_or(terminations, truncations)
         infos = {**infos, "gt_reward": gt, "vlm_reward": vlm}
         return obs, out, terminations, truncations, infos

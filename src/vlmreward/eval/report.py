@@ -8,13 +8,13 @@ metrics as tables, readable offline and safe to mail or attach; and Markdown tab
 
 from __future__ import annotations
 
-import base64
 import html
-import math
 import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from vlmreward._html import format_number, image_data_uri, page, table
+from vlmreward._html import notes as note_paragraphs
 from vlmreward._paths import write_output_text
 
 __all__ = ["write_report", "write_sweep_report", "markdown_table", "format_number", "image_data_uri", "METRIC_COLUMNS"]
@@ -43,63 +43,6 @@ _CAPTIONS = {
     "prompts": "Per prompt set: the best AP and the lowest EPIC distance over the reward settings, per model.",
 }
 
-_STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2em auto; max-width: 1100px;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
-table { border-collapse: collapse; margin: 0.6em 0; font-size: 0.92em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
-th { background: #f3f3f3; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
-figure { margin: 1.2em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
-figcaption { font-size: 0.9em; color: #555; }
-.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 0.4em 0.8em; margin: 0.4em 0; }
-code { background: #f5f5f5; padding: 0 0.2em; }
-footer { margin-top: 2em; font-size: 0.85em; color: #777; }
-"""
-
-
-def format_number(value: Any, digits: int = 4) -> str:
-    """A metric for a table: ``digits`` significant digits, ``—`` for None/NaN, ints as they are."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return "—" if math.isnan(value) else f"{value:.{digits}g}"
-    return str(value)
-
-
-def image_data_uri(path: str | os.PathLike) -> str:
-    """``data:image/png;base64,…`` of a PNG file."""
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def _table(headers: Sequence[str] | None, rows: Sequence[Sequence[Any]], numeric: Sequence[bool] | None = None) -> str:
-    """An HTML table; ``headers=None`` for a key-value table without a header row."""
-    width = len(headers) if headers else (len(rows[0]) if rows else 0)
-    numeric = numeric or [False] * width
-    if headers is None:
-        body = "".join(
-            f"<tr><th>{html.escape(format_number(row[0]))}</th>"
-            + "".join(f"<td>{html.escape(format_number(c))}</td>" for c in row[1:]) + "</tr>"
-            for row in rows
-        )
-        return f"<table><tbody>{body}</tbody></table>"
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td class=\"num\">{html.escape(format_number(c))}</td>" if n else f"<td>{html.escape(format_number(c))}</td>"
-            for c, n in zip(row, numeric)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def _figures(images: Mapping[str, Path]) -> str:
     parts = []
     for kind, path in images.items():
@@ -109,20 +52,6 @@ def _figures(images: Mapping[str, Path]) -> str:
             f"<figcaption>{html.escape(caption)} <code>{html.escape(Path(path).name)}</code></figcaption></figure>"
         )
     return "\n".join(parts)
-
-
-def _page(title: str, body: str, version: str) -> str:
-    return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
-        f"<h1>{html.escape(title)}</h1>\n{body}\n"
-        f"<footer>Written by vlmreward {html.escape(version)}. Everything shown is in this one file.</footer>"
-        "</body></html>\n"
-    )
-
-
-def _notes(notes: Sequence[str]) -> str:
-    return "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes)
 
 
 def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Mapping[str, Path]) -> Path:
@@ -155,21 +84,21 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
         rows.append(("baseline prompt(s)", " | ".join(prompts["baseline"])))
     if prompts.get("negatives"):
         rows.append(("negative prompt(s)", " | ".join(prompts["negatives"])))
-    parts.append("<h2>Set-up</h2>" + _table(None, rows))
+    parts.append("<h2>Set-up</h2>" + table(None, rows))
     if metrics.get("notes"):
-        parts.append("<h2>Notes</h2>" + _notes(metrics["notes"]))
+        parts.append("<h2>Notes</h2>" + note_paragraphs(metrics["notes"]))
     headers = ["setting"] + [h for _, h in METRIC_COLUMNS]
     table_rows = [[r["name"]] + [r.get(k) for k, _ in METRIC_COLUMNS] for r in metrics["results"]]
     parts.append(
         "<h2>Metrics</h2>"
-        + _table(headers, table_rows, [False] + [True] * len(METRIC_COLUMNS))
+        + table(headers, table_rows, [False] + [True] * len(METRIC_COLUMNS))
         + "<p>AP, ROC-AUC and F1 treat the reward as a detector of the label; the EPIC distance (0 = the same "
         "reward up to shaping and scale, 0.71 = unrelated, 1 = opposite) and the correlations compare it with "
         "the reference reward; 'EPIC to label' compares it with the 0/1 label.</p>"
     )
     notes = [f"{r['name']}: {n}" for r in metrics["results"] for n in r.get("notes", [])]
     if notes:
-        parts.append(_notes(notes))
+        parts.append(note_paragraphs(notes))
     grouped = [
         [r["name"], group, g.get("frames"), g.get("positives"), g.get("average_precision"), g.get("roc_auc"), g.get("best_f1")]
         for r in metrics["results"] for group, g in (r.get("groups") or {}).items()
@@ -178,7 +107,7 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
         by = html.escape(str(metrics.get("group_by") or "group"))
         parts.append(
             f"<h2>Metrics per {by}</h2>"
-            + _table(["setting", by, "frames", "positives", "AP", "ROC-AUC", "best F1"], grouped, [False, False] + [True] * 5)
+            + table(["setting", by, "frames", "positives", "AP", "ROC-AUC", "best F1"], grouped, [False, False] + [True] * 5)
         )
     calibration = metrics.get("calibration") or {}
     if calibration.get("alpha_by_epic", {}).get("alpha") is not None:
@@ -190,7 +119,7 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
     parts.append("<h2>Plots</h2>" + _figures(images))
     from vlmreward import __version__
 
-    write_output_text(path, _page(f"Reward evaluation: {goal}", "\n".join(parts), metrics.get("vlmreward_version", __version__)))
+    write_output_text(path, page(f"Reward evaluation: {goal}", "\n".join(parts), metrics.get("vlmreward_version", __version__)))
     return path
 
 
@@ -222,7 +151,7 @@ def write_sweep_report(
     path = Path(path)
     parts = [
         "<h2>Set-up</h2>"
-        + _table(
+        + table(
             None,
             [
                 ("dataset", f"{summary['dataset']} ({summary['env_id']}, {summary['frames']} frames)"),
@@ -236,11 +165,11 @@ def write_sweep_report(
         )
     ]
     if summary.get("notes"):
-        parts.append("<h2>Notes</h2>" + _notes(summary["notes"]))
+        parts.append("<h2>Notes</h2>" + note_paragraphs(summary["notes"]))
     numeric = [isinstance(c, (int, float)) and not isinstance(c, bool) for c in rows[0]] if rows else None
-    parts.append("<h2>Results</h2>" + _table(headers, rows, numeric))
+    parts.append("<h2>Results</h2>" + table(headers, rows, numeric))
     parts.append("<h2>Plots</h2>" + _figures(images))
     from vlmreward import __version__
 
-    write_output_text(path, _page(f"Sweep: {summary['dataset']}", "\n".join(parts), __version__))
+    write_output_text(path, page(f"Sweep: {summary['dataset']}", "\n".join(parts), __version__))
     return path

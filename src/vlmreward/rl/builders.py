@@ -5,6 +5,7 @@ environments, and the stable-baselines3 algorithm. :mod:`vlmreward.rl.train` put
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from typing import Any
@@ -18,6 +19,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from vlmreward._importing import import_object
+from vlmreward.errors import VLMRewardError
 from vlmreward.envs import VLMRewardWrapper, make_vlm_vec_env
 from vlmreward.rewards.base import RewardModel
 from vlmreward.rl.config import (
@@ -25,6 +27,7 @@ from vlmreward.rl.config import (
     RunConfig,
 )
 from vlmreward.rl.deferred import attach_reward_source, deferred_buffer_class
+from vlmreward.rl.replay_storage import check_replay_buffer_fits, replay_buffer_bytes
 
 __all__ = [
     "build_reward_model",
@@ -235,12 +238,25 @@ def _extractor(name: str) -> type:
     return target
 
 
+def _check_replay_buffer_memory(cls: type, kwargs: dict, venv: VecEnv) -> None:
+    """Refuse a ``buffer_size`` whose replay buffer cannot fit in memory, before SB3 allocates it
+    (NumPy's zero pages are committed only when written: the kernel would kill the run later)."""
+    size = kwargs.get("buffer_size", inspect.signature(cls.__init__).parameters["buffer_size"].default)
+    optimize = bool(kwargs.get("optimize_memory_usage", False))
+    needed = replay_buffer_bytes(venv.observation_space, venv.action_space, int(size), optimize)
+    try:
+        check_replay_buffer_fits(needed, f"algorithm_kwargs.buffer_size ({int(size):,} transitions)")
+    except VLMRewardError as err:
+        raise ConfigError(str(err)) from err
+
+
 def build_algorithm(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
     """The stable-baselines3 algorithm of ``config``, with deferred buffers when scoring is deferred.
 
     Raises:
-        ConfigError: the algorithm does not support the environment's action space, or SB3
-            rejects an ``algorithm_kwargs`` value.
+        ConfigError: the algorithm does not support the environment's action space, SB3
+            rejects an ``algorithm_kwargs`` value, or the replay buffer would not fit in the
+            memory available (:func:`vlmreward.rl.replay_storage.replay_buffer_bytes`).
     """
     cls = ALGORITHM_CLASSES[config.algorithm]
     supported = _ACTION_SPACES[config.algorithm]
@@ -253,6 +269,8 @@ def build_algorithm(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
             + "."
         )
     kwargs = _algorithm_kwargs(config)
+    if issubclass(cls, OffPolicyAlgorithm):
+        _check_replay_buffer_memory(cls, kwargs, venv)
     if config.deferred:
         key = "replay_buffer_class" if issubclass(cls, OffPolicyAlgorithm) else "rollout_buffer_class"
         kwargs[key] = deferred_buffer_class(key == "replay_buffer_class", isinstance(venv.observation_space, gym.spaces.Dict))

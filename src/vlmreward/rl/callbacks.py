@@ -20,6 +20,7 @@ The checkpoints, videos and evaluations these callbacks write live in :mod:`~vlm
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from collections import deque
@@ -35,7 +36,13 @@ from vlmreward.envs.vector import EpisodeRecord
 from vlmreward.errors import VLMRewardError
 from vlmreward.rl.checkpoints import Checkpointer
 from vlmreward.rl.deferred import find_vlm_wrapper
-from vlmreward.rl.evaluation import PolicyEvaluation, evaluate_episodes, goal_text_of, goal_type_of
+from vlmreward.rl.evaluation import (
+    PAPER_SUCCESS_MIN_FRACTION,
+    PolicyEvaluation,
+    evaluate_episodes,
+    goal_text_of,
+    goal_type_of,
+)
 
 
 __all__ = [
@@ -49,7 +56,7 @@ __all__ = [
 
 _log = logging.getLogger("vlmreward.rl")
 
-EPISODES_CSV_COLUMNS = ("timesteps", "env_index", "length", "vlm_return", "gt_return", "success")
+EPISODES_CSV_COLUMNS = ("timesteps", "env_index", "length", "vlm_return", "gt_return", "success", "success_fraction")
 GOAL_CSV_COLUMNS = ("goal_type", "goal")
 
 
@@ -68,10 +75,14 @@ class EpisodeLogCallback(BaseCallback):
     scored) since the last step are appended to ``episodes_csv``
     (:data:`EPISODES_CSV_COLUMNS`; ``timesteps`` is the step count when the episode was logged,
     which lags its end by up to one scoring batch with deferred scoring; ``success`` is empty when
-    the environment reports none). Means over the last ``stats_window`` episodes are recorded as
+    the environment reports none; ``success_fraction`` is the fraction of its steps whose
+    ``info["is_success"]`` was true). Means over the last ``stats_window`` episodes are recorded as
     ``rollout/vlm_return`` (undiscounted sum of the unweighted VLM reward), ``rollout/gt_return``
-    (the environment's own reward), ``rollout/episode_length`` and ``rollout/success_rate`` (only
-    once an episode reported ``info["is_success"]``). Episodes of goal-conditioned environments
+    (the environment's own reward), ``rollout/episode_length``, ``rollout/success_rate`` (success
+    at the episode's last step) and ``rollout/success_rate_held`` (VLM-RM's rule: the goal held in
+    at least 50 % of the episode's steps, Rocamonde et al. section 4.4), the last two only once an
+    episode reported ``info["is_success"]``. An ``episodes.csv`` written by an earlier version keeps
+    its columns. Episodes of goal-conditioned environments
     (``info["goal"]`` with a ``type``) are also averaged per goal type, over the last
     ``stats_window`` episodes of that type: ``rollout/success_rate/<type>``,
     ``rollout/vlm_return/<type>``; with ``goal_columns`` the CSV gains :data:`GOAL_CSV_COLUMNS`.
@@ -89,6 +100,7 @@ class EpisodeLogCallback(BaseCallback):
         self.gt: deque[float] = deque(maxlen=stats_window)
         self.length: deque[float] = deque(maxlen=stats_window)
         self.success: deque[float] = deque(maxlen=stats_window)
+        self.success_held: deque[float] = deque(maxlen=stats_window)
         self.by_goal_type: dict[str, dict[str, deque[float]]] = {}
         self._file: Any = None
         self._writer: Any = None
@@ -102,10 +114,14 @@ class EpisodeLogCallback(BaseCallback):
                 "build it with vlmreward.envs.make_vlm_vec_env."
             )
         new = not self.episodes_csv.exists() or self.episodes_csv.stat().st_size == 0
+        columns = list(EPISODES_CSV_COLUMNS + (GOAL_CSV_COLUMNS if self.goal_columns else ()))
+        if not new:  # resumed: keep the columns the file has
+            with open(self.episodes_csv, newline="", encoding="utf-8") as f:
+                columns = next(csv.reader(f), None) or columns
         self._file = open(self.episodes_csv, "a", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._file)
+        self._writer = csv.DictWriter(self._file, columns, extrasaction="ignore")
         if new:
-            self._writer.writerow(EPISODES_CSV_COLUMNS + (GOAL_CSV_COLUMNS if self.goal_columns else ()))
+            self._writer.writeheader()
             self._file.flush()
 
     def _drain(self) -> None:
@@ -114,16 +130,18 @@ class EpisodeLogCallback(BaseCallback):
             for r in records:
                 goal = getattr(r, "goal", None)
                 goal_type = goal_type_of(goal)
-                row = (self.num_timesteps, r.env_index, r.length, f"{r.vlm_return:.6g}", f"{r.gt_return:.6g}",
-                       "" if r.success is None else int(bool(r.success)))
-                if self.goal_columns:
-                    row += (goal_type or "", goal_text_of(goal) or "")
-                self._writer.writerow(row)
+                fraction = getattr(r, "success_fraction", None)
+                values = (self.num_timesteps, r.env_index, r.length, f"{r.vlm_return:.6g}", f"{r.gt_return:.6g}",
+                          "" if r.success is None else int(bool(r.success)), "" if fraction is None else f"{fraction:.6g}",
+                          goal_type or "", goal_text_of(goal) or "")
+                self._writer.writerow(dict(zip(EPISODES_CSV_COLUMNS + GOAL_CSV_COLUMNS, values)))
                 self.vlm.append(r.vlm_return)
                 self.gt.append(r.gt_return)
                 self.length.append(r.length)
                 if r.success is not None:
                     self.success.append(float(bool(r.success)))
+                if fraction is not None:
+                    self.success_held.append(float(fraction >= PAPER_SUCCESS_MIN_FRACTION))
                 if goal_type is not None:
                     stats = self.by_goal_type.setdefault(
                         goal_type, {"vlm": deque(maxlen=self.stats_window), "success": deque(maxlen=self.stats_window)}
@@ -139,6 +157,8 @@ class EpisodeLogCallback(BaseCallback):
             }
             if self.success:
                 self._means["rollout/success_rate"] = _mean(self.success)
+            if self.success_held:
+                self._means["rollout/success_rate_held"] = _mean(self.success_held)
             for goal_type, stats in sorted(self.by_goal_type.items()):
                 self._means[f"rollout/vlm_return/{goal_type}"] = _mean(stats["vlm"])
                 if stats["success"]:
@@ -231,7 +251,8 @@ class EvalCallback(BaseCallback):
     """Evaluate the deterministic policy every ``every`` steps, and at the end, on a separate environment.
 
     Records ``eval/gt_return`` (mean), ``eval/gt_return_std``, ``eval/vlm_return``,
-    ``eval/episode_length`` and ``eval/success_rate`` (where reported; per goal type
+    ``eval/episode_length``, ``eval/success_rate`` and ``eval/success_rate_held`` (VLM-RM's
+    rule, see :class:`EpisodeLogCallback`) (where reported; per goal type
     ``eval/success_rate/<type>``), dumps the logger, and, with ``video_dir``, writes
     ``video_dir/eval_<timesteps>.mp4`` of the first episode. ``prefix`` replaces ``eval``
     (``eval_held_out`` for the held-out goals of a goal-conditioned run).
@@ -243,7 +264,9 @@ class EvalCallback(BaseCallback):
         video_dir: where videos go (None: no video).
         seed: seed of each evaluation's first reset (every evaluation sees the same episodes).
         prefix: the logger's key prefix.
-        after: called after each evaluation (the trainer redraws ``curves.png``).
+        after: called after each evaluation (the trainer redraws ``curves.png`` and the report).
+        record: append each evaluation to this JSON-lines file (``prefix``, ``step`` and
+            :meth:`PolicyEvaluation.to_dict`), e.g. ``RUN_DIR/evaluations.jsonl``.
     """
 
     def __init__(
@@ -255,8 +278,10 @@ class EvalCallback(BaseCallback):
         seed: int | None = None,
         prefix: str = "eval",
         after: Callable[[], Any] | None = None,
+        record: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
+        self.record = None if record is None else Path(record)
         self.prefix = prefix
         self.after = after
         self.make_env = make_env
@@ -288,12 +313,17 @@ class EvalCallback(BaseCallback):
         )
         self.results.append((self.num_timesteps, result))
         p = self.prefix
+        if self.record is not None:
+            with open(self.record, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"prefix": p, "step": self.num_timesteps, **result.to_dict()}, default=str) + "\n")
         self.logger.record(f"{p}/gt_return", result.mean_gt_return)
         self.logger.record(f"{p}/gt_return_std", result.std_gt_return)
         self.logger.record(f"{p}/vlm_return", result.mean_vlm_return)
         self.logger.record(f"{p}/episode_length", result.mean_length)
         if result.success_rate is not None:
             self.logger.record(f"{p}/success_rate", result.success_rate)
+        if result.success_rate_held is not None:
+            self.logger.record(f"{p}/success_rate_held", result.success_rate_held)
         for goal_type, rate in result.success_rate_by_goal_type.items():
             self.logger.record(f"{p}/success_rate/{goal_type}", rate)
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")

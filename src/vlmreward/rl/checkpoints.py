@@ -4,7 +4,7 @@ A checkpoint holds the policy and optimiser (SB3's ``model.zip``), the replay bu
 every deferred reward written in first), ``VecNormalize`` statistics, the step count and the
 random states (:func:`capture_rng_state`). :class:`Checkpointer` writes them;
 :func:`latest_checkpoint` finds the newest complete one. Pickles are SB3's format for buffers and
-statistics: a run directory is code, load only your own.
+statistics (the replay buffer is an ``.npz``): a run directory is code, load only your own.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from vlmreward._paths import atomic_write_text
 from vlmreward.errors import VLMRewardError
 from vlmreward.rl.deferred import DeferredDictReplayBuffer, DeferredReplayBuffer
+from vlmreward.rl.replay_storage import load_replay_buffer, save_replay_buffer
 
 __all__ = [
     "CheckpointError",
@@ -41,6 +42,7 @@ __all__ = [
     "LATEST",
     "MODEL_FILE",
     "REPLAY_BUFFER_FILE",
+    "LEGACY_REPLAY_BUFFER_FILE",
     "VEC_NORMALIZE_FILE",
     "STATE_FILE",
 ]
@@ -49,7 +51,8 @@ _log = logging.getLogger("vlmreward.rl")
 
 LATEST = "latest.json"
 MODEL_FILE = "model.zip"
-REPLAY_BUFFER_FILE = "replay_buffer.pkl"
+REPLAY_BUFFER_FILE = "replay_buffer.npz"
+LEGACY_REPLAY_BUFFER_FILE = "replay_buffer.pkl"  # SB3's pickle, written before vlmreward 0.5
 VEC_NORMALIZE_FILE = "vecnormalize.pkl"
 STATE_FILE = "state.pkl"
 
@@ -119,8 +122,27 @@ class CheckpointInfo:
 
     @property
     def replay_buffer(self) -> Path | None:
-        p = self.path / REPLAY_BUFFER_FILE
-        return p if p.is_file() else None
+        """``replay_buffer.npz`` (or an older checkpoint's ``replay_buffer.pkl``), None if absent."""
+        for name in (REPLAY_BUFFER_FILE, LEGACY_REPLAY_BUFFER_FILE):
+            p = self.path / name
+            if p.is_file():
+                return p
+        return None
+
+    def load_replay_buffer(self, model: OffPolicyAlgorithm) -> bool:
+        """Fill ``model``'s replay buffer from this checkpoint; False when it holds none.
+
+        Raises:
+            ReplayStorageError: the file is damaged or of another configuration.
+        """
+        path = self.replay_buffer
+        if path is None:
+            return False
+        if path.suffix == ".npz":
+            load_replay_buffer(model.replay_buffer, path)
+        else:
+            model.load_replay_buffer(path)  # a pickle (SB3's format): it can run code
+        return True
 
     @property
     def vec_normalize(self) -> Path | None:
@@ -180,17 +202,17 @@ class Checkpointer:
     """Writes consistent checkpoints of one run into ``RUN_DIR/checkpoints``.
 
     A checkpoint is a directory ``step_<N>`` holding ``model.zip`` (SB3 ``model.save``: policy,
-    optimiser, step and episode counters), ``replay_buffer.pkl`` (off-policy; every deferred
-    reward written in first, so no placeholder is saved), ``vecnormalize.pkl`` (if the
+    optimiser, step and episode counters), ``replay_buffer.npz`` (off-policy; every deferred
+    reward written in first, so no placeholder is saved; the filled rows only, next observations
+    deduplicated, see :mod:`vlmreward.rl.replay_storage`), ``vecnormalize.pkl`` (if the
     environment normalises observations) and ``state.pkl`` (step count and RNG states, see
     :func:`capture_rng_state`). It is written into a temporary directory that is renamed into place
     (``os.replace``), then ``latest.json`` is replaced to point at it, so a crash at any moment
     leaves the previous checkpoint intact. Only the ``keep`` newest are kept. With
-    ``replay_buffer=False`` the replay buffer is left out (SB3 stores it as allocated: observations
-    in their own dtype, ``next_observations`` beside them, so for ``buffer_size`` transitions about
-    ``buffer_size × (2 × observation bytes + action bytes + 12)``: rewards, dones and timeouts
-    are float32); a run resumed from such a
-    checkpoint refills it from empty, so it is not identical to an uninterrupted one.
+    ``replay_buffer=False`` the replay buffer is left out (it takes about one observation, one
+    action and 7 bytes per stored transition, see :mod:`vlmreward.rl.replay_storage`); a run
+    resumed from such a checkpoint refills it from empty, so it is not identical to an
+    uninterrupted one.
 
     For an on-policy algorithm interrupted mid-rollout, the partial rollout is lost (it is not
     worth saving) and the checkpoint counts the steps up to the rollout's start, so that a resumed
@@ -256,7 +278,7 @@ class Checkpointer:
         finally:
             model.num_timesteps = saved_steps
         if self.replay_buffer and isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
-            model.save_replay_buffer(tmp / REPLAY_BUFFER_FILE)
+            save_replay_buffer(model.replay_buffer, tmp / REPLAY_BUFFER_FILE)
         vec_normalize = model.get_vec_normalize_env()
         if vec_normalize is not None:
             vec_normalize.save(str(tmp / VEC_NORMALIZE_FILE))

@@ -30,6 +30,7 @@ config key touches all three.
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import re
@@ -312,12 +313,27 @@ class LogConfig(_Strict):
         stats_window: episodes averaged into the ``rollout/*`` means.
         progress_every_s: seconds between progress lines (step, steps/s, ETA, VLM and GT return,
             success; :mod:`vlmreward.rl.progress`).
+        wandb: also log to Weights & Biases (:mod:`vlmreward.rl.wandb_log`; the ``wandb`` extra).
+        wandb_project, wandb_entity: the W&B project and entity (team or user; None: your default).
+        wandb_mode: ``"online"``, ``"offline"`` (written locally, ``wandb sync`` later) or
+            ``"disabled"``; None: W&B's own setting (``WANDB_MODE``).
     """
 
     tensorboard: bool = True
     stdout: bool = False
     stats_window: Count = 100
     progress_every_s: PositiveFloat = 10.0
+    wandb: bool = False
+    wandb_project: str = "vlmreward"
+    wandb_entity: Optional[str] = None
+    wandb_mode: Optional[Literal["online", "offline", "disabled"]] = None
+
+    @field_validator("wandb")
+    @classmethod
+    def _wandb_installed(cls, value: bool) -> bool:
+        if value and importlib.util.find_spec("wandb") is None:
+            raise ValueError('the wandb package is not installed: pip install -e ".[wandb]", or set log.wandb: false')
+        return value
 
 
 class RunConfig(_Strict):

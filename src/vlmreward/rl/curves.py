@@ -4,7 +4,8 @@ Drawn from ``episodes.csv`` (:class:`~vlmreward.rl.callbacks.EpisodeLogCallback`
 evaluation and when training ends: the upper panel plots both returns against the step count
 (each on its own axis: their scales differ; thin lines per episode, thick lines the running mean
 over ``window`` episodes), the lower panel the running success rate where the environment reports
-success. A VLM return that rises while the ground-truth return stays flat is reward hacking or a
+success: at the episode's last step, and (dashed) by VLM-RM's rule, the goal held in at least 50 %
+of the episode's steps. A VLM return that rises while the ground-truth return stays flat is reward hacking or a
 reward that does not describe the task; both rising is the reward working.
 """
 
@@ -75,7 +76,14 @@ def write_curves(episodes_csv: str | os.PathLike, out: str | os.PathLike, window
     if reported:
         bottom = fig.add_subplot(2, 1, 2, sharex=top)
         success = np.array([float(r["success"]) for r in reported])
-        bottom.plot([float(r["timesteps"]) for r in reported], running_mean(success, window), color="tab:green", linewidth=2)
+        bottom.plot([float(r["timesteps"]) for r in reported], running_mean(success, window), color="tab:green", linewidth=2,
+                    label="success at the last step")
+        held = [r for r in reported if r.get("success_fraction") not in (None, "")]
+        if held:
+            rate = np.array([float(float(r["success_fraction"]) >= 0.5) for r in held])
+            bottom.plot([float(r["timesteps"]) for r in held], running_mean(rate, window), color="tab:green", linewidth=1.5,
+                        linestyle="--", label="goal held ≥ 50 % of steps (VLM-RM)")
+            bottom.legend(loc="upper left", fontsize=8)
         bottom.set_ylim(-0.05, 1.05)
         bottom.set_ylabel("success rate")
         bottom.set_xlabel("environment steps")

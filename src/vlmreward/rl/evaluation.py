@@ -129,6 +129,26 @@ class PolicyEvaluation:
         return data
 
 
+def _goal_sentence(env: gym.Env, info: dict[str, Any]) -> str | None:
+    """The goal an episode is rewarded for: the episode's own (goal-conditioned environments), or
+    the goal prompt(s) of the reward model of the environment's VLM reward wrapper."""
+    text = goal_text_of(info.get("goal"))
+    if text:
+        return text
+    wrapper = env
+    while wrapper is not None and not hasattr(wrapper, "reward_model"):
+        wrapper = getattr(wrapper, "env", None)
+    if wrapper is None:
+        return None
+    try:
+        goal = wrapper.reward_model.describe().get("goal")
+    except Exception:  # noqa: BLE001 - a plugin's describe() is only a caption here
+        return None
+    if isinstance(goal, (list, tuple)):
+        return " / ".join(str(g) for g in goal) or None
+    return None if goal is None else str(goal)
+
+
 def evaluate_episodes(
     model: BaseAlgorithm,
     env: gym.Env,
@@ -163,7 +183,10 @@ def evaluate_episodes(
     fps = float(env.metadata.get("render_fps") or 30)
     for episode in range(episodes):
         obs, info = env.reset(seed=seed if episode == 0 else None)
-        video = _EpisodeVideo(Path(video_path), fps, spec_steps or 1000, "VLM reward") if video_path and episode == 0 else None
+        video = (
+            _EpisodeVideo(Path(video_path), fps, spec_steps or 1000, "VLM reward", title=_goal_sentence(env, info))
+            if video_path and episode == 0 else None
+        )
         gt = vlm = 0.0
         length = successes = 0
         reports_success = False
@@ -182,7 +205,9 @@ def evaluate_episodes(
                     successes += bool(info["is_success"])
                 done = bool(terminated or truncated)
                 if video is not None:
-                    video.add(env.render(), step_vlm)
+                    success_now = info.get("is_success")
+                    video.add(env.render(), step_vlm, float(info.get("gt_reward", reward)),
+                              None if success_now is None else bool(success_now))
         except BaseException:
             if video is not None:
                 video.abort()

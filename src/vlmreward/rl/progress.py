@@ -7,7 +7,8 @@
 
 The VLM return is what the agent optimises (the sum of the VLM reward over an episode); the GT
 return is the environment's own reward (SB3's ``rollout/ep_rew_mean``, which it prints as the
-episode reward); success is the rate of episodes whose last step reports ``info["is_success"]``.
+episode reward); success is the rate of episodes whose last step reports ``info["is_success"]``,
+and "held ≥50%" the rate by VLM-RM's rule (the goal held in at least half of the episode's steps).
 All three are means over the last episodes of :class:`~vlmreward.rl.callbacks.EpisodeLogCallback`.
 ``vlmreward train`` shows these lines on stderr (``--quiet`` hides them).
 """
@@ -100,6 +101,8 @@ class ProgressLogCallback(BaseCallback):
                 parts.append(f"{label} {means[key]:.4g}")
         if "rollout/success_rate" in means:
             parts.append(f"success {100 * means['rollout/success_rate']:.0f}%")
+        if "rollout/success_rate_held" in means:
+            parts.append(f"held ≥50% {100 * means['rollout/success_rate_held']:.0f}%")
         if len(parts) == 3:
             parts.append("no episode finished yet")
         return " | ".join(parts)

@@ -96,7 +96,8 @@ TENSORBOARD_LAYOUT = {
     "VLM reward vs ground truth": {
         "training episodes: VLM return and ground-truth return": ["Multiline", ["rollout/vlm_return", "rollout/gt_return"]],
         "evaluation: VLM return and ground-truth return": ["Multiline", ["eval/vlm_return", "eval/gt_return"]],
-        "success rate (training, evaluation)": ["Multiline", ["rollout/success_rate", "eval/success_rate"]],
+        "success rate (training, evaluation; last step and VLM-RM's held ≥ 50 % rule)": [
+            "Multiline", ["rollout/success_rate", "eval/success_rate", "rollout/success_rate_held", "eval/success_rate_held"]],
         "SB3's rollout/ep_rew_mean is the environment's own (ground-truth) return": ["Multiline", ["rollout/ep_rew_mean"]],
     }
 }
@@ -104,9 +105,29 @@ TENSORBOARD_LAYOUT = {
 on one chart (TensorBoard's default view gives every tag its own card)."""
 
 
+LOG_COLUMNS = """\
+# What the columns of progress.csv (and the TensorBoard tags) mean
+
+rollout/vlm_return          mean VLM return of the last 100 training episodes: the sum of the VLM reward the agent optimises
+rollout/gt_return           mean ground-truth return of the same episodes: the environment's own reward
+rollout/ep_rew_mean         SB3's own column: the environment's own (ground-truth) return, NOT the VLM reward
+                            (SB3's Monitor sits below the VLM reward wrapper); it equals rollout/gt_return up to the window
+rollout/success_rate        episodes whose last step reports info["is_success"]
+rollout/success_rate_held   episodes whose goal held in at least 50 % of their steps (VLM-RM's rule, Rocamonde et al. 4.4)
+rollout/episode_length      mean episode length
+eval/...                    the same for the deterministic policy on a separate environment (eval_every steps);
+                            eval_held_out/... on held-out goals of a goal family
+*/<goal type>               per goal type of a goal family
+time/total_timesteps        environment steps so far (all sub-environments)
+Every other column is SB3's (train/..., time/...). Per-episode rows: ../episodes.csv.
+"""
+"""``RUN_DIR/logs/columns.txt``: the run's own record of what each logged key means."""
+
+
 def make_logger(config: RunConfig, run_dir: Path) -> Logger:
     folder = run_dir / "logs"
     folder.mkdir(parents=True, exist_ok=True)
+    (folder / "columns.txt").write_text(LOG_COLUMNS, encoding="utf-8")
     formats = [_ResumableCSV(str(folder / "progress.csv"))]
     if config.log.tensorboard:
         tensorboard = make_output_format("tensorboard", str(folder))
@@ -114,6 +135,16 @@ def make_logger(config: RunConfig, run_dir: Path) -> Logger:
         formats.append(tensorboard)
     if config.log.stdout:
         formats.append(make_output_format("stdout", str(folder)))
+    if config.log.wandb:
+        from vlmreward.rl.curves import CURVES_FILE
+        from vlmreward.rl.report import REPORT_FILE
+        from vlmreward.rl.wandb_log import WandbOutputFormat
+
+        log = config.log
+        wandb_output = WandbOutputFormat(folder, run_dir.name, config.model_dump(mode="json"), log.wandb_project,
+                                         log.wandb_entity, log.wandb_mode)
+        wandb_output.upload_at_close(run_dir / CURVES_FILE, run_dir / REPORT_FILE)
+        formats.append(wandb_output)
     return Logger(folder=str(folder), output_formats=formats)
 
 

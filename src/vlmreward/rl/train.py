@@ -5,11 +5,13 @@ environment (:func:`vlmreward.envs.make_vlm_vec_env`, deferred scoring with the 
 :mod:`vlmreward.rl.deferred`), the stable-baselines3 algorithm, and learns. The run directory::
 
     RUN_DIR/config.yaml            the resolved config (every default filled in)
-    RUN_DIR/checkpoints/           step_<N>/{model.zip, replay_buffer.pkl, state.pkl, ...}, latest.json
-    RUN_DIR/logs/                  progress.csv (+ TensorBoard event files)
-    RUN_DIR/episodes.csv           one row per training episode: VLM and ground-truth return
+    RUN_DIR/checkpoints/           step_<N>/{model.zip, replay_buffer.npz, state.pkl, ...}, latest.json
+    RUN_DIR/logs/                  progress.csv (+ TensorBoard event files), columns.txt (what they mean)
+    RUN_DIR/episodes.csv           one row per training episode: VLM and ground-truth return, success
+    RUN_DIR/evaluations.jsonl      one line per evaluation
     RUN_DIR/curves.png             VLM vs ground-truth return and success rate (each evaluation, and the end)
-    RUN_DIR/videos/                eval_<steps>.mp4: frames above the VLM reward so far
+    RUN_DIR/report.html            set-up, curves, evaluations, videos (each evaluation, and the end)
+    RUN_DIR/videos/                eval_<steps>.mp4: goal, frames, rewards and success, the VLM reward so far
     RUN_DIR/final_model.zip        the trained model (SB3 format; ``PPO.load(...)``)
 
 A run with a ``goals`` section trains one goal-conditioned agent on a goal family (Baumli et al.):
@@ -47,6 +49,7 @@ from vlmreward.rewards.base import RewardModel
 from vlmreward.rl.callbacks import CheckpointCallback, EpisodeLogCallback, EvalCallback, StopAtTotalSteps
 from vlmreward.rl.curves import CURVES_FILE, write_curves
 from vlmreward.rl.progress import ProgressLogCallback
+from vlmreward.rl.report import EVALUATIONS_FILE, REPORT_FILE, read_evaluations, run_setup, write_run_report
 from vlmreward.rl.signals import KeepSignalHandlers, preemption_signals, shielded
 from vlmreward.rl.checkpoints import CheckpointError, Checkpointer, latest_checkpoint, restore_rng_state
 from vlmreward.rl.config import (
@@ -165,6 +168,11 @@ def _learn(
                          title=" | ".join([goal] if isinstance(goal, str) else goal or []))
         except Exception as err:  # noqa: BLE001 - a plot must not end a run
             _log.warning("could not draw %s: %s", CURVES_FILE, err)
+        try:
+            write_run_report(run_dir, run_setup(config, run_dir), read_evaluations(run_dir / EVALUATIONS_FILE),
+                             episode_log.means(), model.num_timesteps, config.total_steps, run_dir / CURVES_FILE)
+        except Exception as err:  # noqa: BLE001 - a report must not end a run
+            _log.warning("could not write %s: %s", REPORT_FILE, err)
 
     evaluators: list[EvalCallback] = []
     if config.eval_every is not None:
@@ -180,6 +188,7 @@ def _learn(
                     seed=config.seed + EVAL_SEED_OFFSET,
                     prefix="eval_held_out" if goal_set == "held_out" else "eval",
                     after=draw_curves,
+                    record=run_dir / EVALUATIONS_FILE,
                 )
             )
         callbacks.extend(evaluators)
@@ -345,9 +354,7 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
             cls = ALGORITHM_CLASSES[config.algorithm]
             device = config.algorithm_kwargs.get("device", "auto")
             model = cls.load(info.model, env=venv, device=device)
-            if info.replay_buffer is not None and isinstance(model, OffPolicyAlgorithm):
-                model.load_replay_buffer(info.replay_buffer)
-            elif isinstance(model, OffPolicyAlgorithm):
+            if isinstance(model, OffPolicyAlgorithm) and not info.load_replay_buffer(model):
                 _log.warning("the checkpoint holds no replay buffer (checkpoint_replay_buffer: false): the agent continues "
                              "from an empty one, so the run is not identical to an uninterrupted one")
             attach_reward_source(model, venv)
