@@ -1,5 +1,5 @@
 """The layering of design.md, read from the source: data flows one way
-(models → rewards → envs → rl → eval → cli; distributed serves rl), and no module imports itself
+(models → rewards → envs → rl → eval → relabel → cli; distributed serves rl), and no module imports itself
 back through others.
 Function-level imports count: a lazy import still ties two modules together."""
 
@@ -14,8 +14,9 @@ FORBIDDEN = {  # layer -> layers above it that it must not import
     "models": {"rewards", "envs", "rl", "eval", "cli", "distributed"},
     "rewards": {"envs", "rl", "eval", "cli", "distributed"},
     "envs": {"rl", "eval", "cli", "distributed"},
-    "rl": {"eval", "cli"},
-    "eval": {"cli"},
+    "rl": {"eval", "relabel", "cli"},
+    "eval": {"relabel", "cli"},
+    "relabel": {"cli"},
     "distributed": {"rl", "eval", "cli"},
 }
 

@@ -42,6 +42,7 @@ TRAIN_BUDGET = ["--set", "total_steps=128", "--set", "eval_every=128", "--set", 
 BUDGETS = {
     "train configs/cartpole.yaml": TRAIN_BUDGET + ["--set", "algorithm_kwargs.learning_starts=64"],
     "train configs/generative/cartpole_vqa.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=1"],
+    "relabel vlmreward/cartpole-random-v0": [],
     "train configs/miniworld_goals.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=2", "--set", "algorithm_kwargs.n_steps=64",
                                                          "--set", "algorithm_kwargs.batch_size=64"],
 }
@@ -76,7 +77,8 @@ def readme_commands() -> list[str]:
 def test_the_readme_shows_the_commands_this_test_runs():
     commands = readme_commands()
     run = [c for c in commands if not any(k in c for k in NOT_RUN)]
-    assert all(c.startswith(".venv/bin/vlmreward ") for c in run), [c for c in run if not c.startswith(".venv/bin/vlmreward ")]
+    allowed = (".venv/bin/vlmreward ", ".venv/bin/python examples/")
+    assert all(c.startswith(allowed) for c in run), [c for c in run if not c.startswith(allowed)]
     for key in BUDGETS:
         assert any(key in c for c in run), f"BUDGETS names {key!r}, which the README no longer shows"
     assert len(run) >= 12
@@ -131,8 +133,8 @@ def _run_block(commands: list[str], work: Path, env: dict[str, str]) -> list[str
         if any(k in command for k in NOT_RUN):
             continue
         argv = shlex.split(command)
-        assert argv[0] == ".venv/bin/vlmreward"
-        argv = [str(VLMREWARD), *argv[1:]]
+        assert argv[0] in (".venv/bin/vlmreward", ".venv/bin/python")
+        argv = [str(VLMREWARD) if argv[0].endswith("vlmreward") else sys.executable, *argv[1:]]
         if "runs/<run>" in command:  # the run the block trained just before (its environment's name)
             trained = next(c for c in reversed(commands[: commands.index(command)]) if " train configs/" in c)
             config = yaml.safe_load((work / shlex.split(trained)[2]).read_text(encoding="utf-8"))
@@ -164,7 +166,7 @@ def test_every_readme_command_runs_as_written(tmp_path, readme_models):
     for name in ("configs", "examples", "docs"):
         (work / name).symlink_to(REPO / name)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SDL_VIDEODRIVER": "dummy", "MUJOCO_GL": "egl", "PYGLET_HEADLESS": "true",
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "MINARI_DATASETS_PATH": str(tmp_path / "minari")}
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(lambda block: _run_block(block, work, env), readme_command_blocks()))
     ran = [line for report in reports for line in report]
@@ -176,3 +178,4 @@ def test_every_readme_command_runs_as_written(tmp_path, readme_models):
     assert (work / "scores" / "cartpole-vqa" / "rewards.csv").is_file()
     assert (work / "data" / "cartpole" / "frames.npy").is_file() and (work / "data" / "miniworld-goals" / "frames.npy").is_file()
     assert len([p for p in (work / "runs").iterdir() if (p / "final_model.zip").is_file()]) >= 4
+    assert (tmp_path / "minari" / "vlmreward" / "cartpole-clip-v0" / "data" / "metadata.json").is_file()
