@@ -206,3 +206,31 @@ def unit_vectors():
         return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
     return make
+
+
+def signal_when(command: list[str], ready, signum: int, log, timeout: float = 180, delay: float = 0.0,  # noqa: ANN001
+                env: dict | None = None) -> int:
+    """Run ``command`` (stderr into the open file ``log``: a file, not a pipe, which could stall
+    the child), wait until ``ready()`` holds, ``delay`` seconds more, send ``signum``, and return the
+    exit code. The process is killed if anything fails on the way.
+
+    Raises:
+        AssertionError: the process ended, or ``ready()`` never held within ``timeout`` seconds.
+    """
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, f"the process ended (exit {proc.returncode}) before it could be signalled"
+        assert ready(), f"not ready within {timeout} s"
+        time.sleep(delay)
+        proc.send_signal(signum)
+        return proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

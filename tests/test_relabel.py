@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
+from conftest import signal_when
 from typer.testing import CliRunner
 
 minari = pytest.importorskip("minari")
@@ -76,8 +76,31 @@ def test_image_observations_relabelled_with_a_clip_equal_direct_scoring_with_pro
     assert provenance["reward"]["kind"] == "goal_baseline" and provenance["reward"]["alpha"] == 0.5
     assert provenance["model"]["name"] and len(provenance["model"]["weights_fingerprint"]) == 32
     assert provenance["mode"] == "replace" and provenance["vlmreward_version"]
+    diagnostics = provenance["diagnostics"]  # 12 steps of CartPole: the pole never falls, its reward is always 1
+    assert diagnostics["episodes"] == 3 and "constant" in diagnostics["epic_note"]
+    assert "all positive" in diagnostics["detection_note"]
     assert files_checksum(minari_root / "test" / "pixels-v0") == source_sum  # the source is untouched
     assert not list(minari_root.rglob("*.vlmreward-partial"))
+
+
+def test_diagnostics_equal_scikit_learn_and_a_direct_epic(tmp_path):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from vlmreward.relabel.core import _diagnostics, _save_scores
+
+    rng = np.random.default_rng(0)
+    scores = [rng.normal(size=n).astype(np.float32) for n in (5, 7)]
+    source = [rng.normal(size=n) for n in (5, 7)]
+    success = [rng.random(n) < 0.5 for n in (5, 7)]
+    (tmp_path / "scores").mkdir()
+    for i, values in enumerate(scores):
+        _save_scores(tmp_path, i, values)
+    out = _diagnostics(tmp_path, 2, {i: (source[i], success[i]) for i in range(2)})
+    vlm, src, labels = np.concatenate(scores).astype(np.float64), np.concatenate(source), np.concatenate(success)
+    assert out["average_precision"] == pytest.approx(average_precision_score(labels, vlm))
+    assert out["roc_auc"] == pytest.approx(roc_auc_score(labels, vlm))
+    rho = np.corrcoef(vlm, src)[0, 1]
+    assert out["epic_distance_to_source_reward"] == pytest.approx(np.sqrt((1 - rho) / 2))  # Gleave et al., def. 4.3
 
 
 def test_states_are_rendered_by_restoring_the_simulator_and_add_mode_keeps_the_reward(tmp_path, minari_root):
@@ -101,16 +124,8 @@ def test_a_killed_relabel_resumes_without_scoring_an_episode_twice(tmp_path, min
                "--out", "test/long-vlm-v0", "--batch-frames", "10"]
     partial = minari_root / "test" / "long-vlm-v0.vlmreward-partial" / "scores"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SDL_VIDEODRIVER": "dummy"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline and len(list(partial.glob("*.npy"))) < 4:
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    with open(tmp_path / "stderr.txt", "w", encoding="utf-8") as log:
+        signal_when(command, lambda: len(list(partial.glob("*.npy"))) >= 4, signal.SIGKILL, log, env=env)
     saved = {p.name: p.stat().st_mtime_ns for p in partial.glob("*.npy")}
     assert 4 <= len(saved) < 16, "the kill should land part-way through scoring"
 

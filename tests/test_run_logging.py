@@ -122,13 +122,11 @@ def test_wandb_without_the_package_is_a_config_error(tmp_path, monkeypatch):
 def test_sigterm_during_the_final_evaluation_leaves_a_checkpoint_and_resume_evaluates_once(tmp_path):
     """A preemption while the final evaluation runs (the long silent part of a MiniWorld run): exit
     143 with a checkpoint at the last step and no final model; --resume only evaluates, once."""
-    import os
     import signal
-    import subprocess
     import sys
-    import time
 
     import yaml
+    from conftest import signal_when
 
     from vlmreward.rl.checkpoints import latest_checkpoint
 
@@ -138,23 +136,11 @@ def test_sigterm_during_the_final_evaluation_leaves_a_checkpoint_and_resume_eval
     config_path.write_text(yaml.safe_dump(data), encoding="utf-8")
     run_dir = tmp_path / "runs" / "run"
     log = tmp_path / "stderr.txt"
-    with open(log, "w", encoding="utf-8") as err:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "vlmreward"), "train", str(config_path)],
-                                stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        try:
-            deadline = time.monotonic() + 120
-            while "took" not in log.read_text(encoding="utf-8") and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.05)  # the progress line of the last step: the final evaluation starts now
-            assert proc.poll() is None, log.read_text(encoding="utf-8")
-            time.sleep(1.0)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with open(log, "w", encoding="utf-8") as err:  # "took": the last step's progress line; the final evaluation starts
+        returncode = signal_when([str(Path(sys.executable).parent / "vlmreward"), "train", str(config_path)],
+                                 lambda: "took" in log.read_text(encoding="utf-8"), signal.SIGTERM, err, delay=1.0)
     stderr = log.read_text(encoding="utf-8")
-    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert returncode == 128 + signal.SIGTERM, stderr
     info = latest_checkpoint(run_dir)
     assert info.reason == "interrupt" and info.num_timesteps == 256
     assert not (run_dir / "final_model.zip").exists() and not (run_dir / "evaluations.jsonl").exists()

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import pickle
 import re
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 import pytest
 import yaml
 from stable_baselines3 import DQN, PPO
+from conftest import signal_when
 from typer.testing import CliRunner
 
 from vlmreward.errors import VLMRewardError
@@ -374,26 +373,12 @@ def test_signal_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip, si
     pointer = run_dir / "checkpoints" / "latest.json"
 
     log = tmp_path / "stderr.txt"
-    with open(log, "w", encoding="utf-8") as err:  # a file, not a pipe: a full pipe would stall the child
-        proc = subprocess.Popen(
-            [sys.executable, str(script), "train", str(config_path), "--set", f"model={tiny_hf_clip}"],
-            stdout=subprocess.DEVNULL, stderr=err, env={**os.environ, "OMP_NUM_THREADS": "1"},
-        )
-        try:
-            deadline = time.monotonic() + 180
-            while not pointer.exists() and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.02)
-            assert proc.poll() is None, f"the run ended before it could be interrupted:\n{log.read_text()}"
-            assert pointer.exists(), "no checkpoint appeared in time"
-            proc.send_signal(signum)
-            sent_at = pointer.read_text(encoding="utf-8")  # the checkpoint the run had reached (diagnostics)
-            proc.wait(timeout=120)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+    with open(log, "w", encoding="utf-8") as err:
+        returncode = signal_when([sys.executable, str(script), "train", str(config_path), "--set", f"model={tiny_hf_clip}"],
+                                 pointer.exists, signum, err)
+    sent_at = pointer.read_text(encoding="utf-8")  # the checkpoint the run had reached (diagnostics)
     stderr = log.read_text(encoding="utf-8")
-    assert proc.returncode == 128 + signum, f"{signal.Signals(signum).name} sent after checkpoint {sent_at}\n{stderr}"
+    assert returncode == 128 + signum, f"{signal.Signals(signum).name} sent after checkpoint {sent_at}\n{stderr}"
     assert "resume with: vlmreward train --resume" in stderr and f"interrupted ({signal.Signals(signum).name})" in stderr
     # progress lines reach a log file (not a terminal): step count, speed, ETA
     assert re.search(r"step [\d,]+/2,000 \(\d+%\) \| [\d,]+ steps/s \| ETA ", stderr), stderr
@@ -659,3 +644,34 @@ def test_a_replay_buffer_that_cannot_fit_in_memory_is_refused_before_anything_is
     with pytest.raises(ConfigError, match=r"replay buffer would need 5200000\.0 GB .*lower algorithm_kwargs\.buffer_size"):
         train(parse_config(data))
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_signal_while_a_checkpoint_is_written_leaves_the_previous_one_usable(tmp_path, monkeypatch):
+    """A KeyboardInterrupt (Ctrl-C, SIGTERM through vlmreward.rl.signals) in the middle of writing a
+    checkpoint: latest.json still names the previous, complete one; the next write cleans up."""
+    from stable_baselines3 import DQN as _DQN
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from vlmreward.rl.checkpoints import Checkpointer
+
+    model = _DQN("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1, seed=0), learning_starts=10, buffer_size=500,
+                 device="cpu", seed=0)
+    model.learn(64)
+    checkpointer = Checkpointer(tmp_path, "DQN")
+    first = checkpointer.save(model)
+    model.learn(32, reset_num_timesteps=False)
+    import vlmreward.rl.checkpoints as checkpoints
+
+    def interrupted(buffer, path):  # the replay buffer is half written when the signal arrives
+        path.write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoints, "save_replay_buffer", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        checkpointer.save(model)
+    info = latest_checkpoint(tmp_path)
+    assert info.path == first and info.num_timesteps == 64 and info.replay_buffer.name == "replay_buffer.npz"
+    assert list((tmp_path / "checkpoints").glob(".tmp-*"))  # the half-written one, never pointed at
+    monkeypatch.undo()
+    second = checkpointer.save(model)
+    assert latest_checkpoint(tmp_path).path == second and not list((tmp_path / "checkpoints").glob(".tmp-*"))

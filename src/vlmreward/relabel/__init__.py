@@ -1,10 +1,12 @@
-"""Relabel logged datasets with a VLM reward (issue 16): Minari datasets in, relabelled Minari
-datasets out, resumable, with provenance. ``vlmreward relabel SOURCE --config CONFIG --out DEST``.
+"""Relabel logged datasets with a VLM reward: Minari and LeRobot (v3.0) datasets in, relabelled
+datasets of the same kind out, resumable, with provenance.
+``vlmreward relabel SOURCE --config CONFIG --out DEST``.
 
 * :mod:`vlmreward.relabel.core`: the format-agnostic two-pass relabelling (streamed, batched,
   resumable) and :func:`relabel_dataset`.
 * :mod:`vlmreward.relabel.frames`: frames from image observations or rendered restored states.
 * :mod:`vlmreward.relabel.minari_format`: Minari in and out.
+* :mod:`vlmreward.relabel.lerobot_format`: LeRobot v3.0 in and out (read and written directly).
 * :func:`reward_from_config`: the reward a run config (or a file with its ``reward`` and ``model``
   sections) describes, with the provenance of its model.
 """

@@ -18,6 +18,11 @@ the writing pass is written again from the start (the saved rewards make that ch
 folder records the source's checksum and the reward's description, and a different source or
 reward is refused.
 
+**Diagnostics.** Where the source labels success per step, the provenance records the VLM
+reward's average precision and ROC-AUC as a detector of it, and for every source the EPIC
+distance between the VLM reward and the source's reward (:mod:`vlmreward.eval.metrics`; the same
+figures ``vlmreward evaluate`` reports), over all frames.
+
 **Rewards.** Step ``t``'s VLM reward scores the frame of the state that step reached (VLM-RM,
 eq. 1). ``mode="replace"`` makes it the dataset's reward and keeps the original as
 ``original_reward``; ``mode="add"`` keeps the reward and adds ``vlm_reward`` (where each format
@@ -149,6 +154,36 @@ def _load_scores(partial: Path, index: int) -> np.ndarray:
     return np.load(_score_file(partial, index), allow_pickle=False)
 
 
+def _diagnostics(partial: Path, episodes: int, labels: dict[int, tuple[np.ndarray, np.ndarray | None]]) -> dict[str, Any]:
+    """AP/ROC-AUC against success labels and EPIC distance to the source reward, over the episodes
+    scored in this call (a resumed relabel: those it read), with notes where they cannot be computed."""
+    from vlmreward.errors import InvalidParameterError
+    from vlmreward.eval.metrics import detection_metrics, epic_distance
+
+    indices = sorted(i for i in labels if i < episodes)
+    out: dict[str, Any] = {"episodes": len(indices)}
+    if not indices:
+        return out
+    vlm = np.concatenate([_load_scores(partial, i) for i in indices]).astype(np.float64)
+    source = np.concatenate([labels[i][0] for i in indices])
+    try:
+        distance = epic_distance(vlm, source)
+        if np.isfinite(distance):
+            out["epic_distance_to_source_reward"] = distance
+        else:
+            out["epic_note"] = "the source's or the VLM reward is constant: the EPIC distance is undefined."
+    except InvalidParameterError as err:
+        out["epic_note"] = str(err)
+    if all(labels[i][1] is not None for i in indices):
+        success = np.concatenate([labels[i][1] for i in indices])  # type: ignore[misc]
+        try:
+            m = detection_metrics(vlm, success)
+            out.update(average_precision=m.average_precision, roc_auc=m.roc_auc, positives=m.positives, frames=m.n)
+        except InvalidParameterError as err:
+            out["detection_note"] = str(err)
+    return out
+
+
 def relabel_dataset(
     adapter: DatasetAdapter,
     reward_model: Any,
@@ -226,8 +261,10 @@ def relabel_dataset(
             progress(start)
         held.clear()
 
+    labels: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}  # episode -> (source rewards, success) for diagnostics
     try:
         for episode in adapter.episodes(skip=done):
+            labels[episode.index] = (np.asarray(episode.rewards, dtype=np.float64), episode.success)
             held.append(episode)
             if sum(len(e.frames) for e in held) >= batch_frames:
                 flush()
@@ -236,6 +273,7 @@ def relabel_dataset(
             shutil.rmtree(dest)
         record = {
             **(provenance or {}),
+            "diagnostics": _diagnostics(partial, adapter.num_episodes, labels),
             "vlmreward_version": __version__,
             "reward": description,
             "mode": mode,
