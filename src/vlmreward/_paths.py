@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-__all__ = ["cache_root", "atomic_write_bytes", "atomic_write_text", "write_output_text", "refuse_to_overwrite"]
+__all__ = ["cache_root", "atomic_write_bytes", "atomic_write_text", "write_output_text", "refuse_to_overwrite", "files_sha256"]
 
 
 def refuse_to_overwrite(
@@ -77,3 +77,18 @@ def write_output_text(path: str | os.PathLike, text: str) -> None:
         atomic_write_text(path, text)
     except OSError as err:
         raise InvalidParameterError(f"cannot write {str(path)!r}: {err.strerror or err}; choose another --out.") from err
+
+
+def files_sha256(files: Iterable[tuple[str, Path]]) -> str:
+    """SHA-256 over ``(name, path)`` pairs in the order given: each name, a NUL byte, then the
+    file's bytes (read in 1 MiB blocks). Model weights' fingerprints (:mod:`vlmreward.rl.run_dir`)
+    and relabelled datasets' source checksums (:mod:`vlmreward.relabel.core`) use it."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, path in files:
+        digest.update(name.encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

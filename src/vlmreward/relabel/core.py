@@ -32,7 +32,6 @@ puts these: see its module).
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -44,7 +43,7 @@ from typing import Any, Callable, Iterator, Literal, Protocol
 import numpy as np
 
 from vlmreward import __version__
-from vlmreward._paths import atomic_write_bytes, atomic_write_text
+from vlmreward._paths import atomic_write_bytes, atomic_write_text, files_sha256
 from vlmreward.errors import VLMRewardError
 
 __all__ = [
@@ -126,16 +125,10 @@ class RelabelResult:
     provenance: dict[str, Any]
 
 
-def files_checksum(root: str | os.PathLike, exclude: tuple[str, ...] = ()) -> str:
+def files_checksum(root: str | os.PathLike) -> str:
     """SHA-256 over the relative names and bytes of every file under ``root`` (sorted)."""
     root = Path(root)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not any(part in exclude for part in p.parts)):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return files_sha256((str(p.relative_to(root)), p) for p in sorted(p for p in root.rglob("*") if p.is_file()))
 
 
 def _score_file(partial: Path, index: int) -> Path:

@@ -90,6 +90,13 @@ def _stats(values: np.ndarray) -> dict[str, list[float]]:
     return out
 
 
+def _set_column(table: Any, name: str, array: Any) -> Any:
+    """``table`` with column ``name`` replaced by ``array``, or appended when it has none."""
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, array)
+    return table.append_column(name, array)
+
+
 class _VideoCursor:
     """Reads one camera's mp4 files forward, episode after episode (reopened when asked to go back)."""
 
@@ -237,8 +244,8 @@ class LeRobotAdapter:
         info = json.loads(json.dumps(self.info))
         has_reward = "next.reward" in info["features"]
         new = {"replace": ["next.reward"] + (["original_reward"] if has_reward else []), "add": ["next.vlm_reward"]}[mode]
-        values: dict[str, list[np.ndarray]] = {name: [] for name in new}
-        per_episode: dict[int, dict[str, np.ndarray]] = {}
+        values: dict[str, list[np.ndarray]] = {name: [] for name in new}  # every frame's, for the dataset's stats
+        episode_stats: dict[int, dict[str, dict[str, list[float]]]] = {}  # an episode lies in one data file
         for data_file in sorted((self.root / "data").glob("chunk-*/file-*.parquet")):
             table = pq.read_table(data_file)
             episodes = np.asarray(table.column("episode_index"))
@@ -252,12 +259,10 @@ class LeRobotAdapter:
             if mode == "replace" and has_reward:
                 columns["original_reward"] = np.asarray(table.column("next.reward"), dtype=np.float32).reshape(-1)
             for name, column in columns.items():
-                array = pa.array(column, type=pa.float32())
-                position = table.column_names.index(name) if name in table.column_names else None
-                table = table.set_column(position, name, array) if position is not None else table.append_column(name, array)
+                table = _set_column(table, name, pa.array(column, type=pa.float32()))
                 values[name].append(column)
                 for index in np.unique(episodes):
-                    per_episode.setdefault(int(index), {})[name] = column[episodes == index]
+                    episode_stats.setdefault(int(index), {})[name] = _stats(column[episodes == index])
             target = self.dest / data_file.relative_to(self.root)
             target.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, target)
@@ -274,12 +279,10 @@ class LeRobotAdapter:
             table = pq.read_table(episodes_file)
             indices = [int(i) for i in table.column("episode_index").to_pylist()]
             for name in new:
-                for stat in _stats(np.zeros(1)):
-                    column = [_stats(per_episode[i][name])[stat] for i in indices]
-                    key = f"stats/{name}/{stat}"
-                    array = pa.array(column, type=pa.list_(pa.int64() if stat == "count" else pa.float64()))
-                    position = table.column_names.index(key) if key in table.column_names else None
-                    table = table.set_column(position, key, array) if position is not None else table.append_column(key, array)
+                for stat in episode_stats[indices[0]][name]:
+                    column = [episode_stats[i][name][stat] for i in indices]
+                    table = _set_column(table, f"stats/{name}/{stat}",
+                                        pa.array(column, type=pa.list_(pa.int64() if stat == "count" else pa.float64())))
             pq.write_table(table, episodes_file)
         (self.dest / "meta" / "vlmreward.json").write_text(json.dumps(provenance, indent=2, default=str) + "\n", encoding="utf-8")
 

@@ -52,7 +52,7 @@ _log = logging.getLogger("vlmreward.rl")
 LATEST = "latest.json"
 MODEL_FILE = "model.zip"
 REPLAY_BUFFER_FILE = "replay_buffer.npz"
-LEGACY_REPLAY_BUFFER_FILE = "replay_buffer.pkl"  # SB3's pickle, written before vlmreward 0.5
+LEGACY_REPLAY_BUFFER_FILE = "replay_buffer.pkl"  # SB3's pickle, written by earlier checkpoints (still resumed)
 VEC_NORMALIZE_FILE = "vecnormalize.pkl"
 STATE_FILE = "state.pkl"
 

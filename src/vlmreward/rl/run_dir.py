@@ -17,7 +17,7 @@ from typing import Any, Iterable, NamedTuple
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 
-from vlmreward._paths import atomic_write_text
+from vlmreward._paths import atomic_write_text, files_sha256
 from vlmreward.rl.checkpoints import latest_checkpoint
 from vlmreward.rl.config import (
     RESUME_OVERRIDABLE,
@@ -59,8 +59,6 @@ def weights_fingerprint(name: str | os.PathLike | None) -> str | None:
     """SHA-256 over the names and bytes of a local model directory's files (config, weights,
     tokenizer, processor), or of a local weights file; None for a name that is no local path
     (a hub id, ``open_clip:...``)."""
-    import hashlib
-
     if name is None:
         return None
     path = Path(name)
@@ -70,13 +68,7 @@ def weights_fingerprint(name: str | os.PathLike | None) -> str | None:
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
     else:
         return None
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode() + b"\0")
-        with open(file, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
+    return files_sha256((str(file.relative_to(path)) if path.is_dir() else file.name, file) for file in files)
 
 
 class _ResumableCSV(CSVOutputFormat):

@@ -196,7 +196,7 @@ class _EpisodeVideo:
     def add(self, frame: np.ndarray, reward: float, gt_reward: float | None = None, success: bool | None = None) -> None:
         """Append one step: its rendered frame, VLM reward, and (if known) ground-truth reward and success."""
         if self._buffer is not None:
-            self._buffer.append((frame, float(reward), gt_reward, success))
+            self._buffer.append((np.array(frame, dtype=np.uint8), float(reward), gt_reward, success))  # a renderer may reuse its array
             self._buffered_bytes += frame.nbytes
             if self._buffered_bytes > self._max_buffer_bytes:
                 self._flush(fit_axes=False)
