@@ -3,6 +3,7 @@ Weights & Biases (offline mode: nothing leaves the machine)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import time
@@ -52,6 +53,8 @@ def test_report_evaluations_and_columns_are_written_and_survive_resume(tmp_path)
     assert 'href="videos/eval_128.mp4"' in report and 'href="videos/eval_256.mp4"' in report
     assert "success (held ≥ 50 %)" in report and "256 of 256" in report
     assert "rollout/ep_rew_mean" in (run_dir / "logs" / "columns.txt").read_text(encoding="utf-8")
+    rows = [r for r in csv.DictReader((run_dir / "logs" / "progress.csv").read_text().splitlines()) if r.get("rollout/ep_rew_mean")]
+    assert rows and all(float(r["rollout/ep_rew_mean"]) == pytest.approx(float(r["rollout/gt_return"])) for r in rows)  # columns.txt
 
     resume(run_dir, ["total_steps=384"], progress_bar=False)
     steps = [e["step"] for e in read_evaluations(run_dir / "evaluations.jsonl")]

@@ -103,7 +103,9 @@ LOG_COLUMNS = """\
 rollout/vlm_return          mean VLM return of the last 100 training episodes: the sum of the VLM reward the agent optimises
 rollout/gt_return           mean ground-truth return of the same episodes: the environment's own reward
 rollout/ep_rew_mean         SB3's own column: the environment's own (ground-truth) return, NOT the VLM reward
-                            (SB3's Monitor sits below the VLM reward wrapper); it equals rollout/gt_return up to the window
+                            (SB3's Monitor sits below the VLM reward wrapper); with per-step scoring it equals
+                            rollout/gt_return (both average the last 100 episodes); with deferred scoring
+                            rollout/gt_return lags it by up to one scoring batch
 rollout/success_rate        episodes whose last step reports info["is_success"]
 rollout/success_rate_held   episodes whose goal held in at least 50 % of their steps (VLM-RM's rule, Rocamonde et al. 4.4)
 rollout/episode_length      mean episode length
