@@ -379,6 +379,23 @@ def checkpoint_section(c: dict[str, Any], targets: list[list[str]]) -> list[str]
     return out
 
 
+def video_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    m = r["machine"]
+    out = [f"\n## Episode-level video rewards ({m['cpu']}, {m['cores']} cores, {r['device']})\n",
+           f"`episode_video` on {r['n_envs']} environments' episodes of {r['episode_length']} Meta-World frames (224 × 224), "
+           f"random-weight X-CLIP base/32 ({r['num_frames']} frames a clip); the same rewards from both variants.\n"]
+    out.append(table(["variant", "episodes/s", "÷ naive loop"],
+                     [[row["variant"], f(row["episodes_per_s"], 2), f"{f(row['vs_naive'], 2)}×"] for row in r["rows"]]))
+    out.append(
+        "\nThe naive loop is RoboCLIP's: each environment runs the video model on its own episode when it ends. vlmreward "
+        "keeps only the sampled frames of each finished episode and scores the episodes of all environments in one pass."
+    )
+    ours = next(row for row in r["rows"] if row["variant"].startswith("vlmreward"))
+    targets.append(["episode_video episodes/s at least the naive per-episode loop's", f"{f(ours['vs_naive'], 2)}×",
+                    verdict(ours["vs_naive"] >= 1.0)])
+    return out
+
+
 def relabel_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]:
     m = r["machine"]
     out = [f"\n## Relabelling a Minari dataset ({m['cpu']}, {m['cores']} cores)\n",
@@ -432,6 +449,8 @@ def main() -> None:
         body += checkpoint_section(results["checkpoint"], targets)
     if "relabel" in results:
         body += relabel_section(results["relabel"], targets)
+    if "video" in results:
+        body += video_section(results["video"], targets)
     text = [
         "# Benchmark results",
         "",

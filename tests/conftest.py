@@ -32,7 +32,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from vlmreward.models._compat import ensure_torchvision_importable  # noqa: E402
-from vlmreward.models.testing import render_cartpole_frames, write_tiny_clip  # noqa: E402
+from vlmreward.models.testing import render_cartpole_frames, write_tiny_clip, write_tiny_xclip  # noqa: E402
 
 ensure_torchvision_importable()
 
@@ -51,6 +51,13 @@ def tiny_hf_clip(tmp_path_factory) -> Path:
     """A ``save_pretrained`` directory of a random 2-layer ``CLIPModel`` with CLIP's tokenizer and
     processor (:func:`vlmreward.models.testing.write_tiny_clip`)."""
     return write_tiny_clip(tmp_path_factory.mktemp("tiny-hf-clip"))
+
+
+@pytest.fixture(scope="session")
+def tiny_xclip(tmp_path_factory) -> Path:
+    """A ``save_pretrained`` directory of a random 2-layer ``XCLIPModel`` (8 frames) with CLIP's tokenizer
+    and processor (:func:`vlmreward.models.testing.write_tiny_xclip`)."""
+    return write_tiny_xclip(tmp_path_factory.mktemp("tiny-xclip"))
 
 
 @pytest.fixture(scope="session")

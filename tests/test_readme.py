@@ -5,7 +5,7 @@ The commands run in order, each as its own process through the installed ``vlmre
 point, in a folder holding the checkout's ``configs/`` and ``examples/`` (what a fresh clone has).
 No pretrained weights can be downloaded here, so the hub ids the README names
 and its configs use (``openai/clip-vit-base-patch32``, ``google/siglip-base-patch16-224``,
-``HuggingFaceTB/SmolVLM-256M-Instruct``, ``Qwen/Qwen2.5-VL-3B-Instruct``) are placed in a private Hugging Face hub cache as tiny
+``microsoft/xclip-base-patch32``, ``HuggingFaceTB/SmolVLM-256M-Instruct``, ``Qwen/Qwen2.5-VL-3B-Instruct``) are placed in a private Hugging Face hub cache as tiny
 random-weight models of the same architectures; the commands load them through the hub-cache code
 path a real download takes. Only the training budgets are shortened (``BUDGETS``), and the
 placeholder ``runs/<run>`` is the run the README trained just before. Installation and the test
@@ -43,6 +43,8 @@ BUDGETS = {
     "train configs/cartpole.yaml": TRAIN_BUDGET + ["--set", "algorithm_kwargs.learning_starts=64"],
     "train configs/generative/cartpole_vqa.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=1"],
     "relabel vlmreward/cartpole-random-v0": [],
+    "train configs/metaworld/drawer_open_episode_video.yaml": TRAIN_BUDGET + [
+        "--set", "env.n_envs=2", "--set", "env.kwargs.episode_length=32", "--set", "algorithm_kwargs.learning_starts=64"],
     "train configs/miniworld_goals.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=2", "--set", "algorithm_kwargs.n_steps=64",
                                                          "--set", "algorithm_kwargs.batch_size=64"],
 }
@@ -112,13 +114,14 @@ def test_python_blocks_name_what_the_package_has():
 
 
 @pytest.fixture(scope="module")
-def readme_models(tiny_hf_clip, tiny_hf_siglip, tmp_path_factory) -> None:
+def readme_models(tiny_hf_clip, tiny_hf_siglip, tiny_xclip, tmp_path_factory) -> None:
     """The README's hub ids in the hub cache, as tiny random-weight models of their architectures."""
     from vlmreward.models.testing_vlms import build_qwen2_5_vl, build_smolvlm
 
     for repo_id, directory in [
         ("openai/clip-vit-base-patch32", tiny_hf_clip),
         ("google/siglip-base-patch16-224", tiny_hf_siglip),
+        ("microsoft/xclip-base-patch32", tiny_xclip),
         ("HuggingFaceTB/SmolVLM-256M-Instruct", build_smolvlm(tmp_path_factory.mktemp("readme-smolvlm"))),
         ("Qwen/Qwen2.5-VL-3B-Instruct", build_qwen2_5_vl(tmp_path_factory.mktemp("readme-qwen"))),  # configs/generative/
     ]:

@@ -92,7 +92,7 @@ def collect(
     out: Annotated[Path, typer.Option("--out", "-o", help="The dataset directory to create.", show_default=False)],
     policy: Annotated[
         str,
-        typer.Option(help="random, scripted (a state sweep: CartPole, MountainCar, Humanoid) or a `vlmreward train` run directory."),
+        typer.Option(help="random, scripted (a state sweep: CartPole, MountainCar, Humanoid, MiniWorldGoals), expert (Meta-World: its scripted expert in even episodes, random actions in odd ones) or a `vlmreward train` run directory."),
     ] = "random",
     episodes: Annotated[
         Optional[int], typer.Option(help="Episodes to record (random or trained policy).", show_default="10")

@@ -18,6 +18,12 @@
   (language goals about coloured objects in a MiniWorld room, 100 steps) with the detectors of
   its goal types; needs MiniWorld.
 
+- ``vlmreward/MetaWorld-<task>-v3`` (``drawer-open``, ``door-open``, ``button-press``,
+  ``window-open``, ``sweep-into``, ``soccer``, ... :data:`~vlmreward.envs.metaworld.METAWORLD_TASKS`):
+  :class:`~vlmreward.envs.metaworld.MetaWorldEnv`, Meta-World's v3 task with its own success as
+  ``info["is_success"]`` and upright corner-camera frames; it ends its episodes itself
+  (``episode_length``, default 500, ``time_limit``); needs the ``metaworld`` extra.
+
 Entry points are strings, so registering imports neither MuJoCo, MiniWorld nor the environment modules;
 ``import vlmreward.envs`` registers them. Keyword arguments of ``gymnasium.make`` reach the
 constructors (``task``, ``render_width``, ``render_height``, ``high_quality_render``), and
@@ -32,6 +38,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 
+from vlmreward.envs.metaworld import METAWORLD_TASKS, metaworld_env_id
 from vlmreward.envs.success import cartpole_upright
 
 __all__ = [
@@ -110,6 +117,14 @@ def register_envs() -> None:
         dict(id=VLMRM_MOUNTAIN_CAR_ID, entry_point="vlmreward.envs.vlmrm:VLMRMMountainCarEnv"),
         dict(id=VLMRM_HUMANOID_ID, entry_point="vlmreward.envs.vlmrm_humanoid:VLMRMHumanoidEnv"),
     ]
+    for task in METAWORLD_TASKS:
+        specs.append(
+            dict(
+                id=metaworld_env_id(task),
+                entry_point="vlmreward.envs.metaworld:MetaWorldEnv",
+                kwargs={"task": task},
+            )
+        )
     for spec in specs:
         if spec["id"] not in gym.registry:
             gym.register(**spec)

@@ -30,6 +30,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from vlmreward.errors import InvalidParameterError
+from vlmreward.envs.clips import ClipAssembler, DueClips, score_clips_batched
 from vlmreward.envs.wrappers import (
     NotRenderableError,
     RenderFrame,
@@ -40,6 +41,7 @@ from vlmreward.envs.wrappers import (
     score_frames,
 )
 from vlmreward.rewards.base import RewardModel
+from vlmreward.rewards.video import is_clip_reward
 
 __all__ = ["EpisodeRecord", "VLMRewardVecEnvWrapper", "VLMRewardVectorWrapper", "make_vlm_vec_env"]
 
@@ -121,7 +123,8 @@ class _EpisodeAccounts:
 
 @dataclass
 class _PendingStep:
-    frames: np.ndarray | list[Any]  # uint8 [n_envs, H, W, 3] (or stand-ins, see the module docstring); dropped once scored
+    frames: np.ndarray | list[Any] | DueClips  # uint8 [n_envs, H, W, 3] (or stand-ins, see the module docstring), or
+    # the clips due at this step for a clip reward; dropped once scored
     gt: np.ndarray  # float32 [n_envs]
     dones: np.ndarray  # bool [n_envs]
     successes: list[bool | None]
@@ -148,6 +151,12 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
     rewards (``"replace"``; ``"add"`` up to float rounding of the sum's order).
 
     Infos: ``"gt_reward"`` (environment reward) always, ``"vlm_reward"`` in per-step mode.
+
+    Clip rewards (:mod:`vlmreward.rewards.video`: ``episode_video``, ``window_video``) score each
+    sub-environment's episode (or its last ``window`` frames) instead of the frame: a
+    :class:`~vlmreward.envs.clips.ClipAssembler` keeps the frames, the reward of a clip goes to the
+    step it was due at (an episode's last step), other steps get 0; deferred, the clips of many
+    steps and sub-environments are scored together, ``score_batch_size`` frames a batch.
 
     Args:
         venv: the vector environment, sub-environments wrapped in ``RenderFrame``.
@@ -186,6 +195,10 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         self.weight = float(weight)
         self.deferred = deferred
         self.score_batch_size = int(score_batch_size)
+        self.clips = ClipAssembler(reward_model, self.num_envs) if is_clip_reward(reward_model) else None
+        if self.clips is not None and self.goal_key is not None:
+            raise InvalidParameterError("a clip reward cannot also be goal-conditioned (goal_info_key); use one or the other.")
+        self._pending_frames = 0  # deferred: frames stored and not yet scored
         self._steps: list[_PendingStep] = []  # deferred: steps since the last collect(), in order
         self._n_unscored = 0  # index of the first step in self._steps whose frames are not scored
         self.episodes = _EpisodeAccounts(self.num_envs)
@@ -193,6 +206,8 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
     def reset(self) -> Any:
         obs = self.venv.reset()
         self.episodes.clear_running()
+        if self.clips is not None:
+            self.clips.reset()
         return obs
 
     def step_wait(self) -> Any:
@@ -202,12 +217,14 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         successes = [info.get("is_success") for info in infos]
         goals = None if self.goal_key is None else [info.get(self.goal_key) for info in infos]
         episode_goals = [info.get("goal") if done else None for info, done in zip(infos, dones)]
+        items = frames if self.clips is None else self.clips.add(_frame_arrays(frames), np.asarray(dones, dtype=bool), infos)
         if self.deferred:
-            self._steps.append(_PendingStep(frames, gt, np.asarray(dones, dtype=bool), successes, None, goals, episode_goals))
-            if (len(self._steps) - self._n_unscored) * self.num_envs >= self.score_batch_size:
+            self._steps.append(_PendingStep(items, gt, np.asarray(dones, dtype=bool), successes, None, goals, episode_goals))
+            self._pending_frames += _frame_count(items)
+            if self._pending_frames >= self.score_batch_size:
                 self._score_pending()
             return obs, combine_rewards(gt, np.zeros_like(gt), self.mode, self.weight), dones, infos
-        vlm = score_frames(self.reward_model, frames, goals)
+        vlm = self._score_clips([items])[0] if self.clips is not None else score_frames(self.reward_model, frames, goals)
         self.episodes.add(vlm, gt, np.asarray(dones, dtype=bool), successes, goals=episode_goals)
         for info, value in zip(infos, vlm):
             info["vlm_reward"] = float(value)
@@ -217,6 +234,12 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         """Score every stored, unscored step in batches of ``score_batch_size`` frames."""
         pending = self._steps[self._n_unscored :]
         if not pending:
+            return
+        if self.clips is not None:
+            for step, values in zip(pending, self._score_clips([step.frames for step in pending])):
+                step.vlm, step.frames = values, None  # free the clips
+                self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals)
+            self._n_unscored, self._pending_frames = len(self._steps), 0
             return
         frames = _concatenate([step.frames for step in pending])
         goals = None if self.goal_key is None else [g for step in pending for g in (step.goals or [None] * self.num_envs)]
@@ -233,7 +256,26 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         for step, values in zip(pending, vlm):
             step.vlm, step.frames = values, step.frames[:0]  # free the frames
             self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals)
-        self._n_unscored = len(self._steps)
+        self._n_unscored, self._pending_frames = len(self._steps), 0
+
+    def _score_clips(self, steps: list[DueClips]) -> list[np.ndarray]:
+        """Each step's ``float32 [n_envs]`` clip rewards (0 where no clip was due), the clips of all
+        ``steps`` scored together, about ``score_batch_size`` frames a call."""
+        merged = DueClips([], [], None if steps[0].infos is None else [])
+        for due in steps:
+            merged.slots += due.slots
+            merged.clips += due.clips
+            if merged.infos is not None:
+                merged.infos += due.infos or []
+        frames_per_clip = max((len(c) for c in merged.clips), default=1)
+        scores = score_clips_batched(self.reward_model, merged, self.score_batch_size // frames_per_clip)
+        out, offset = [], 0
+        for due in steps:
+            values = np.zeros(self.num_envs, dtype=np.float32)
+            values[due.slots] = scores[offset : offset + len(due)]
+            out.append(values)
+            offset += len(due)
+        return out
 
     @property
     def pending_steps(self) -> int:
@@ -265,7 +307,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
     def discard(self) -> None:
         """Drop stored steps whose transitions no buffer will receive (an interrupted rollout)."""
         if self._steps:
-            self._steps, self._n_unscored = [], 0
+            self._steps, self._n_unscored, self._pending_frames = [], 0, 0
             self.episodes.clear_running()
 
     def pop_episodes(self) -> list[EpisodeRecord]:
@@ -276,6 +318,19 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
 def _stack(frames: list[Any]) -> np.ndarray | list[Any]:
     """``uint8 [N, H, W, 3]`` of frame arrays; the list itself when it holds stand-ins (module docstring)."""
     return np.stack(frames) if all(isinstance(f, np.ndarray) for f in frames) else frames
+
+
+def _frame_arrays(frames: np.ndarray | list[Any]) -> np.ndarray:
+    if not isinstance(frames, np.ndarray):
+        raise InvalidParameterError("clip rewards need the frames themselves; this vector environment sends stand-ins (a reward service).")
+    return frames
+
+
+def _frame_count(items: np.ndarray | list[Any] | DueClips) -> int:
+    """Frames stored for one step: one per sub-environment, or those of the clips due."""
+    if isinstance(items, DueClips):
+        return sum(len(c) for c in items.clips)
+    return len(items)
 
 
 def _concatenate(parts: list[np.ndarray | list[Any]]) -> np.ndarray | list[Any]:
@@ -342,6 +397,11 @@ class VLMRewardVectorWrapper(gym.vector.VectorWrapper):
             raise InvalidParameterError(
                 "SAME_STEP auto-reset resets a finished sub-environment before it can be rendered; "
                 "use the default NEXT_STEP mode."
+            )
+        if is_clip_reward(reward_model):
+            raise InvalidParameterError(
+                "clip rewards (episode_video, window_video) keep each episode's frames through auto-resets; wrap an SB3 "
+                "VecEnv with VLMRewardVecEnvWrapper (vlmreward.envs.make_vlm_vec_env) instead."
             )
         self.reward_model = reward_model
         self.mode = mode

@@ -22,7 +22,9 @@ import gymnasium as gym
 import numpy as np
 
 from vlmreward.errors import InvalidFramesError, InvalidParameterError, VLMRewardError
+from vlmreward.envs.clips import ClipAssembler, score_clips_batched
 from vlmreward.rewards.base import RewardModel
+from vlmreward.rewards.video import is_clip_reward
 
 __all__ = [
     "VLMRewardWrapper",
@@ -112,7 +114,9 @@ class VLMRewardWrapper(gym.Wrapper):
     scored by ``reward_model``; the reward returned is ``weight · r_vlm`` (``mode="replace"``,
     VLM-RM's set-up) or ``r_env + weight · r_vlm`` (``mode="add"``), as a Python float.
     ``info["gt_reward"]`` keeps the environment's reward, ``info["vlm_reward"]`` the VLM's. A
-    goal-aware reward model scores the frame against the step's ``info["goal"]``.
+    goal-aware reward model scores the frame against the step's ``info["goal"]``. A clip reward
+    (:mod:`vlmreward.rewards.video`) scores the episode at its last step (``episode_video``) or the
+    last ``window`` frames at every step (``window_video``), 0 otherwise (:mod:`vlmreward.envs.clips`).
 
     For many environments, score all frames of a step in one batch with
     :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` instead.
@@ -136,12 +140,23 @@ class VLMRewardWrapper(gym.Wrapper):
         self.mode = mode
         self.weight = float(weight)
         self.goal_key = goal_info_key(reward_model)
+        self.clips = ClipAssembler(reward_model, 1) if is_clip_reward(reward_model) else None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        if self.clips is not None:
+            self.clips.reset()
+        return self.env.reset(**kwargs)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
         obs, gt_reward, terminated, truncated, info = self.env.step(action)
-        goals = None if self.goal_key is None else [info.get(self.goal_key)]
-        vlm_reward = score_frames(self.reward_model, _rendered(self.env)[None], goals)
         info["gt_reward"] = float(gt_reward)
+        if self.clips is not None:  # a clip reward: the episode's (or window's) clip when one is due, else 0
+            due = self.clips.add([_rendered(self.env)], [terminated or truncated], [info])
+            vlm_reward = np.zeros(1, dtype=np.float32)
+            vlm_reward[due.slots] = score_clips_batched(self.reward_model, due, 1)
+        else:
+            goals = None if self.goal_key is None else [info.get(self.goal_key)]
+            vlm_reward = score_frames(self.reward_model, _rendered(self.env)[None], goals)
         info["vlm_reward"] = float(vlm_reward[0])
         reward = combine_rewards(np.float32(gt_reward), vlm_reward, self.mode, self.weight)
         return obs, float(reward[0]), terminated, truncated, info

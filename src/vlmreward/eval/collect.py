@@ -10,6 +10,11 @@
   grid of pole angles and cart positions, MountainCar's positions along the track, the
   Humanoid's hand-set poses, MiniWorldGoals' goal states;
 
+* ``"expert"``: episodes alternating between the family's scripted expert (even episodes; the
+  probe's :meth:`~vlmreward.envs.probes.EnvProbe.expert_policy`, e.g. Meta-World's own policies)
+  and uniformly random actions (odd episodes), so that successful and failed episodes both
+  appear for episode-level metrics;
+
 * a run directory of ``vlmreward train``: episodes of the trained stable-baselines3 policy
   (deterministic actions), when :mod:`vlmreward.rl` is installed.
 
@@ -49,7 +54,7 @@ __all__ = [
     "DEFAULT_SWEEP_FRAMES",
 ]
 
-POLICY_KINDS = ("random", "scripted")
+POLICY_KINDS = ("random", "scripted", "expert")
 """Policies by name; anything else given as a policy is a run directory."""
 
 DEFAULT_EPISODES = 10
@@ -98,11 +103,23 @@ class _Policy:
     env_id: str | None = None
     env_kwargs: dict[str, Any] | None = None
     wrap: Callable[[gym.Env], gym.Env] | None = None  # what the policy's observations need (goal embedding)
+    episode: int = 0  # the episode being recorded (the expert policy alternates on it)
 
 
 def _random_policy(env: gym.Env, seed: int) -> _Policy:
     env.action_space.seed(seed)
     return _Policy("random", lambda obs: env.action_space.sample(), {"kind": "random", "seed": seed})
+
+
+def _expert_policy(env: gym.Env, probe: EnvProbe, seed: int) -> _Policy:
+    """Expert in even episodes, random in odd ones (see the module docstring)."""
+    expert = probe.expert_policy()
+    if expert is None:
+        raise PolicyError(f"{env_name(env)} has no scripted expert; use --policy random, scripted, or a run directory.")
+    random = _random_policy(env, seed)
+    policy = _Policy("expert", expert, {"kind": "expert", "seed": seed, "episodes": "even: the scripted expert; odd: random actions"})
+    policy.act = lambda obs: expert(obs) if policy.episode % 2 == 0 else random.act(obs)
+    return policy
 
 
 def _run_policy(run_dir: Path) -> _Policy:
@@ -206,7 +223,7 @@ def collect(
         run_dir = Path(policy_name)
         if not run_dir.is_dir():
             raise PolicyError(
-                f"--policy {policy_name!r} is neither 'random', 'scripted' nor an existing run directory of "
+                f"--policy {policy_name!r} is neither 'random', 'scripted', 'expert' nor an existing run directory of "
                 "`vlmreward train`."
             )
         run = _run_policy(run_dir)
@@ -226,7 +243,9 @@ def collect(
     try:
         first_obs, reset_info = env.reset(seed=seed)
         probe = probe_for(env, reset_info)
-        if run is None:
+        if run is None and policy_name == "expert":
+            pol = _expert_policy(env, probe, seed)
+        elif run is None:
             pol = _random_policy(env, seed) if not scripted else _Policy("scripted", lambda obs: None, {})
         else:
             pol = run
@@ -354,5 +373,6 @@ def _record_episodes(
             if episodes is not None and finished >= episodes:
                 return finished
             episode, step = episode + 1, 0
+            policy.episode = episode
             obs, _ = env.reset()
             probe.observe(obs)

@@ -39,7 +39,9 @@ from vlmreward.eval.embeddings import embed_dataset, frame_rewards, resize_note,
 from vlmreward.eval.metrics import DetectionMetrics, correlations, detection_metrics, epic_distance
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.rewards import DEFAULT_TEMPERATURE
+from vlmreward.eval.episodes import dataset_clip_rewards, episode_metrics
 from vlmreward.eval.settings import RewardSetting, build_reward, reward_settings
+from vlmreward.rewards.video import is_clip_reward
 
 __all__ = [
     "RewardEvaluation",
@@ -76,6 +78,9 @@ class RewardEvaluation:
         notes: why something is missing.
         groups: per value of the grouping column: the scalar metrics (:meth:`summary`) on its
             frames, with ``frames`` and ``positives``.
+        episodes: for an episode reward (``episode_video``): the episode-level metrics of
+            :func:`~vlmreward.eval.episodes.episode_metrics` (AP and ROC-AUC against episode
+            success, EPIC distance to the episodes' returns), else None.
     """
 
     name: str
@@ -89,6 +94,7 @@ class RewardEvaluation:
     threshold_at_precision: ThresholdChoice | None = None
     notes: list[str] = field(default_factory=list)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    episodes: dict[str, Any] | None = None
 
     def summary(self) -> dict[str, Any]:
         """Scalar metrics: AP, ROC-AUC, best F1 and its threshold, EPIC distances, correlations."""
@@ -119,6 +125,8 @@ class RewardEvaluation:
         out["notes"] = self.notes
         if self.groups:
             out["groups"] = self.groups
+        if self.episodes is not None:
+            out["episodes"] = self.episodes
         return json_safe(out)
 
 
@@ -390,7 +398,9 @@ def score_dataset(
         embedded = embed_dataset(model, dataset, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
     results = []
     for s, r in rewards_objects:
-        if embedded is None or not scores_embeddings(r):
+        if is_clip_reward(r):  # episodes replayed through the environments' clip path
+            values = dataset_clip_rewards(r, dataset, progress=progress)
+        elif embedded is None or not scores_embeddings(r):
             values = frame_rewards(r, dataset.frames, batch_size, progress)
         elif frame_goals is None:
             values = r.from_embeddings(embedded.embeddings)
@@ -399,6 +409,8 @@ def score_dataset(
         result = score_rewards(s.name, values, labels, ref, target_precision, r.describe())
         if groups is not None:
             result.groups = group_summaries(result.rewards, labels, ref, groups, target_precision)
+        if is_clip_reward(r) and r.clip_mode == "episode":
+            result.episodes = episode_metrics(values, dataset, labels, ref)
         results.append(result)
 
     calibration: dict[str, Any] = {}

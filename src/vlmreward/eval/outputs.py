@@ -148,6 +148,11 @@ def write_evaluation(
             {r.name: {g: v["average_precision"] for g, v in r.groups.items()} for r in results},
             title=f"average precision per {group_by}",
         )
+    episodic = next((r for r in results if r.episodes is not None), None)
+    if episodic is not None:
+        from vlmreward.eval.episodes import draw_filmstrips
+
+        files["episodes"] = draw_filmstrips(dataset, episodic.episodes, out / "episodes.png")
     files["frames"] = out / PLOT_FILES["frames"]
     plots.plot_extreme_frames(files["frames"], dataset.frames, results[0].rewards, labels, title=f"{results[0].name}: {title}")
 

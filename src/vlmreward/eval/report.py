@@ -109,6 +109,18 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
             f"<h2>Metrics per {by}</h2>"
             + table(["setting", by, "frames", "positives", "AP", "ROC-AUC", "best F1"], grouped, [False, False] + [True] * 5)
         )
+    episodic = [
+        [r["name"], e["episodes"], e["positives"], e["average_precision"], e["roc_auc"], e["epic_distance"]]
+        for r in metrics["results"] for e in [r.get("episodes")] if e
+    ]
+    if episodic:
+        rule = html.escape(next(r["episodes"]["success_rule"] for r in metrics["results"] if r.get("episodes")))
+        parts.append(
+            "<h2>Per episode</h2>"
+            + table(["setting", "episodes", "successes", "AP", "ROC-AUC", "EPIC to return"], episodic, [False] + [True] * 5)
+            + f"<p>The episode's score against its success ({rule}); the EPIC distance compares the episode "
+            "scores with the episodes' ground-truth returns. The filmstrips show the highest and lowest scored episodes.</p>"
+        )
     calibration = metrics.get("calibration") or {}
     if calibration.get("alpha_by_epic", {}).get("alpha") is not None:
         c = calibration["alpha_by_epic"]

@@ -1,4 +1,5 @@
-"""Hugging Face ``transformers`` backend: ``CLIPModel`` and ``SiglipModel``, and the generative VLMs of :mod:`.generative`.
+"""Hugging Face ``transformers`` backend: ``CLIPModel`` and ``SiglipModel``, the video model X-CLIP
+(:mod:`.video`) and the generative VLMs of :mod:`.generative`.
 
 Loads a hub id (``openai/clip-vit-base-patch32``, ``google/siglip-base-patch16-224``) or a local
 directory written by ``save_pretrained`` (model, tokenizer and image processor saved together).
@@ -19,6 +20,7 @@ from vlmreward.models.base import VisionLanguageModel
 from vlmreward.models.generative import GENERATIVE_MODEL_TYPES, load_generative_model
 from vlmreward.models.hub import hub_context
 from vlmreward.models.preprocess import PreprocessConfig, ResizeMode
+from vlmreward.models.video import VIDEO_MODEL_TYPES
 
 __all__ = ["HFModel", "load_hf_model", "SUPPORTED_MODEL_TYPES"]
 
@@ -132,14 +134,12 @@ def _load(
     config = AutoConfig.from_pretrained(path)
     if config.model_type in GENERATIVE_MODEL_TYPES:
         return load_generative_model(name, path, config.model_type, device=device, dtype=dtype)
-    if config.model_type not in SUPPORTED_MODEL_TYPES:
+    if config.model_type not in SUPPORTED_MODEL_TYPES + VIDEO_MODEL_TYPES:
         raise ModelNotFoundError(
             f"model {name!r} is a {config.model_type!r} model; the transformers backend loads "
-            f"{' and '.join(SUPPORTED_MODEL_TYPES)} models and the generative VLMs {', '.join(GENERATIVE_MODEL_TYPES)}."
+            f"{' and '.join(SUPPORTED_MODEL_TYPES)} models, the video model X-CLIP and the generative VLMs "
+            f"{', '.join(GENERATIVE_MODEL_TYPES)}."
         )
-    model_class = transformers.SiglipModel if config.model_type == "siglip" else transformers.CLIPModel
-    model = model_class.from_pretrained(path, dtype=dtype or torch.float32).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
     processor = AutoImageProcessor.from_pretrained(path, backend="pil")
     size = processor.crop_size if getattr(processor, "do_center_crop", False) else processor.size
     image_size = size.get("height") or size.get("shortest_edge") or config.vision_config.image_size
@@ -152,6 +152,13 @@ def _load(
         antialias=antialias,
         crop_rounding="floor",
     )
+    if config.model_type in VIDEO_MODEL_TYPES:
+        from vlmreward.models.video import load_xclip_model
+
+        return load_xclip_model(name, path, device=device, dtype=dtype, preprocess_config=preprocess_config, truncate=truncate)
+    model_class = transformers.SiglipModel if config.model_type == "siglip" else transformers.CLIPModel
+    model = model_class.from_pretrained(path, dtype=dtype or torch.float32).to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(path)
     return HFModel(
         model,
         tokenizer,

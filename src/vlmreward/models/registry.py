@@ -91,7 +91,10 @@ def load_model(
             format) or ``"open_clip:local-dir:PATH"``; or a generative VLM's hub id or directory
             (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, SmolVLM/Idefics3, PaliGemma; ``model_type`` in
             :data:`~vlmreward.models.generative.GENERATIVE_MODEL_TYPES`), which loads as a
-            :class:`~vlmreward.models.generative.GenerativeVLM` for the VQA reward kinds.
+            :class:`~vlmreward.models.generative.GenerativeVLM` for the VQA reward kinds; or an
+            X-CLIP hub id or directory (``microsoft/xclip-base-patch32``, ``model_type: xclip``),
+            which loads as a :class:`~vlmreward.models.video.VideoLanguageModel` for the
+            ``episode_video`` and ``window_video`` kinds.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         dtype: weight dtype, ``torch.float16``/``"bf16"``/...; default ``float32``. Embeddings are
             returned as ``float32`` whatever the weights.

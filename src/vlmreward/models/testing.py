@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_clip_bpe_tokenizer_files", "write_tiny_clip", "render_cartpole_frames"]
+__all__ = ["write_clip_bpe_tokenizer_files", "write_tiny_clip", "write_tiny_xclip", "render_cartpole_frames"]
 
 
 def write_clip_bpe_tokenizer_files(directory: Path) -> tuple[Path, Path]:
@@ -78,6 +78,48 @@ def write_tiny_clip(directory: str | Path) -> Path:
         vocab_file, merges_file = write_clip_bpe_tokenizer_files(Path(build))
         CLIPTokenizer(str(vocab_file), str(merges_file)).save_pretrained(directory)
     CLIPImageProcessorPil().save_pretrained(directory)  # CLIP's defaults: shortest edge 224, bicubic
+    return directory
+
+
+def write_tiny_xclip(directory: str | Path, num_frames: int = 8) -> Path:
+    """Save a tiny random X-CLIP to ``directory`` (a ``save_pretrained`` directory).
+
+    ``microsoft/xclip-base-patch32``'s layout (224 px, patch 32, ``num_frames`` frames, the
+    multi-frame integration transformer and the video-specific prompt generator), CLIP's real
+    tokenizer and image processor, but 2 layers of width 32 and random weights (seed 0).
+
+    Returns:
+        ``directory``.
+    """
+    import torch
+
+    from vlmreward.models._compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    from transformers import CLIPImageProcessorPil, CLIPTokenizer, XCLIPConfig, XCLIPModel
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    config = XCLIPConfig(
+        text_config=dict(
+            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=2, max_position_embeddings=77,
+        ),
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+            image_size=224, patch_size=32, num_frames=num_frames, mit_hidden_size=16,
+            mit_intermediate_size=32, mit_num_hidden_layers=1, mit_num_attention_heads=2,
+        ),
+        projection_dim=16,
+        prompt_layers=1,
+        prompt_num_attention_heads=2,
+    )
+    XCLIPModel(config).eval().save_pretrained(directory)
+    with tempfile.TemporaryDirectory(prefix="vlmreward-clip-bpe-") as build:
+        vocab_file, merges_file = write_clip_bpe_tokenizer_files(Path(build))
+        CLIPTokenizer(str(vocab_file), str(merges_file)).save_pretrained(directory)
+    CLIPImageProcessorPil().save_pretrained(directory)  # X-CLIP's processor is CLIP's: shortest edge 224, crop 224
     return directory
 
 

@@ -22,10 +22,14 @@ def require_embedding_model(model: Any, reward: str) -> Any:
         InvalidParameterError: a generative VLM (or anything else) given to a contrastive reward.
     """
     if not (hasattr(model, "encode_images") and hasattr(model, "encode_text")):
+        hint = (
+            "With a video-language model use --reward-kind episode_video (or window_video)."
+            if hasattr(model, "encode_videos")
+            else "With a generative VLM use --reward-kind vqa (or vqa_contrastive)."
+        )
         raise InvalidParameterError(
             f"the {reward} reward compares image and text embeddings of a contrastive model (CLIP, SigLIP); "
-            f"{getattr(model, 'name', model)!r} is a {type(model).__name__}. With a generative VLM use --reward-kind vqa "
-            "(or vqa_contrastive)."
+            f"{getattr(model, 'name', model)!r} is a {type(model).__name__}. {hint}"
         )
     return model
 

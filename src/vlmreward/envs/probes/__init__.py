@@ -14,7 +14,8 @@ derived first. An environment with no registered probe gets a :class:`GenericPro
 Adding an environment family is one file that subclasses :class:`EnvProbe` and decorates it
 with :func:`register_probe` (see ``docs/extending.md``); the probes of this package are
 :mod:`~vlmreward.envs.probes.classic_control` (CartPole, MountainCarContinuous),
-:mod:`~vlmreward.envs.probes.humanoid` (gymnasium's Humanoid v4/v5 and ours) and
+:mod:`~vlmreward.envs.probes.humanoid` (gymnasium's Humanoid v4/v5 and ours),
+:mod:`~vlmreward.envs.probes.metaworld` (Meta-World tasks) and
 :mod:`~vlmreward.envs.probes.miniworld` (MiniWorldGoals).
 """
 
@@ -107,7 +108,7 @@ def default_env_kwargs(env_id: str) -> dict[str, Any]:
 
 
 def _load_builtin_probes() -> None:
-    from vlmreward.envs.probes import classic_control, humanoid, miniworld  # noqa: F401, PLC0415 - they register
+    from vlmreward.envs.probes import classic_control, humanoid, metaworld, miniworld  # noqa: F401, PLC0415 - they register
 
 
 def env_name(env: gym.Env) -> str:
@@ -185,6 +186,10 @@ class EnvProbe:
     def extra_metadata(self) -> dict[str, Any]:
         """Entries added to ``metadata.json``."""
         return {}
+
+    def expert_policy(self) -> Callable[[Any], Any] | None:
+        """A scripted expert ``obs → action`` of the family (``collect --policy expert``), or None."""
+        return None
 
 
 class GenericProbe(EnvProbe):
