@@ -5,8 +5,9 @@ keeps every frame of its episode and, when the episode ends, runs the video mode
 episode. vlmreward's path is the deferred one: a :class:`~vlmreward.envs.clips.ClipAssembler`
 keeps each sub-environment's frames, hands over the episode's clip (already sampled to the
 model's ``num_frames``) at its end, and :func:`~vlmreward.envs.clips.score_clips_batched` scores
-the clips of many episodes in one forward pass. Both produce the same rewards (checked here to
-float tolerance); the ratio is episodes/s measured round-robin in one run.
+the clips of many episodes together, ``clips_per_batch`` episodes a forward pass (1, half the
+environments, all of them). All produce the same rewards (checked here to float tolerance); the
+ratios are episodes/s measured round-robin in one run.
 
 The model is a random-weight X-CLIP of ``microsoft/xclip-base-patch32``'s architecture
 (``XCLIPConfig()``: ViT-B/32, 8 frames), saved and loaded through :func:`vlmreward.load_model`;
@@ -101,19 +102,25 @@ def main() -> None:
         naive.last = np.array(out)
         return episodes
 
-    def batched() -> int:
-        assembler = ClipAssembler(reward, n_envs)
-        due_all = []
-        for t in range(length):
-            due = assembler.add([frames[t]] * n_envs, [t == length - 1] * n_envs)
-            if len(due):
-                due_all.append(due)
-        merged = due_all[0]
-        batched.last = score_clips_batched(reward, merged, clips_per_batch=n_envs)
-        return episodes
+    def batched(clips_per_batch: int):
+        def run() -> int:
+            assembler = ClipAssembler(reward, n_envs)
+            due_all = []
+            for t in range(length):
+                due = assembler.add([frames[t]] * n_envs, [t == length - 1] * n_envs)
+                if len(due):
+                    due_all.append(due)
+            run.last = score_clips_batched(reward, due_all[0], clips_per_batch=clips_per_batch)
+            return episodes
 
-    timings = interleaved({"naive per-episode loop (RoboCLIP)": naive, "vlmreward deferred, batched across episodes": batched}, repeats)
-    np.testing.assert_allclose(batched.last, naive.last, rtol=0, atol=1e-4)
+        return run
+
+    variants = {"naive per-episode loop (RoboCLIP)": naive}
+    for k in dict.fromkeys([1, max(1, n_envs // 2), n_envs]):
+        variants[f"vlmreward deferred, {k} episode(s) a forward pass"] = batched(k)
+    timings = interleaved(variants, repeats)
+    for name, fn in variants.items():
+        np.testing.assert_allclose(fn.last, naive.last, rtol=0, atol=1e-4)
     base = timings["naive per-episode loop (RoboCLIP)"]["per_s"]
     rows = [{"variant": k, "episodes_per_s": v["per_s"], "vs_naive": v["per_s"] / base} for k, v in timings.items()]
     for row in rows:

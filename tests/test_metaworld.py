@@ -135,7 +135,7 @@ def test_collect_and_evaluate_meta_world_episodes(tiny_xclip, tmp_path):
     assert result.exit_code == 2 and "no scripted expert" in result.output
 
 
-def _episode_return(policy, task, episodes=8, length=32):
+def _episode_return(policy, task, episodes=10, length=32):
     env = gym.make(metaworld_env_id(task), episode_length=length, time_limit="terminate", observe_time=True)
     returns = []
     for k in range(episodes):
@@ -152,20 +152,17 @@ def _episode_return(policy, task, episodes=8, length=32):
 
 @pytest.mark.slow
 def test_a_policy_learns_from_an_episode_level_reward(tmp_path):
-    """The informative control: ``episode_info_oracle`` (Meta-World's own reward of the episode's last
-    step, paid only at the episode's end, through the same deferred clip path as ``episode_video``)
-    trains SAC on reach to a higher ground-truth return than a random policy."""
-    from stable_baselines3 import SAC
+    """The informative control: ``episode_info_oracle`` (-10 × the hand's mean distance to the target,
+    paid only at the episode's end, through the same deferred clip path as ``episode_video``) trains
+    PPO on reach to a Meta-World return far above a random policy's (measured: 125.6 against 47.0)."""
+    from stable_baselines3 import PPO
 
     config = load_config(CONFIGS / "reach_episode_oracle.yaml", [
-        "total_steps=3000", "env.n_envs=2", "eval_every=null", "video=false", f"output_dir={tmp_path}",
-        "checkpoint_every=100000", "reward.statistic=last", "algorithm_kwargs.gamma=0.95",
-        "algorithm_kwargs.learning_rate=0.001", "algorithm_kwargs.learning_starts=300", "algorithm_kwargs.batch_size=64",
-        "algorithm_kwargs.buffer_size=20000",
+        "total_steps=5000", "eval_every=null", "video=false", f"output_dir={tmp_path}", "checkpoint_every=100000",
     ])
     run_dir = train(config, progress_bar=False)
-    model = SAC.load(run_dir / "final_model.zip", device="cpu")
+    model = PPO.load(run_dir / "final_model.zip", device="cpu")
     trained = _episode_return(lambda obs: model.predict(obs, deterministic=True)[0], "reach")
     rng = np.random.default_rng(0)
     random = _episode_return(lambda obs: rng.uniform(-1, 1, 4).astype(np.float32), "reach")
-    assert trained > random + 10.0, (trained, random)
+    assert trained > random + 30.0, (trained, random)
