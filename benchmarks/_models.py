@@ -13,9 +13,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from vlmreward.models.testing import write_clip_bpe_tokenizer_files
+from vlmreward.models.testing import write_clip_family_model
 
-__all__ = ["vit_b32_directory"]
+__all__ = ["vit_b32_directory", "xclip_base_directory"]
 
 _DEFAULT_DIR = Path(tempfile.gettempdir()) / "vlmreward-bench-vit-b32"
 
@@ -29,21 +29,26 @@ def vit_b32_directory(directory: str | os.PathLike | None = None) -> Path:
     Returns:
         The directory, loadable with ``vlmreward.load_model(path)`` and ``CLIPModel.from_pretrained``.
     """
-    import torch
-
     from vlmreward.models._compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+    from transformers import CLIPConfig, CLIPModel
 
     path = Path(directory) if directory is not None else _DEFAULT_DIR
     if (path / "config.json").is_file() and (path / "preprocessor_config.json").is_file():
         return path
-    path.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    CLIPModel(CLIPConfig()).eval().save_pretrained(path)
-    with tempfile.TemporaryDirectory() as build:
-        vocab_file, merges_file = write_clip_bpe_tokenizer_files(Path(build))
-        CLIPTokenizer(str(vocab_file), str(merges_file)).save_pretrained(path)
-    CLIPImageProcessorPil().save_pretrained(path)  # CLIP's defaults: shortest edge 224, centre crop, bicubic
-    return path
+    return write_clip_family_model(path, lambda: CLIPModel(CLIPConfig()))
+
+
+def xclip_base_directory(directory: str | os.PathLike | None = None) -> Path:
+    """A ``save_pretrained`` directory of a random-weight X-CLIP base/32 (``XCLIPConfig()``: ViT-B/32,
+    8 frames; built once, reused) with CLIP's tokenizer and image processor."""
+    from vlmreward.models._compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    from transformers import XCLIPConfig, XCLIPModel
+
+    path = Path(directory) if directory is not None else Path(tempfile.gettempdir()) / "vlmreward-bench-xclip-base"
+    if (path / "config.json").is_file() and (path / "preprocessor_config.json").is_file():
+        return path
+    return write_clip_family_model(path, lambda: XCLIPModel(XCLIPConfig()))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -34,30 +33,11 @@ import torch  # noqa: E402
 
 import vlmreward  # noqa: E402
 from _common import interleaved, save_results  # noqa: E402
+from _models import xclip_base_directory  # noqa: E402
 from vlmreward.envs.clips import ClipAssembler, score_clips_batched  # noqa: E402
 from vlmreward.rewards.video import EpisodeVideoReward  # noqa: E402
 
 GOAL = "robot opening green drawer"
-
-
-def xclip_base_directory(path: Path) -> Path:
-    """A ``save_pretrained`` directory of a random-weight X-CLIP base/32 (built once)."""
-    from vlmreward.models._compat import ensure_torchvision_importable
-    from vlmreward.models.testing import write_clip_bpe_tokenizer_files
-
-    ensure_torchvision_importable()
-    from transformers import CLIPImageProcessorPil, CLIPTokenizer, XCLIPConfig, XCLIPModel
-
-    if (path / "config.json").is_file():
-        return path
-    path.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    XCLIPModel(XCLIPConfig()).eval().save_pretrained(path)
-    with tempfile.TemporaryDirectory() as build:
-        vocab, merges = write_clip_bpe_tokenizer_files(Path(build))
-        CLIPTokenizer(str(vocab), str(merges)).save_pretrained(path)
-    CLIPImageProcessorPil().save_pretrained(path)
-    return path
 
 
 def record_frames(n: int, size: int) -> np.ndarray:
@@ -89,7 +69,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     n_envs, length, repeats = (4, 16, 1) if args.quick else (8, 128, 3)
-    model_name = args.model or str(xclip_base_directory(Path(tempfile.gettempdir()) / "vlmreward-bench-xclip-base"))
+    model_name = args.model or str(xclip_base_directory())
     model = vlmreward.load_model(model_name, device=args.device)
     reward = EpisodeVideoReward(model, goal=GOAL)
     frames = record_frames(length, 224)

@@ -189,7 +189,7 @@ def test_collect_from_a_trained_run(tmp_path):
 def test_collect_bad_input(tmp_path, cartpole_sweep):
     assert_user_error(run("collect", "Pendulum-v1", "--out", tmp_path / "p", "--policy", "scripted"), "no scripted sweep for Pendulum-v1")
     assert_user_error(run("collect", "vlmreward/CartPole-v1", "--out", tmp_path / "p", "--policy", "greedy"),
-                      "neither 'random', 'scripted' nor an existing run directory")
+                      "neither 'random', 'scripted', 'expert' nor an existing run directory")
     assert_user_error(run("collect", "vlmreward/CartPole-v1", "--out", tmp_path / "p", "--policy", "scripted", "--episodes", 3),
                       "has no episodes")
     assert_user_error(run("collect", "NoSuchEnv-v0", "--out", tmp_path / "p"), "unknown environment 'NoSuchEnv-v0'")

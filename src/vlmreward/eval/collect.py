@@ -116,9 +116,9 @@ def _expert_policy(env: gym.Env, probe: EnvProbe, seed: int) -> _Policy:
     expert = probe.expert_policy()
     if expert is None:
         raise PolicyError(f"{env_name(env)} has no scripted expert; use --policy random, scripted, or a run directory.")
-    random = _random_policy(env, seed)
+    uniform = _random_policy(env, seed)
     policy = _Policy("expert", expert, {"kind": "expert", "seed": seed, "episodes": "even: the scripted expert; odd: random actions"})
-    policy.act = lambda obs: expert(obs) if policy.episode % 2 == 0 else random.act(obs)
+    policy.act = lambda obs: expert(obs) if policy.episode % 2 == 0 else uniform.act(obs)
     return policy
 
 

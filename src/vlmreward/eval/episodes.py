@@ -112,7 +112,8 @@ def episode_metrics(rewards: np.ndarray, dataset: Any, labels: np.ndarray | None
         d = detection_metrics(scores, success)
         out.update(average_precision=d.average_precision, roc_auc=d.roc_auc)
     else:
-        out["notes"].append("AP and ROC-AUC need successful and failed episodes; " + ("no label." if success is None else f"{int(success.sum() if success is not None else 0)} of {len(rows)} succeeded."))
+        why = "the dataset has no success label" if success is None else f"{int(success.sum())} of {len(rows)} episodes succeeded"
+        out["notes"].append(f"AP and ROC-AUC need successful and failed episodes; {why}.")
     out["epic_distance"] = epic_distance(scores, returns) if len(rows) > 2 else math.nan
     out.update(scores=scores.tolist(), success=None if success is None else success.tolist(), gt_return=returns.tolist())
     return out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_clip_bpe_tokenizer_files", "write_tiny_clip", "write_tiny_xclip", "render_cartpole_frames"]
+__all__ = ["write_clip_bpe_tokenizer_files", "write_clip_family_model", "write_tiny_clip", "write_tiny_xclip", "render_cartpole_frames"]
 
 
 def write_clip_bpe_tokenizer_files(directory: Path) -> tuple[Path, Path]:
@@ -42,6 +42,36 @@ def write_clip_bpe_tokenizer_files(directory: Path) -> tuple[Path, Path]:
     return vocab_file, merges_file
 
 
+_TINY_TEXT = dict(vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                  max_position_embeddings=77)
+_TINY_VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=224, patch_size=32)
+
+
+def write_clip_family_model(directory: str | Path, build_model) -> Path:  # noqa: ANN001
+    """Save ``build_model()`` (called after ``torch.manual_seed(0)``) with CLIP's real tokenizer and
+    image processor to ``directory``: what every CLIP-family test and benchmark model shares.
+
+    Returns:
+        ``directory``.
+    """
+    import torch
+
+    from vlmreward.models._compat import ensure_torchvision_importable
+
+    ensure_torchvision_importable()
+    from transformers import CLIPImageProcessorPil, CLIPTokenizer
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    build_model().eval().save_pretrained(directory)
+    with tempfile.TemporaryDirectory(prefix="vlmreward-clip-bpe-") as build:
+        vocab_file, merges_file = write_clip_bpe_tokenizer_files(Path(build))
+        CLIPTokenizer(str(vocab_file), str(merges_file)).save_pretrained(directory)
+    CLIPImageProcessorPil().save_pretrained(directory)  # CLIP's defaults (X-CLIP's too): shortest edge 224, crop, bicubic
+    return directory
+
+
 def write_tiny_clip(directory: str | Path) -> Path:
     """Save the test suite's tiny random CLIP to ``directory`` (a ``save_pretrained`` directory).
 
@@ -52,33 +82,13 @@ def write_tiny_clip(directory: str | Path) -> Path:
     Returns:
         ``directory``.
     """
-    import torch
-
     from vlmreward.models._compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()
-    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPTokenizer
+    from transformers import CLIPConfig, CLIPModel
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    config = CLIPConfig(
-        text_config=dict(
-            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, max_position_embeddings=77,
-        ),
-        vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            image_size=224, patch_size=32,
-        ),
-        projection_dim=16,
-    )
-    CLIPModel(config).eval().save_pretrained(directory)
-    with tempfile.TemporaryDirectory(prefix="vlmreward-clip-bpe-") as build:
-        vocab_file, merges_file = write_clip_bpe_tokenizer_files(Path(build))
-        CLIPTokenizer(str(vocab_file), str(merges_file)).save_pretrained(directory)
-    CLIPImageProcessorPil().save_pretrained(directory)  # CLIP's defaults: shortest edge 224, bicubic
-    return directory
+    config = CLIPConfig(text_config=_TINY_TEXT, vision_config=_TINY_VISION, projection_dim=16)
+    return write_clip_family_model(directory, lambda: CLIPModel(config))
 
 
 def write_tiny_xclip(directory: str | Path, num_frames: int = 8) -> Path:
@@ -91,36 +101,16 @@ def write_tiny_xclip(directory: str | Path, num_frames: int = 8) -> Path:
     Returns:
         ``directory``.
     """
-    import torch
-
     from vlmreward.models._compat import ensure_torchvision_importable
 
     ensure_torchvision_importable()
-    from transformers import CLIPImageProcessorPil, CLIPTokenizer, XCLIPConfig, XCLIPModel
+    from transformers import XCLIPConfig, XCLIPModel
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    config = XCLIPConfig(
-        text_config=dict(
-            vocab_size=49408, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-            num_attention_heads=2, max_position_embeddings=77,
-        ),
-        vision_config=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            image_size=224, patch_size=32, num_frames=num_frames, mit_hidden_size=16,
-            mit_intermediate_size=32, mit_num_hidden_layers=1, mit_num_attention_heads=2,
-        ),
-        projection_dim=16,
-        prompt_layers=1,
-        prompt_num_attention_heads=2,
-    )
-    XCLIPModel(config).eval().save_pretrained(directory)
-    with tempfile.TemporaryDirectory(prefix="vlmreward-clip-bpe-") as build:
-        vocab_file, merges_file = write_clip_bpe_tokenizer_files(Path(build))
-        CLIPTokenizer(str(vocab_file), str(merges_file)).save_pretrained(directory)
-    CLIPImageProcessorPil().save_pretrained(directory)  # X-CLIP's processor is CLIP's: shortest edge 224, crop 224
-    return directory
+    vision = dict(_TINY_VISION, num_frames=num_frames, mit_hidden_size=16, mit_intermediate_size=32,
+                  mit_num_hidden_layers=1, mit_num_attention_heads=2)
+    config = XCLIPConfig(text_config=_TINY_TEXT, vision_config=vision, projection_dim=16, prompt_layers=1,
+                         prompt_num_attention_heads=2)
+    return write_clip_family_model(directory, lambda: XCLIPModel(config))
 
 
 def render_cartpole_frames(n: int, seed: int = 0) -> np.ndarray:
