@@ -45,8 +45,9 @@ def uniform_frame_indices(length: int, num_frames: int) -> np.ndarray:
 
     ``round(linspace(0, length - 1, num_frames))``: the first and the last frame are always
     kept (the last is the state the episode ended in); a clip shorter than ``num_frames``
-    repeats frames. X-CLIP was trained on frames sampled evenly over a segment (Ni et al. 2022,
-    section 4.1); RoboCLIP keeps every 4th frame of a 128-step episode for S3D, which takes any
+    repeats frames. transformers' X-CLIP examples sample the frames the same way
+    (``sample_frame_indices``: ``np.linspace`` over the segment, in ``modeling_x_clip.py``'s
+    docstrings); RoboCLIP keeps every 4th frame of a 128-step episode for S3D, which takes any
     length (``metaworld_envs.py``, ``MetaworldSparse.preprocess_metaworld``).
 
     Returns:

@@ -3,7 +3,7 @@
 Two kinds score clips with a video-language model (:class:`~vlmreward.models.video.VideoLanguageModel`):
 
 * ``episode_video``: RoboCLIP's sparse reward (Sontakke et al., "RoboCLIP: One Demonstration is
-  Enough to Learn Robot Policies", NeurIPS 2023, section 3): 0 at every step, and at the
+  Enough to Learn Robot Policies", NeurIPS 2023): 0 at every step, and at the
   episode's last step the similarity of the episode's video with the goal (a sentence, or a
   demonstration video). RoboCLIP's code rewards the dot product of S3D's video and text
   embeddings at the end of a 128-step episode (``metaworld_envs.py``, ``MetaworldSparse.step``);
@@ -166,9 +166,9 @@ class VideoReward(_ClipRewardBase):
 
     With goal sentences ``l_1 … l_K`` the reward of a clip ``v`` is ``(1/K) Σ_k cos(v, l_k)`` as
     the model scores it (:meth:`~vlmreward.models.video.VideoLanguageModel.similarity`); with a
-    demonstration video ``d`` it is ``cos(E(v), E(d))`` of the two video embeddings (RoboCLIP,
-    section 3: "the similarity score between the embeddings of the demonstration and of the
-    agent's episode"). Values lie in ``[-1, 1]``.
+    demonstration video ``d`` it is ``cos(E(v), E(d))`` of the two video embeddings (RoboCLIP's
+    code embeds a text or a demonstration GIF as its target the same way, ``metaworld_envs.py``,
+    ``MetaworldSparse.__init__``). Values lie in ``[-1, 1]``.
 
     Args:
         model: a :class:`~vlmreward.models.video.VideoLanguageModel`.
