@@ -339,3 +339,28 @@ def test_score_command_treats_a_video_as_one_episode(tiny_xclip, tmp_path):
     assert values[-1] == pytest.approx(model.similarity([frames], "pole upright").item(), abs=1e-5)
     bad = CliRunner().invoke(app, ["score", str(gif), "--model", str(tiny_xclip), "--goal", "pole upright"])
     assert bad.exit_code == 2 and "episode_video" in bad.output
+
+
+@pytest.mark.parametrize("mode,window", [("episode", None), ("window", 3)])
+def test_dataset_clip_rewards_are_the_per_episode_computation(mode, window):
+    """``evaluate``'s replay of a dataset's episodes (rows out of order, clips scored two at a time)
+    gives each row the reward the per-episode computation gives its step."""
+    from types import SimpleNamespace
+
+    from vlmreward.eval.episodes import dataset_clip_rewards
+
+    rng = np.random.default_rng(5)
+    lengths = [4, 1, 7, 5]
+    episode = np.concatenate([np.full(n, e) for e, n in enumerate(lengths)])
+    step = np.concatenate([np.arange(1, n + 1) for n in lengths])
+    frames = rng.integers(0, 256, (len(step), 6, 6, 3), dtype=np.uint8)
+    order = rng.permutation(len(step))
+    table = {"episode": episode[order], "step": step[order]}
+    dataset = SimpleNamespace(table=table, frames=frames[order], column=lambda name, what="": table[name])
+    reward = PixelClipReward(mode, window)
+    got = dataset_clip_rewards(reward, dataset, clips_per_batch=2)
+    assert max(reward.batch_sizes) == 2  # scored as they came, two clips a call
+    for e in range(len(lengths)):
+        rows = np.flatnonzero(table["episode"] == e)
+        rows = rows[np.argsort(table["step"][rows])]
+        np.testing.assert_array_equal(got[rows], clip_step_rewards(reward, dataset.frames[rows]))

@@ -38,6 +38,17 @@ class DueClips:
     def __len__(self) -> int:
         return len(self.slots)
 
+    @classmethod
+    def merge(cls, parts: Sequence["DueClips"]) -> "DueClips":
+        """The clips of ``parts``, in order, as one :class:`DueClips` (infos kept when the parts have them)."""
+        merged = cls([], [], None if not parts or parts[0].infos is None else [])
+        for part in parts:
+            merged.slots += part.slots
+            merged.clips += part.clips
+            if merged.infos is not None:
+                merged.infos += part.infos or []
+        return merged
+
 
 class ClipAssembler:
     """Per sub-environment frame histories → the clips a clip reward scores at each step.

@@ -123,8 +123,8 @@ class _EpisodeAccounts:
 
 @dataclass
 class _PendingStep:
-    frames: np.ndarray | list[Any] | DueClips  # uint8 [n_envs, H, W, 3] (or stand-ins, see the module docstring), or
-    # the clips due at this step for a clip reward; dropped once scored
+    frames: np.ndarray | list[Any] | DueClips | None  # uint8 [n_envs, H, W, 3] (or stand-ins, see the module
+    # docstring), or the clips due at this step for a clip reward; None once scored
     gt: np.ndarray  # float32 [n_envs]
     dones: np.ndarray  # bool [n_envs]
     successes: list[bool | None]
@@ -235,15 +235,17 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         pending = self._steps[self._n_unscored :]
         if not pending:
             return
-        if self.clips is not None:
-            for step, values in zip(pending, self._score_clips([step.frames for step in pending])):
-                step.vlm, step.frames = values, None  # free the clips
-                self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals)
-            self._n_unscored, self._pending_frames = len(self._steps), 0
-            return
+        scored = self._score_clips([step.frames for step in pending]) if self.clips is not None else self._score_frames(pending)
+        for step, values in zip(pending, scored):
+            step.vlm, step.frames = values, None  # free the frames (or clips)
+            self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals)
+        self._n_unscored, self._pending_frames = len(self._steps), 0
+
+    def _score_frames(self, pending: list[_PendingStep]) -> np.ndarray:
+        """``float32 [len(pending), n_envs]``: the steps' frames scored ``score_batch_size`` frames a call."""
         frames = _concatenate([step.frames for step in pending])
         goals = None if self.goal_key is None else [g for step in pending for g in (step.goals or [None] * self.num_envs)]
-        vlm = np.concatenate(
+        return np.concatenate(
             [
                 score_frames(
                     self.reward_model,
@@ -253,20 +255,11 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
                 for i in range(0, len(frames), self.score_batch_size)
             ]
         ).reshape(len(pending), self.num_envs)
-        for step, values in zip(pending, vlm):
-            step.vlm, step.frames = values, step.frames[:0]  # free the frames
-            self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals)
-        self._n_unscored, self._pending_frames = len(self._steps), 0
 
     def _score_clips(self, steps: list[DueClips]) -> list[np.ndarray]:
         """Each step's ``float32 [n_envs]`` clip rewards (0 where no clip was due), the clips of all
         ``steps`` scored together, about ``score_batch_size`` frames a call."""
-        merged = DueClips([], [], None if steps[0].infos is None else [])
-        for due in steps:
-            merged.slots += due.slots
-            merged.clips += due.clips
-            if merged.infos is not None:
-                merged.infos += due.infos or []
+        merged = DueClips.merge(steps)
         frames_per_clip = max((len(c) for c in merged.clips), default=1)
         scores = score_clips_batched(self.reward_model, merged, self.score_batch_size // frames_per_clip)
         out, offset = [], 0

@@ -53,8 +53,8 @@ def dataset_clip_rewards(
     """Per-frame rewards of a clip reward on a dataset of episodes: ``float32 [N]`` in the dataset's row order.
 
     Each episode is replayed frame by frame through a :class:`ClipAssembler` (its last frame
-    ends it), so the rewards are those the environment wrappers pay; the clips of all episodes
-    are scored ``clips_per_batch`` at a time.
+    ends it), so the rewards are those the environment wrappers pay; the clips, across episodes,
+    are scored ``clips_per_batch`` at a time as they come (memory: one batch of clips).
 
     Raises:
         InvalidParameterError: the reward reads an ``info`` key that is not a dataset column.
@@ -65,24 +65,30 @@ def dataset_clip_rewards(
         if key not in dataset.table:
             raise InvalidParameterError(f"the reward reads info[{key!r}], which is not a column of the dataset.")
         values = dataset.table[key]
-    rows = episode_rows(dataset)
     assembler = ClipAssembler(reward, 1)
-    merged, targets = DueClips([], [], None if key is None else []), []
-    for idx in rows:
+    out = np.zeros(len(dataset.frames), dtype=np.float32)
+    batch: list[DueClips] = []  # clips due, scored clips_per_batch at a time (memory: one batch)
+    targets: list[int] = []  # the row each clip's reward belongs to
+
+    def flush() -> None:
+        out[np.asarray(targets, dtype=np.int64)] = score_clips_batched(reward, DueClips.merge(batch), clips_per_batch)
+        batch.clear()
+        targets.clear()
+
+    for idx in episode_rows(dataset):
         assembler.reset()
         for position, row in enumerate(idx):
             info = None if values is None else [{key: values[row].item()}]
             due = assembler.add([np.asarray(dataset.frames[row])], [position == len(idx) - 1], info)
             if len(due):
-                merged.slots += due.slots
-                merged.clips += due.clips
-                if merged.infos is not None:
-                    merged.infos += due.infos
+                batch.append(due)
                 targets.append(row)
+                if len(batch) >= clips_per_batch:
+                    flush()
         if progress is not None:
             progress(len(idx))
-    out = np.zeros(len(dataset.frames), dtype=np.float32)
-    out[np.asarray(targets, dtype=np.int64)] = score_clips_batched(reward, merged, clips_per_batch)
+    if batch:
+        flush()
     return out
 
 

@@ -18,7 +18,7 @@ import abc
 import contextlib
 import logging
 import uuid
-from typing import ContextManager, Sequence
+from typing import Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from vlmreward.errors import InvalidParameterError, PromptError, PromptTooLongEr
 from vlmreward.models.cache import EmbeddingCache, frame_keys
 from vlmreward.models.preprocess import Frames, PreprocessConfig, as_frame_batch, preprocess
 
-__all__ = ["VisionLanguageModel", "DEFAULT_BATCH_SIZE", "HALF_DTYPES"]
+__all__ = ["VisionLanguageModel", "check_prompt", "DEFAULT_BATCH_SIZE", "HALF_DTYPES"]
 
 _log = logging.getLogger(__name__)
 
@@ -37,6 +37,34 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 DEFAULT_BATCH_SIZE = 64
 """Frames per forward pass of the vision tower unless ``batch_size`` says otherwise."""
+
+
+def check_prompt(prompt: str, count_tokens: Callable[[str], int], context_length: int, truncate: bool, model_name: str) -> None:
+    """Raise if ``prompt`` cannot be embedded by a text tower of ``context_length`` tokens.
+
+    Args:
+        prompt: the sentence.
+        count_tokens: the model's token count of a sentence, special tokens included.
+        context_length: the text tower's maximum length in tokens.
+        truncate: whether the model truncates over-long prompts (then length is not checked).
+        model_name: named in the message.
+
+    Raises:
+        PromptError: not a string, or empty after stripping whitespace.
+        PromptTooLongError: more than ``context_length`` tokens while ``truncate`` is off.
+    """
+    if not isinstance(prompt, str):
+        raise PromptError(f"prompts must be strings; got {type(prompt).__name__}: {prompt!r}.")
+    if not prompt.strip():
+        raise PromptError("a prompt is empty; describe the goal in words, e.g. 'a humanoid robot kneeling'.")
+    if not truncate:
+        n_tokens = count_tokens(prompt)
+        if n_tokens > context_length:
+            shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
+            raise PromptTooLongError(
+                f"prompt {shown!r} has {n_tokens} tokens, more than the {context_length} of "
+                f"model {model_name!r}; shorten it, or allow truncation (truncate=True, --truncate)."
+            )
 
 
 class VisionLanguageModel(abc.ABC):
@@ -263,18 +291,7 @@ class VisionLanguageModel(abc.ABC):
             PromptError: not a string, or empty after stripping whitespace.
             PromptTooLongError: more than ``context_length`` tokens while ``truncate`` is off.
         """
-        if not isinstance(prompt, str):
-            raise PromptError(f"prompts must be strings; got {type(prompt).__name__}: {prompt!r}.")
-        if not prompt.strip():
-            raise PromptError("a prompt is empty; describe the goal in words, e.g. 'a humanoid robot kneeling'.")
-        if not self.truncate:
-            n_tokens = self.count_tokens(prompt)
-            if n_tokens > self.context_length:
-                shown = prompt if len(prompt) <= 60 else prompt[:57] + "..."
-                raise PromptTooLongError(
-                    f"prompt {shown!r} has {n_tokens} tokens, more than the {self.context_length} of "
-                    f"model {self.name!r}; shorten it, or allow truncation (truncate=True, --truncate)."
-                )
+        check_prompt(prompt, self.count_tokens, self.context_length, self.truncate, self.name)
 
     # ------------------------------------------------------------------ backend hooks
     @abc.abstractmethod

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vlmreward.errors import InvalidFramesError, InvalidParameterError, PromptError, PromptTooLongError
+from vlmreward.errors import InvalidFramesError, InvalidParameterError, PromptError
+from vlmreward.models.base import check_prompt
 from vlmreward.models.preprocess import PreprocessConfig, as_frame_batch, preprocess
 
 __all__ = ["VideoLanguageModel", "uniform_frame_indices", "as_clip_list", "load_xclip_model", "VIDEO_MODEL_TYPES"]
@@ -197,13 +198,11 @@ class VideoLanguageModel:
             PromptError: not a string, or empty.
             PromptTooLongError: more than ``context_length`` tokens while ``truncate`` is off.
         """
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise PromptError(f"prompts must be non-empty sentences; got {prompt!r}.")
-        n = len(self.tokenizer(prompt, truncation=False)["input_ids"])
-        if n > self.context_length and not self.truncate:
-            raise PromptTooLongError(
-                f"prompt has {n} tokens, more than {self.name}'s {self.context_length}; shorten it or load with truncate=True."
-            )
+        check_prompt(prompt, self.count_tokens, self.context_length, self.truncate, self.name)
+
+    def count_tokens(self, prompt: str) -> int:
+        """Tokens of ``prompt``, special tokens included."""
+        return len(self.tokenizer(prompt, truncation=False)["input_ids"])
 
     def _text_embeddings(self, prompts: Sequence[str]) -> torch.Tensor:
         """Projected text embeddings ``[M, D]`` (before video-specific prompting), computed once per sentence."""

@@ -31,7 +31,7 @@ from typing import Any, Literal, Optional, Protocol, Sequence, runtime_checkable
 import numpy as np
 import torch
 
-from vlmreward.errors import InvalidParameterError
+from vlmreward.errors import InputFileError, InvalidParameterError
 from vlmreward.models.video import as_clip_list, uniform_frame_indices
 from vlmreward.rewards.base import as_prompt_list
 from vlmreward.rewards.params import Count, FiniteFloat, Prompts, RewardParams
@@ -116,24 +116,20 @@ def clip_step_rewards(reward: Any, frames: Any, infos: Sequence[Any] | None = No
 
 
 def read_video(path: str | Path) -> np.ndarray:
-    """Frames of a GIF or video file (read by imageio): uint8 ``[T, H, W, 3]`` (alpha dropped, grey expanded).
+    """Frames of a demonstration: a GIF or video file, a folder of images or a frames array, read by
+    :func:`vlmreward.media.iter_frames` (RGB, alpha dropped, grey expanded): uint8 ``[T, H, W, 3]``.
 
     Raises:
-        InvalidParameterError: the file does not exist, cannot be read, or has no frames.
+        InvalidParameterError: the path does not exist, cannot be read, has no frames, or frames
+            of different sizes.
     """
-    import imageio.v3 as iio
+    from vlmreward.media import iter_frames
 
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise InvalidParameterError(f"demonstration video {str(path)!r} does not exist.")
     try:
-        frames = [np.asarray(f) for f in iio.imiter(path)]
-    except Exception as err:  # noqa: BLE001 - imageio raises many types for unreadable files
-        raise InvalidParameterError(f"cannot read the demonstration video {str(path)!r}: {err}") from None
-    if not frames:
-        raise InvalidParameterError(f"the demonstration video {str(path)!r} has no frames.")
-    frames = [f[..., None].repeat(3, -1) if f.ndim == 2 else f[..., :3] for f in frames]
-    return np.stack(frames).astype(np.uint8)
+        frames = [frame for _, frame in iter_frames(Path(path).expanduser())]
+        return np.stack(frames).astype(np.uint8, copy=False)
+    except (InputFileError, ValueError) as err:
+        raise InvalidParameterError(f"demonstration video: {err}") from None
 
 
 class _ClipRewardBase:
@@ -198,8 +194,7 @@ class VideoReward(_ClipRewardBase):
         self.goal = None if goal is None else as_prompt_list(goal, "goal")
         self.demo_video = None if demo_video is None else str(demo_video)
         if self.goal is not None:
-            for prompt in self.goal:
-                model.check_prompt(prompt)
+            model.encode_text(self.goal)  # checked and embedded once, here
             self.demo_embedding = None
         else:
             self.demo_embedding = model.encode_videos([read_video(self.demo_video)])[0]  # [D], unit
