@@ -47,11 +47,12 @@ BUDGETS = {
         "--set", "env.n_envs=2", "--set", "env.kwargs.episode_length=32", "--set", "algorithm_kwargs.learning_starts=64"],
     "train configs/miniworld_goals.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=2", "--set", "algorithm_kwargs.n_steps=64",
                                                          "--set", "algorithm_kwargs.batch_size=64"],
+    "train configs/android/open_app_fake.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=2"],
 }
 """Extra ``--set`` overrides per command: seconds instead of hours; nothing else changes."""
 
-EXPECTED_TO_FAIL = {"scale.address=HEAD:6379": "HEAD:6379"}
-"""A command that needs the reader's own cluster (``HEAD`` is their head node): one line, exit 2."""
+EXPECTED_TO_FAIL = {"scale.address=HEAD:6379": "HEAD:6379", "emulator.avd_name=Pixel_6_API_34": "no Android SDK at"}
+"""Commands that need the reader's own cluster (``HEAD`` is their head node) or Android SDK: one line, exit 2."""
 
 
 def readme_blocks(language: str) -> list[str]:
@@ -169,7 +170,8 @@ def test_every_readme_command_runs_as_written(tmp_path, readme_models):
     for name in ("configs", "examples", "docs"):
         (work / name).symlink_to(REPO / name)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "SDL_VIDEODRIVER": "dummy", "MUJOCO_GL": "egl", "PYGLET_HEADLESS": "true",
-           "OMP_NUM_THREADS": "1", "MINARI_DATASETS_PATH": str(tmp_path / "minari")}
+           "OMP_NUM_THREADS": "1", "MINARI_DATASETS_PATH": str(tmp_path / "minari"),
+           "ANDROID_SDK_ROOT": str(tmp_path / "no-android-sdk")}  # the emulator command fails the same way everywhere
     with ThreadPoolExecutor(max_workers=2) as pool:
         reports = list(pool.map(lambda block: _run_block(block, work, env), readme_command_blocks()))
     ran = [line for report in reports for line in report]
@@ -180,5 +182,6 @@ def test_every_readme_command_runs_as_written(tmp_path, readme_models):
     assert (work / "scores" / "cartpole" / "rewards.csv").is_file()
     assert (work / "scores" / "cartpole-vqa" / "rewards.csv").is_file()
     assert (work / "data" / "cartpole" / "frames.npy").is_file() and (work / "data" / "miniworld-goals" / "frames.npy").is_file()
+    assert (work / "eval" / "android-apps" / "report.html").is_file() and (work / "sweeps" / "android-apps" / "results.csv").is_file()
     assert len([p for p in (work / "runs").iterdir() if (p / "final_model.zip").is_file()]) >= 4
     assert (tmp_path / "minari" / "vlmreward" / "cartpole-clip-v0" / "data" / "metadata.json").is_file()

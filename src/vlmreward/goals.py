@@ -35,6 +35,21 @@ Template placeholders: ``{object}`` ("red ball"), ``{colour}``, ``{kind}``, and 
 with a target ``{target}``, ``{target_colour}``, ``{target_kind}``. A goal type whose templates
 name a target has one goal per ordered pair of distinct objects; the others one goal per object.
 
+An *app family* (Baumli et al.'s AndroidEnv goals, ``configs/goals/android_apps.yaml``) lists apps
+instead of objects; each app is a :class:`GoalObject` of kind ``"app"`` whose name is the app's
+display name, with its Android package and launch activity in :attr:`GoalObject.details`::
+
+    name: android_apps
+    apps:
+      - {name: Calculator, package: com.google.android.calculator, activity: com.android.calculator2.Calculator}
+      - {name: Clock, package: com.google.android.deskclock, activity: com.android.deskclock.DeskClock}
+    templates:
+      open: ["Screenshot of {app} on Android", "Open {app}"]
+    split: {by: app, held_out: [Clock]}
+
+Its templates use ``{app}`` (or ``{object}``: the same name) and no target; it splits by ``app``
+(``object``), ``template`` or ``goal_type``.
+
 This module imports neither a simulator nor a model, so rewards, environments and the offline
 evaluation all use it.
 
@@ -46,6 +61,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,23 +80,31 @@ __all__ = [
     "GoalFamilyError",
     "load_goal_family",
     "parse_goal_family",
+    "select_goals",
     "as_goal_family",
     "DEFAULT_GOAL_FAMILY",
     "SPLIT_BY",
     "NEGATIVE_MODES",
     "OBJECT_PLACEHOLDERS",
     "TARGET_PLACEHOLDERS",
+    "APP_PLACEHOLDERS",
+    "APP_KIND",
 ]
 
-SPLIT_BY: tuple[str, ...] = ("object", "kind", "colour", "template", "goal_type")
+SPLIT_BY: tuple[str, ...] = ("object", "kind", "colour", "template", "goal_type", "app")
 """What :meth:`GoalFamily.split` can hold out: coloured objects ("red ball"), object kinds
-("ball"), colours ("purple"), templates (a template string or ``"TYPE:INDEX"``), goal types."""
+("ball"), colours ("purple"), templates (a template string or ``"TYPE:INDEX"``), goal types, or
+apps of an app family (by display name; ``object`` says the same there)."""
 
 NEGATIVE_MODES: tuple[str, ...] = ("all", "same_template", "k_sampled")
 """How :meth:`GoalFamily.negatives_for` picks a goal's negatives (see there)."""
 
 OBJECT_PLACEHOLDERS: tuple[str, ...] = ("object", "colour", "kind")
 TARGET_PLACEHOLDERS: tuple[str, ...] = ("target", "target_colour", "target_kind")
+APP_PLACEHOLDERS: tuple[str, ...] = ("app", "object")
+"""Placeholders of an app family's templates: both say the app's display name ("Calculator")."""
+APP_KIND = "app"
+"""The :attr:`GoalObject.kind` of an app family's objects."""
 
 DEFAULT_GOAL_FAMILY: dict[str, Any] = {
     "name": "miniworld_objects",
@@ -107,15 +131,34 @@ class GoalFamilyError(VLMRewardError, ValueError):
 
 @dataclass(frozen=True, order=True)
 class GoalObject:
-    """A coloured object kind, e.g. ``GoalObject("ball", "red")`` ("red ball")."""
+    """A coloured object kind, e.g. ``GoalObject("ball", "red")`` ("red ball"), or an app.
+
+    Attributes:
+        kind: the object kind (``"ball"``), or :data:`APP_KIND` for an app.
+        colour: the colour (``"red"``); empty for an app.
+        label: the name templates say when it is not ``"<colour> <kind>"`` (an app's display name).
+        details: further ``(key, value)`` facts, e.g. an app's ``("package", ...)`` and
+            ``("activity", ...)`` (see :meth:`app`).
+    """
 
     kind: str
     colour: str
+    label: str = ""
+    details: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def app(cls, name: str, package: str, activity: str = "") -> "GoalObject":
+        """An app: display ``name`` ("Calculator"), Android ``package`` and launch ``activity``."""
+        return cls(APP_KIND, "", name, (("package", package), ("activity", activity)))
 
     @property
     def name(self) -> str:
-        """``"<colour> <kind>"``, as templates say it."""
-        return f"{self.colour} {self.kind}"
+        """``"<colour> <kind>"`` (or the label), as templates say it."""
+        return self.label or f"{self.colour} {self.kind}"
+
+    def detail(self, key: str, default: str = "") -> str:
+        """The value of ``key`` in :attr:`details` (``default`` if absent)."""
+        return dict(self.details).get(key, default)
 
     def __str__(self) -> str:
         return self.name
@@ -189,7 +232,7 @@ def _placeholders(template: str) -> list[str]:
 
 
 def _render(template: str, obj: GoalObject, target: GoalObject | None) -> str:
-    values = {"object": obj.name, "colour": obj.colour, "kind": obj.kind}
+    values = {"object": obj.name, "colour": obj.colour, "kind": obj.kind, "app": obj.name}
     if target is not None:
         values.update(target=target.name, target_colour=target.colour, target_kind=target.kind)
     return " ".join(template.format(**values).split())
@@ -232,8 +275,13 @@ class GoalFamily:
 
     @property
     def colours(self) -> list[str]:
-        """Colours in family order."""
-        return list(dict.fromkeys(o.colour for o in self.objects))
+        """Colours in family order (none in an app family)."""
+        return [c for c in dict.fromkeys(o.colour for o in self.objects) if c]
+
+    @property
+    def is_app_family(self) -> bool:
+        """Whether the family's objects are apps (:meth:`GoalObject.app`)."""
+        return bool(self.objects) and all(o.kind == APP_KIND and o.label for o in self.objects)
 
     def has_target(self, goal_type: str) -> bool:
         """Whether goals of ``goal_type`` name a target object (their templates use ``{target}``)."""
@@ -353,6 +401,10 @@ class GoalFamily:
             raise InvalidParameterError("a split needs both 'by' and 'held_out'.")
         if by not in SPLIT_BY:
             raise InvalidParameterError(f"split by {by!r}: use one of {', '.join(SPLIT_BY)}.")
+        if self.is_app_family and by in ("kind", "colour"):
+            raise InvalidParameterError(f"app family {self.name!r} splits by app, template or goal_type; not by {by}.")
+        if by == "app" and not self.is_app_family:
+            raise InvalidParameterError(f"split by app: goal family {self.name!r} has objects, not apps; split by object.")
         values = [str(v) for v in ([held_out] if isinstance(held_out, str) else held_out)]
         if not values:
             raise InvalidParameterError("a split needs at least one held-out value.")
@@ -384,7 +436,7 @@ class GoalFamily:
                 if v not in self.kinds:
                     raise unknown(v, self.kinds)
             return lambda g: any(o.kind in values for o in g.mentions())
-        if by == "object":
+        if by in ("object", "app"):
             names = [o.name for o in self.objects]
             for v in values:
                 if v not in names and v not in self.kinds:
@@ -464,14 +516,15 @@ class GoalFamily:
     # ----------------------------------------------------------------------------- I/O
     def to_dict(self) -> dict[str, Any]:
         """The family as the YAML mapping :func:`parse_goal_family` reads (objects listed explicitly)."""
-        kinds, colours = self.kinds, self.colours
-        full = [GoalObject(k, c) for k in kinds for c in colours]
-        exclude = [o.name for o in full if o not in self.objects]
-        data: dict[str, Any] = {
-            "name": self.name,
-            "objects": {"kinds": kinds, "colours": colours, "exclude": exclude},
-            "templates": {t: list(ts) for t, ts in self.templates.items()},
-        }
+        data: dict[str, Any] = {"name": self.name}
+        if self.is_app_family:
+            data["apps"] = [{"name": o.name, "package": o.detail("package"), "activity": o.detail("activity")} for o in self.objects]
+        else:
+            kinds, colours = self.kinds, self.colours
+            full = [GoalObject(k, c) for k in kinds for c in colours]
+            exclude = [o.name for o in full if o not in self.objects]
+            data["objects"] = {"kinds": kinds, "colours": colours, "exclude": exclude}
+        data["templates"] = {t: list(ts) for t, ts in self.templates.items()}
         if self.split_spec is not None:
             data["split"] = {"by": self.split_spec["by"], "held_out": list(self.split_spec["held_out"])}
         return data
@@ -485,8 +538,56 @@ class GoalFamily:
         return path
 
 
+def select_goals(
+    family: GoalFamily,
+    goal_set: str | None = None,
+    split_by: str | None = None,
+    held_out: Sequence[str] | None = None,
+    goal_types: Sequence[str] | None = None,
+    goals: Sequence[str | Goal] | str | Goal | None = None,
+) -> tuple[list[Goal], str]:
+    """The goals a goal-conditioned environment draws from, and the name of that set.
+
+    Args:
+        family: the goal family.
+        goal_set: ``"train"``, ``"held_out"`` or ``"all"``; default ``"train"`` when a split is
+            known (the family's or ``split_by``/``held_out``), else ``"all"``.
+        split_by, held_out: override the family's split (:meth:`GoalFamily.split`).
+        goal_types: restrict the goals to these types.
+        goals: an explicit list of goals (sentences or keys) instead of ``goal_set`` (then the
+            set is called ``"given"``).
+
+    Returns:
+        ``(goals, set name)``, the goals non-empty.
+
+    Raises:
+        InvalidParameterError: an unknown goal set, goal or type, an invalid split, or no goals.
+    """
+    if goals is not None:
+        chosen = [family.goal(g) for g in ([goals] if isinstance(goals, (str, Goal)) else goals)]
+        if goal_types is not None:
+            chosen = [g for g in chosen if g.type in goal_types]
+        which = "given"
+    else:
+        has_split = split_by is not None or held_out is not None or family.split_spec is not None
+        which = goal_set or ("train" if has_split else "all")
+        if which not in ("train", "held_out", "all"):
+            raise InvalidParameterError(f"goal_set {which!r}: use 'train', 'held_out' or 'all'.")
+        if which == "all" and split_by is None and held_out is None:
+            chosen = family.goals(goal_types)
+        else:
+            chosen = family.split(split_by, held_out, goal_types).goals(which)
+    if not chosen:
+        raise InvalidParameterError("the goal set is empty; check goals, goal_types and the split.")
+    return chosen, which
+
+
 # ---------------------------------------------------------------------------------------------
 # reading and validating
+
+
+_PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
+_ACTIVITY = re.compile(r"\.?[A-Za-z][A-Za-z0-9_$]*(\.[A-Za-z][A-Za-z0-9_$]*)*")
 
 
 def _family_schema():
@@ -521,8 +622,35 @@ def _family_schema():
                 raise ValueError("a family needs at least two objects (one goal and one negative)")
             return self
 
+    class App(_Strict):
+        name: str
+        package: str
+        activity: str = ""
+
+        @field_validator("name")
+        @classmethod
+        def _name(cls, value: str) -> str:
+            cleaned = " ".join(value.split())
+            if not cleaned:
+                raise ValueError("an app needs a display name")
+            return cleaned
+
+        @field_validator("package")
+        @classmethod
+        def _package(cls, value: str) -> str:
+            if not _PACKAGE.fullmatch(value):
+                raise ValueError(f"{value!r} is not an Android package name such as com.android.settings")
+            return value
+
+        @field_validator("activity")
+        @classmethod
+        def _activity(cls, value: str) -> str:
+            if value and not _ACTIVITY.fullmatch(value):
+                raise ValueError(f"{value!r} is not an activity class such as .Settings or com.android.settings.Settings")
+            return value
+
     class Split(_Strict):
-        by: Literal["object", "kind", "colour", "template", "goal_type"]
+        by: Literal["object", "kind", "colour", "template", "goal_type", "app"]
         held_out: list[str] = Field(min_length=1)
 
         @field_validator("held_out", mode="before")
@@ -532,9 +660,34 @@ def _family_schema():
 
     class Family(_Strict):
         name: str = "goals"
-        objects: Objects
+        objects: Objects | None = None
+        apps: list[App] | None = None
         templates: dict[str, list[str]] = Field(min_length=1)
         split: Split | None = None
+
+        @model_validator(mode="after")
+        def _objects_or_apps(self) -> "Family":
+            if self.objects is None and self.apps is None:
+                raise ValueError("a family needs objects: (kinds and colours) or apps: (name, package, activity)")
+            if self.objects is not None and self.apps is not None:
+                raise ValueError("give either objects: (kinds and colours) or apps: (name, package, activity), not both")
+            if self.apps is not None:
+                names = [a.name for a in self.apps]
+                if len(names) < 2:
+                    raise ValueError("apps: a family needs at least two apps (one goal and one negative)")
+                for what, values in (("names", names), ("packages", [a.package for a in self.apps])):
+                    if len(set(values)) != len(values):
+                        raise ValueError(f"apps: {what} must be distinct; got {values}")
+                for goal_type, templates in self.templates.items():
+                    for i, template in enumerate(templates):
+                        unknown = [n for n in _placeholders(template) if n not in APP_PLACEHOLDERS]
+                        if unknown:
+                            raise ValueError(f"templates.{goal_type}[{i}]: an app family's templates use {{app}}; not {{{unknown[0]}}}")
+            else:
+                for goal_type, templates in self.templates.items():
+                    if any("app" in _placeholders(t) for t in templates):
+                        raise ValueError(f"templates.{goal_type}: {{app}} is for app families (apps:); use {{object}}")
+            return self
 
         @field_validator("templates", mode="before")
         @classmethod
@@ -558,14 +711,17 @@ def _family_schema():
                         names = _placeholders(template)
                     except ValueError as err:
                         raise ValueError(f"{where}: {err}") from None
-                    unknown = [n for n in names if n not in OBJECT_PLACEHOLDERS + TARGET_PLACEHOLDERS]
+                    known = OBJECT_PLACEHOLDERS + TARGET_PLACEHOLDERS + ("app",)
+                    unknown = [n for n in names if n not in known]
                     if unknown:
                         raise ValueError(
                             f"{where}: unknown placeholder {{{unknown[0]}}}; use "
-                            + ", ".join(f"{{{p}}}" for p in OBJECT_PLACEHOLDERS + TARGET_PLACEHOLDERS)
+                            + ", ".join(f"{{{p}}}" for p in known)
                         )
-                    if not any(n in OBJECT_PLACEHOLDERS for n in names):
-                        raise ValueError(f"{where}: {template!r} names no object; use {{object}} (or {{colour}} and {{kind}})")
+                    if not any(n in OBJECT_PLACEHOLDERS + ("app",) for n in names):
+                        raise ValueError(
+                            f"{where}: {template!r} names no object; use {{object}} (or {{colour}} and {{kind}}; {{app}} for apps)"
+                        )
                     kinds_of_target.add(any(n in TARGET_PLACEHOLDERS for n in names))
                 if len(kinds_of_target) > 1:
                     raise ValueError(f"{goal_type}: either every template names a {{target}} or none does")
@@ -603,14 +759,19 @@ def parse_goal_family(data: Any, source: str = "goal family") -> GoalFamily:
     from pydantic import ValidationError
 
     if not isinstance(data, Mapping):
-        raise GoalFamilyError(f"{source} must be a mapping with objects: and templates: keys; got {type(data).__name__}.")
+        raise GoalFamilyError(
+            f"{source} must be a mapping with objects: (or apps:) and templates: keys; got {type(data).__name__}."
+        )
     try:
         parsed = _family_schema().model_validate(dict(data))
     except ValidationError as err:
         problems = "; ".join(_describe(e) for e in err.errors())
         raise GoalFamilyError(f"invalid {source}: {problems}.") from None
-    excluded = set(parsed.objects.exclude)
-    objects = [GoalObject(k, c) for k in parsed.objects.kinds for c in parsed.objects.colours if f"{c} {k}" not in excluded]
+    if parsed.apps is not None:
+        objects = [GoalObject.app(a.name, a.package, a.activity) for a in parsed.apps]
+    else:
+        excluded = set(parsed.objects.exclude)
+        objects = [GoalObject(k, c) for k in parsed.objects.kinds for c in parsed.objects.colours if f"{c} {k}" not in excluded]
     split = None if parsed.split is None else {"by": parsed.split.by, "held_out": list(parsed.split.held_out)}
     family = GoalFamily(parsed.name, objects, {t: list(ts) for t, ts in parsed.templates.items()}, split)
     if split is not None:

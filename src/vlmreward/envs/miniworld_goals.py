@@ -72,7 +72,7 @@ from gymnasium import spaces
 
 from vlmreward.envs.goal_conditioning import GoalState
 from vlmreward.errors import InvalidParameterError, VLMRewardError
-from vlmreward.goals import Goal, GoalFamily, GoalObject, as_goal_family
+from vlmreward.goals import Goal, GoalFamily, GoalObject, as_goal_family, select_goals
 
 try:
     with contextlib.redirect_stdout(io.StringIO()):
@@ -245,7 +245,7 @@ class MiniWorldGoalsEnv(MiniWorldEnv):
     ) -> None:
         self.family = as_goal_family(family)
         self._check_family(self.family)
-        self.goal_list, self.goal_set = self._goal_list(goal_set, split_by, held_out, goal_types, goals)
+        self.goal_list, self.goal_set = select_goals(self.family, goal_set, split_by, held_out, goal_types, goals)
         if obs_type not in ("image", "state"):
             raise InvalidParameterError(f"obs_type {obs_type!r}: use 'image' or 'state'.")
         if goal_sampling not in ("type", "uniform"):
@@ -317,26 +317,6 @@ class MiniWorldGoalsEnv(MiniWorldEnv):
                     + ("name a {target}" if goal_type == "place" else "not name a {target}")
                     + "."
                 )
-
-    def _goal_list(self, goal_set, split_by, held_out, goal_types, goals) -> tuple[list[Goal], str]:
-        family = self.family
-        if goals is not None:
-            chosen = [family.goal(g) for g in ([goals] if isinstance(goals, (str, Goal)) else goals)]
-            if goal_types is not None:
-                chosen = [g for g in chosen if g.type in goal_types]
-            which = "given"
-        else:
-            has_split = split_by is not None or held_out is not None or family.split_spec is not None
-            which = goal_set or ("train" if has_split else "all")
-            if which not in ("train", "held_out", "all"):
-                raise InvalidParameterError(f"goal_set {which!r}: use 'train', 'held_out' or 'all'.")
-            if which == "all" and split_by is None and held_out is None:
-                chosen = family.goals(goal_types)
-            else:
-                chosen = family.split(split_by, held_out, goal_types).goals(which)
-        if not chosen:
-            raise InvalidParameterError("the goal set is empty; check goals, goal_types and the split.")
-        return chosen, which
 
     @property
     def state_size(self) -> int:

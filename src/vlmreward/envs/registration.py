@@ -17,6 +17,9 @@
 - ``vlmreward/MiniWorldGoals-v0``: :class:`~vlmreward.envs.miniworld_goals.MiniWorldGoalsEnv`
   (language goals about coloured objects in a MiniWorld room, 100 steps) with the detectors of
   its goal types; needs MiniWorld.
+- ``vlmreward/AndroidOpenApp-v0``: :class:`~vlmreward.envs.android.AndroidOpenAppEnv` (open the
+  app a goal names, on android_env's fake simulator or an Android emulator, 10 steps) with
+  success from the foreground activity; needs the ``android`` extra.
 
 - ``vlmreward/MetaWorld-<task>-v3`` (``drawer-open``, ``door-open``, ``button-press``,
   ``window-open``, ``sweep-into``, ``soccer``, ... :data:`~vlmreward.envs.metaworld.METAWORLD_TASKS`):
@@ -50,6 +53,8 @@ __all__ = [
     "HUMANOID_EPISODE_STEPS",
     "MINIWORLD_GOALS_ID",
     "MINIWORLD_GOALS_EPISODE_STEPS",
+    "ANDROID_OPEN_APP_ID",
+    "ANDROID_OPEN_APP_EPISODE_STEPS",
     "VLMRM_CARTPOLE_ID",
     "VLMRM_MOUNTAIN_CAR_ID",
     "VLMRM_HUMANOID_ID",
@@ -60,6 +65,10 @@ MOUNTAIN_CAR_ID = "vlmreward/MountainCarContinuousTextured-v0"
 HUMANOID_ID = "vlmreward/HumanoidTextured-v0"
 HUMANOID_EPISODE_STEPS = 200
 MINIWORLD_GOALS_ID = "vlmreward/MiniWorldGoals-v0"
+ANDROID_OPEN_APP_ID = "vlmreward/AndroidOpenApp-v0"
+ANDROID_OPEN_APP_EPISODE_STEPS = 10
+"""Default AndroidOpenApp episode length: one tap opens an app from the home screen; a wrong app
+costs two more (home, then the right icon)."""
 VLMRM_CARTPOLE_ID = "vlmreward/VLMRM-CartPole-v0"
 VLMRM_MOUNTAIN_CAR_ID = "vlmreward/VLMRM-MountainCarContinuous-v0"
 VLMRM_HUMANOID_ID = "vlmreward/VLMRM-Humanoid-v0"
@@ -112,6 +121,11 @@ def register_envs() -> None:
             id=MINIWORLD_GOALS_ID,
             entry_point="vlmreward.envs.miniworld_goals:MiniWorldGoalsEnv",
             max_episode_steps=MINIWORLD_GOALS_EPISODE_STEPS,
+        ),
+        dict(
+            id=ANDROID_OPEN_APP_ID,
+            entry_point="vlmreward.envs.android:AndroidOpenAppEnv",
+            max_episode_steps=ANDROID_OPEN_APP_EPISODE_STEPS,
         ),
         dict(id=VLMRM_CARTPOLE_ID, entry_point="vlmreward.envs.vlmrm:VLMRMCartPoleEnv"),
         dict(id=VLMRM_MOUNTAIN_CAR_ID, entry_point="vlmreward.envs.vlmrm:VLMRMMountainCarEnv"),

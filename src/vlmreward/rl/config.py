@@ -167,7 +167,7 @@ RewardConfig = reward_config_union(BUILTIN_REWARD_KINDS)
 class GoalSplitConfig(_Strict):
     """``goals.split``: which goals are held out from training (:meth:`vlmreward.goals.GoalFamily.split`)."""
 
-    by: Literal["object", "kind", "colour", "template", "goal_type"]
+    by: Literal["object", "kind", "colour", "template", "goal_type", "app"]
     held_out: Annotated[list[Prompt], Field(min_length=1)]
 
 

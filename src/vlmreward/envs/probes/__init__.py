@@ -15,8 +15,9 @@ Adding an environment family is one file that subclasses :class:`EnvProbe` and d
 with :func:`register_probe` (see ``docs/extending.md``); the probes of this package are
 :mod:`~vlmreward.envs.probes.classic_control` (CartPole, MountainCarContinuous),
 :mod:`~vlmreward.envs.probes.humanoid` (gymnasium's Humanoid v4/v5 and ours),
-:mod:`~vlmreward.envs.probes.metaworld` (Meta-World tasks) and
-:mod:`~vlmreward.envs.probes.miniworld` (MiniWorldGoals).
+:mod:`~vlmreward.envs.probes.metaworld` (Meta-World tasks),
+:mod:`~vlmreward.envs.probes.miniworld` (MiniWorldGoals) and
+:mod:`~vlmreward.envs.probes.android` (AndroidOpenApp).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ __all__ = [
     "default_env_kwargs",
     "env_name",
     "first_line_of_doc",
+    "goal_env_metadata",
 ]
 
 
@@ -107,8 +109,16 @@ def default_env_kwargs(env_id: str) -> dict[str, Any]:
     return out
 
 
+def goal_env_metadata(env: gym.Env) -> dict[str, Any]:
+    """``metadata.json`` entries of a goal-conditioned environment (``unwrapped.family``, ``goal_set``,
+    ``goal_list``): the goal family, which goal set, and its goals' sentences, so that ``evaluate``
+    scores each frame against its goal with the family's negatives."""
+    u = env.unwrapped
+    return {"goal_family": u.family.to_dict(), "goal_set": u.goal_set, "goals": [g.sentence for g in u.goal_list]}
+
+
 def _load_builtin_probes() -> None:
-    from vlmreward.envs.probes import classic_control, humanoid, metaworld, miniworld  # noqa: F401, PLC0415 - they register
+    from vlmreward.envs.probes import android, classic_control, humanoid, metaworld, miniworld  # noqa: F401, PLC0415 - they register
 
 
 def env_name(env: gym.Env) -> str:

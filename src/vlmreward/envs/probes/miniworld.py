@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from vlmreward.envs.probes import EnvProbe, register_probe
+from vlmreward.envs.probes import EnvProbe, goal_env_metadata, register_probe
 
 __all__ = ["MiniWorldGoalsProbe"]
 
@@ -96,9 +96,4 @@ class MiniWorldGoalsProbe(EnvProbe):
         return float(self.env.unwrapped.goal_state().success)
 
     def extra_metadata(self):
-        u = self.env.unwrapped
-        return {
-            "goal_family": u.family.to_dict(),
-            "goal_set": u.goal_set,
-            "goals": [g.sentence for g in u.goal_list],
-        }
+        return goal_env_metadata(self.env)
