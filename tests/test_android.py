@@ -127,6 +127,8 @@ def test_reset_shows_the_home_screen_and_tapping_the_goal_icon_opens_the_goal_ap
     other = next(o.name for o in u.family.objects if o != goal.object)
     _, reward, _, _, info = android.step(u.tap_action(other))
     assert reward == 0.0 and info["is_success"] is False and info["foreground"] != LAUNCHER_COMPONENT
+    _, info = android.reset()  # the task's reset step presses HOME through adb
+    assert info["foreground"] == LAUNCHER_COMPONENT
 
 
 def test_every_app_has_a_cell_of_the_default_grid_and_its_own_screen(android):
