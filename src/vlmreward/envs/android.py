@@ -58,7 +58,7 @@ from gymnasium import spaces
 from vlmreward.envs.android_emulator import AndroidSetupError, EmulatorSettings, parse_emulator_settings, resolve_emulator_settings
 from vlmreward.envs.goal_conditioning import GoalState
 from vlmreward.errors import InvalidParameterError, VLMRewardError
-from vlmreward.goals import Goal, GoalFamily, as_goal_family, select_goals
+from vlmreward.goals import Goal, GoalFamily, GoalObject, as_goal_family, select_goals
 
 __all__ = [
     "AndroidOpenAppEnv",
@@ -150,7 +150,7 @@ def load_android_env(family: GoalFamily, simulator: str, emulator: Any = None, s
     """android_env's ``AndroidEnv`` for an app family, composed as ``android_env.loader.load`` does.
 
     Args:
-        family: an app family (its apps are force-stopped at every reset).
+        family: an app family (the fake device's apps; with ``stop_apps_on_reset`` force-stopped at every reset).
         simulator: ``"fake"`` (:class:`~vlmreward.envs.android_device.LauncherSimulator`, a
             ``screen_size`` ``(H, W)`` screen with the family's apps) or ``"emulator"``
             (android_env's ``EmulatorSimulator`` with ``emulator`` settings, checked by
@@ -332,6 +332,11 @@ class AndroidOpenAppEnv(gym.Env):
         foreground = self.foreground if foreground is None else foreground
         return foreground.split("/")[0] == self.goal.object.detail("package")
 
+    def foreground_app(self) -> GoalObject | None:
+        """The family's app whose package owns the foreground activity; None on the home screen or another app."""
+        package = self.foreground.split("/")[0]
+        return next((o for o in self.family.objects if o.detail("package") == package), None)
+
     def start_app(self, app: str | None) -> None:
         """Bring an app of the family to the foreground by adb (``am start``), or go home (None); then take a screenshot.
 
@@ -341,11 +346,13 @@ class AndroidOpenAppEnv(gym.Env):
         """
         from android_env.proto import adb_pb2
 
+        from vlmreward.envs.android_device import app_component
+
         if app is None:
             request = adb_pb2.AdbRequest(press_button=adb_pb2.AdbRequest.PressButton(button=adb_pb2.AdbRequest.PressButton.HOME))
         else:
             obj = self.family.object_named(app)
-            component = f"{obj.detail('package')}/{obj.detail('activity') or '.MainActivity'}"
+            component = app_component(obj.detail("package"), obj.detail("activity"))
             request = adb_pb2.AdbRequest(start_activity=adb_pb2.AdbRequest.StartActivity(full_activity=component))
         response = self._android.execute_adb_call(request)
         if response.status != adb_pb2.AdbResponse.Status.OK:
@@ -367,7 +374,7 @@ class AndroidOpenAppEnv(gym.Env):
 
     # ----------------------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start an episode: android_env's reset (every app stopped, home screen) and a goal
+        """Start an episode: android_env's reset (the home screen; apps stopped with ``stop_apps_on_reset``) and a goal
         (``options={"goal": sentence, key or Goal}``, else drawn from the goal set)."""
         super().reset(seed=seed)
         requested = (options or {}).get("goal")

@@ -35,7 +35,6 @@ from __future__ import annotations
 import colorsys
 import hashlib
 import re
-import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -55,6 +54,7 @@ __all__ = [
     "GRID_COLUMNS",
     "MAX_APPS",
     "device_apps",
+    "app_component",
 ]
 
 LAUNCHER_COMPONENT = "com.google.android.apps.nexuslauncher/.NexusLauncherActivity"
@@ -64,6 +64,12 @@ GRID_ROWS, GRID_COLUMNS = 6, 4
 MAX_APPS = (GRID_ROWS - 2) * GRID_COLUMNS
 """Apps one home screen holds (16)."""
 _NAV_BUTTONS = ("back", "home", "recents")
+
+
+def app_component(package: str, activity: str = "") -> str:
+    """``package/activity`` as ``am start -n`` takes it and ``am stack list`` reports it, on the
+    fake device and an emulator alike (``.MainActivity`` when the family gives no activity)."""
+    return f"{package}/{activity or '.MainActivity'}"
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ class DeviceApp:
     @property
     def component(self) -> str:
         """``package/activity`` as ``am`` reports it (``.MainActivity`` when no activity is given)."""
-        return f"{self.package}/{self.activity or '.MainActivity'}"
+        return app_component(self.package, self.activity)
 
 
 def _colour(name: str) -> tuple[int, int, int]:
@@ -119,7 +125,6 @@ class LauncherSimulator(fake_simulator.FakeSimulator):
         self.height, self.width = height, width
         self.foreground: int | None = None  # index into apps; None: the home screen
         self.last_tap: tuple[int, int] | None = None  # screen pixels (x, y)
-        self._lock = threading.Lock()
         self._down: dict[int, tuple[int, int]] = {}
         self._screens = [self._draw(None)] + [self._draw(i) for i in range(len(self.apps))]
 
@@ -151,8 +156,7 @@ class LauncherSimulator(fake_simulator.FakeSimulator):
     # ----------------------------------------------------------------------------- state
     def open_app(self, index: int | None) -> None:
         """Bring app ``index`` to the foreground (None: the home screen)."""
-        with self._lock:
-            self.foreground = index
+        self.foreground = index
 
     def app_by_package(self, package: str) -> int | None:
         """Index of the app with ``package``, or None."""

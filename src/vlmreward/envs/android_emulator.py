@@ -17,6 +17,7 @@ from typing import Any, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vlmreward.errors import InvalidParameterError
+from vlmreward.rewards.registry import describe_validation_error
 
 __all__ = ["AndroidSetupError", "EmulatorSettings", "parse_emulator_settings", "resolve_emulator_settings"]
 
@@ -68,7 +69,7 @@ def parse_emulator_settings(settings: Mapping[str, Any] | EmulatorSettings | Non
     """Validate the ``emulator:`` mapping (None: all defaults).
 
     Raises:
-        AndroidSetupError: an unknown key or a value of the wrong type; the message names it.
+        AndroidSetupError: unknown keys or values of the wrong type; the message names each.
     """
     if isinstance(settings, EmulatorSettings):
         return settings
@@ -77,10 +78,7 @@ def parse_emulator_settings(settings: Mapping[str, Any] | EmulatorSettings | Non
     try:
         return EmulatorSettings(**dict(settings or {}))
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "emulator"
-        msg = "unknown key" if first.get("type") == "extra_forbidden" else first.get("msg", "invalid")
-        raise AndroidSetupError(f"emulator.{where}: {msg}.") from None
+        raise AndroidSetupError(describe_validation_error(err, prefix="emulator.", unknown="unknown key") + ".") from None
 
 
 def resolve_emulator_settings(

@@ -265,14 +265,15 @@ def builtin_reward_kinds() -> tuple[str, ...]:
     return tuple(dict.fromkeys([*(k for k, v in _REGISTRY.items() if v.origin == "built-in"), *own]))
 
 
-def describe_validation_error(err: ValidationError, prefix: str = "") -> str:
-    """One line for every problem of a parameters' ``ValidationError``: ``KEY: what is wrong``."""
+def describe_validation_error(err: ValidationError, prefix: str = "", unknown: str = "unknown parameter") -> str:
+    """One line for every problem of a parameters' ``ValidationError``: ``KEY: what is wrong``
+    (``unknown`` for a key the model does not have)."""
     problems = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e.get("loc", ()) if not (isinstance(p, str) and p in ("str", "list[str]")))
         msg = str(e.get("msg", "")).removeprefix("Value error, ")
         if e.get("type") == "extra_forbidden":
-            msg = "unknown parameter"
+            msg = unknown
         problems.append(f"{prefix}{loc}: {msg}" if loc else msg)
     return "; ".join(problems)
 

@@ -66,10 +66,9 @@ class AndroidOpenAppProbe(EnvProbe):
 
     def state_row(self):
         u = self.env.unwrapped
-        package = u.foreground.split("/")[0]
-        app = next((o.name for o in u.family.objects if o.detail("package") == package), "")
+        app = u.foreground_app()
         return {
-            "goal": u.goal.sentence, "goal_key": u.goal.key, "goal_type": u.goal.type, "foreground_app": app,
+            "goal": u.goal.sentence, "goal_key": u.goal.key, "goal_type": u.goal.type, "foreground_app": "" if app is None else app.name,
             "foreground": u.foreground, "state_kind": self.state_kind, "state_index": self.state_index,
         }
 
@@ -102,8 +101,8 @@ class AndroidOpenAppProbe(EnvProbe):
         u = self.env.unwrapped
 
         def act(obs: Any) -> Any:
-            on_home = u.foreground.split("/")[0] not in {o.detail("package") for o in u.family.objects}
-            return u.tap_action(u.goal.object.name if on_home or u.goal_success() else None)
+            app = u.foreground_app()
+            return u.tap_action(u.goal.object.name if app is None or app == u.goal.object else None)
 
         return act
 
