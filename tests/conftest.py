@@ -46,6 +46,15 @@ def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
     shutil.rmtree(_HF_HOME, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _run_in_tmp_path(tmp_path, monkeypatch):
+    """Every test runs in its own temporary working directory, so that what a command writes
+    relative to it (``scores/``, ``runs/``, ``evaluations/``) never meets the README's outputs, an
+    earlier test's, or a test running beside it (pytest-xdist). A test that needs the repository
+    root says so with ``monkeypatch.chdir(REPO)``."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def tiny_hf_clip(tmp_path_factory) -> Path:
     """A ``save_pretrained`` directory of a random 2-layer ``CLIPModel`` with CLIP's tokenizer and

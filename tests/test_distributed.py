@@ -53,7 +53,8 @@ SHORT_EPISODES = {"max_episode_steps": 15}  # time-limit truncations as well as 
 ORACLE = RewardSpec("vlmreward.rewards.oracles:CartPolePixelReward")
 GOAL = {"goal": "pole vertically upright on top of the cart", "baseline": "pole and cart", "alpha": 0.5}
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("one_torch_thread")]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.xdist_group("ray")]  # one local Ray instance (module fixtures) in one pytest-xdist worker
 
 
 @pytest.fixture(scope="module")

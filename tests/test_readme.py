@@ -25,6 +25,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -114,6 +115,17 @@ def test_python_blocks_name_what_the_package_has():
                             obj = getattr(obj, name)
 
 
+def test_the_example_gif_holds_as_many_frames_as_the_readme_and_its_script_say():
+    import imageio.v3 as iio
+
+    said = re.search(r"`examples/cartpole\.gif`: (\d+) CartPole frames", README.read_text(encoding="utf-8"))
+    script = (REPO / "examples" / "make_cartpole_gif.py").read_text(encoding="utf-8")
+    frames = iio.imread(REPO / "examples" / "cartpole.gif", index=None)
+    assert said is not None and int(said.group(1)) == len(frames) == 16
+    assert "FRAMES = 16" in script and script.startswith('"""Write ``examples/cartpole.gif``: 16 frames')
+    assert all(not np.array_equal(a, b) for a, b in zip(frames[:-1], frames[1:]))  # none merged away
+
+
 @pytest.fixture(scope="module")
 def readme_models(tiny_hf_clip, tiny_hf_siglip, tiny_xclip, tmp_path_factory) -> None:
     """The README's hub ids in the hub cache, as tiny random-weight models of their architectures."""
@@ -185,3 +197,19 @@ def test_every_readme_command_runs_as_written(tmp_path, readme_models):
     assert (work / "eval" / "android-apps" / "report.html").is_file() and (work / "sweeps" / "android-apps" / "results.csv").is_file()
     assert len([p for p in (work / "runs").iterdir() if (p / "final_model.zip").is_file()]) >= 4
     assert (tmp_path / "minari" / "vlmreward" / "cartpole-clip-v0" / "data" / "metadata.json").is_file()
+
+    # then the suite's CLI tests in the same folder, where the README left scores/cartpole/ and the
+    # rest: every test runs in its own temporary directory (conftest), so none meets them
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(REPO), *CLI_TESTS_AFTER_README],
+        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(p.name for p in (work / "scores").iterdir()) == ["cartpole", "cartpole-vqa"]  # nothing new here
+
+
+CLI_TESTS_AFTER_README = [
+    str(REPO / "tests" / "test_video_rewards.py") + "::test_score_command_treats_a_video_as_one_episode",
+    str(REPO / "tests" / "test_cli_score.py"),
+]
+"""Tests whose commands write relative to the working directory (``scores/<input>/`` by default)."""

@@ -379,7 +379,8 @@ def test_signal_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip, si
     sent_at = pointer.read_text(encoding="utf-8")  # the checkpoint the run had reached (diagnostics)
     stderr = log.read_text(encoding="utf-8")
     assert returncode == 128 + signum, f"{signal.Signals(signum).name} sent after checkpoint {sent_at}\n{stderr}"
-    assert "resume with: vlmreward train --resume" in stderr and f"interrupted ({signal.Signals(signum).name})" in stderr
+    assert re.search(rf"resume with: \S*vlmreward train --resume {re.escape(str(run_dir))}\n", stderr), stderr
+    assert f"interrupted ({signal.Signals(signum).name})" in stderr
     # progress lines reach a log file (not a terminal): step count, speed, ETA
     assert re.search(r"step [\d,]+/2,000 \(\d+%\) \| [\d,]+ steps/s \| ETA ", stderr), stderr
 

@@ -49,7 +49,19 @@ class ModelNotFoundError(VLMRewardError, LookupError):
 
 
 class ModelNotAvailableError(VLMRewardError, OSError):
-    """A known model whose weights are neither cached locally nor downloadable now."""
+    """A known model whose weights are neither cached locally nor downloadable now.
+
+    Attributes:
+        model: the model name asked for (None when unknown).
+        reason: why it could not be had, e.g. ``"it is not in the local cache (DIR) and the hub
+            (URL) cannot be reached"`` (None when unknown); the command line turns ``model`` and
+            ``reason`` into a message naming its own option (``--model DIR`` or ``--set model=DIR``).
+    """
+
+    def __init__(self, message: str, *, model: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.reason = reason
 
 
 class InputFileError(VLMRewardError, OSError):

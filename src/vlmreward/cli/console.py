@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -10,7 +12,32 @@ import torch
 
 from vlmreward.models.spec import resolve_device
 
-__all__ = ["is_interactive", "quiet_model_loading", "progress_bar", "resolve_cli_device"]
+__all__ = ["is_interactive", "quiet_model_loading", "progress_bar", "resolve_cli_device", "command_name"]
+
+
+def command_name() -> str:
+    """How to type the running ``vlmreward`` in a hint: ``vlmreward`` when that name on ``PATH`` is
+    this installation's, else the path of this installation's entry point (``.venv/bin/vlmreward``,
+    relative to the current directory where that is shorter), as the README types it.
+
+    This installation's entry point is the running script when it is called ``vlmreward``, else
+    (``python -m vlmreward.cli.main``, a test runner) the ``vlmreward`` beside the interpreter.
+    """
+    script = sys.argv[0] if sys.argv and os.path.basename(sys.argv[0]) == "vlmreward" else None
+    if script is None:
+        beside = os.path.join(os.path.dirname(sys.executable), "vlmreward")
+        script = beside if os.path.isfile(beside) else None
+    if script is None:
+        return "vlmreward"
+    on_path = shutil.which("vlmreward")
+    try:
+        if on_path is not None and os.path.samefile(on_path, script):
+            return "vlmreward"
+    except OSError:
+        pass
+    absolute = os.path.abspath(script)
+    relative = os.path.relpath(absolute)
+    return relative if not relative.startswith("..") and len(relative) < len(absolute) else absolute
 
 
 def resolve_cli_device(device: str | None) -> torch.device:

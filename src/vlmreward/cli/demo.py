@@ -7,7 +7,9 @@ It writes a tiny random-weight CLIP (CLIP ViT-B/32's layout and tokenizer, 2 lay
 2. ``score``: the goal-baseline reward of every frame of it;
 3. ``evaluate``: average precision, EPIC distance, landscapes and a report;
 4. ``train``: a short PPO run on VLM-RM's CartPole with the VLM reward (a run directory with
-   checkpoints, logs, ``curves.png`` and a video).
+   checkpoints, logs, ``curves.png`` and a video). The main job, ``configs/cartpole.yaml``,
+   trains DQN; the demo uses PPO, which starts learning from its first rollout where DQN waits
+   for ``learning_starts`` (1,000) steps, more than the demo's budget is worth.
 
 The model's weights are random, so its rewards mean nothing: the demo shows the commands and their
 outputs, not results. Every output goes under ``--out`` (default ``./vlmreward-demo``), which must
@@ -37,6 +39,7 @@ def demo(
 ) -> None:
     """Run collect -> score -> evaluate -> train on CartPole with a tiny random CLIP, offline."""
     from vlmreward import media
+    from vlmreward.cli.console import command_name
     from vlmreward.cli.score import score_frames
     from vlmreward.eval.collect import collect
     from vlmreward.eval.dataset import load_dataset
@@ -79,6 +82,10 @@ def demo(
         "checkpoint_every": steps // 2, "eval_every": steps // 2, "eval_episodes": 2,
     })
     run_dir = train(config, progress_bar=False)
-    say(f"5/5 trained PPO for {steps} steps: {run_dir} (final_model.zip, curves.png, videos/, logs/)")
+    say(f"5/5 trained PPO for {steps} steps (the main job, configs/cartpole.yaml, trains DQN): {run_dir} "
+        "(final_model.zip, curves.png, videos/, logs/)")
+    exe = command_name()
     typer.echo(f"demo finished: {out}")
-    typer.echo(f"next: vlmreward evaluate-policy {run_dir}   |   a real model: --model openai/clip-vit-base-patch32")
+    typer.echo(f"next: {exe} evaluate-policy {run_dir}")
+    typer.echo(f"with this model elsewhere: --model {model_dir} (score, evaluate, sweep) or --set model={model_dir} (train, relabel)")
+    typer.echo(f"with a real model: {exe} train configs/cartpole.yaml (downloads openai/clip-vit-base-patch32 once)")

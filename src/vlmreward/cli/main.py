@@ -19,17 +19,46 @@ import typer
 from typer.core import TyperGroup
 
 from vlmreward import __version__
+from vlmreward.cli.console import command_name
 from vlmreward.cli.demo import demo
 from vlmreward.cli.evaluate import collect, evaluate, sweep
 from vlmreward.cli.relabel import relabel
 from vlmreward.cli.score import models, reward_kinds_command, score
 from vlmreward.cli.train import evaluate_policy, train
-from vlmreward.errors import VLMRewardError
+from vlmreward.errors import ModelNotAvailableError, VLMRewardError
 
-__all__ = ["app", "EXIT_USER_ERROR"]
+__all__ = ["app", "EXIT_USER_ERROR", "MODEL_OPTION", "model_not_available_message"]
 
 EXIT_USER_ERROR = 2
 """Exit code of a user error: bad input, prompt, parameter or model name (as typer's usage errors)."""
+
+
+MODEL_OPTION = {"score": "--model", "evaluate": "--model", "sweep": "--model", "train": "--set model=", "relabel": "--set model="}
+"""How each command is told which model to load (the missing-weights error names it)."""
+
+DEMO_MODEL_DIR = "vlmreward-demo/tiny-clip"
+"""Where ``vlmreward demo`` (default ``--out``) writes its tiny random CLIP."""
+
+
+def model_not_available_message(err: ModelNotAvailableError, command: str | None) -> str:
+    """The missing-weights error as the command line says it: the option of ``command`` that
+    points at a local copy (``--model DIR`` or ``--set model=DIR``) and the demo's model folder."""
+    if err.model is None or err.reason is None:
+        return str(err)
+    option = MODEL_OPTION.get(command or "")
+    exe = command_name()
+    if option is None:  # evaluate-policy, collect --policy: the run's config names the model
+        where = f"download it where there is network (it is cached on first use) and run `{exe} {command or ''}` again"
+        return f"model {err.model!r}: {err.reason}. The run's config names it (model.name); {where}."
+    joiner = "" if option.endswith("=") else " "
+    open_clip = err.model.startswith(("open_clip:", "hf-hub:"))
+    local = "open_clip:local-dir:DIR" if open_clip else "DIR"
+    what = "a folder holding open_clip_config.json and the weights" if open_clip else "a directory written by save_pretrained"
+    return (
+        f"model {err.model!r}: {err.reason}. Download it where there is network (it is cached on first use), "
+        f"or point at a local copy with {option}{joiner}{local} ({what}). To try every command offline: "
+        f"`{exe} demo` writes a tiny random CLIP to {DEMO_MODEL_DIR}, then {option}{joiner}{DEMO_MODEL_DIR}."
+    )
 
 
 class _Group(TyperGroup):
@@ -39,7 +68,8 @@ class _Group(TyperGroup):
         try:
             return super().invoke(ctx)
         except VLMRewardError as err:
-            message = " ".join(str(err).split()) or type(err).__name__
+            text = model_not_available_message(err, ctx.invoked_subcommand) if isinstance(err, ModelNotAvailableError) else str(err)
+            message = " ".join(text.split()) or type(err).__name__
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
 

@@ -28,6 +28,7 @@ from typing import Annotated, Optional
 import typer
 
 from vlmreward._logging import attached_handler
+from vlmreward.cli.console import command_name
 
 __all__ = ["train", "evaluate_policy", "EXIT_INTERRUPTED"]
 
@@ -104,7 +105,7 @@ def train(
             typer.echo(f"interrupted ({name}): checkpoint at {stop.num_timesteps} steps written to {stop.checkpoint}", err=True)
         else:
             typer.echo(f"interrupted ({name}): no new checkpoint could be written; the previous one (if any) stands", err=True)
-        typer.echo(f"resume with: vlmreward train --resume {stop.run_dir}", err=True)
+        typer.echo(f"resume with: {command_name()} train --resume {stop.run_dir}", err=True)
         raise typer.Exit(exit_code(stop)) from None
     except KeyboardInterrupt as stop:  # before training started, or after it ended (the run's files stand)
         name = signal.Signals(getattr(stop, "signum", signal.SIGINT)).name
@@ -113,7 +114,7 @@ def train(
     typer.echo(f"run directory: {run_dir}")
     typer.echo(f"final model:   {run_dir / 'final_model.zip'}")
     typer.echo(f"logs:          {run_dir / 'logs'} (tensorboard --logdir {run_dir / 'logs'})")
-    typer.echo(f"evaluate with: vlmreward evaluate-policy {run_dir}")
+    typer.echo(f"evaluate with: {command_name()} evaluate-policy {run_dir}")
 
 
 def _mean_std(values: list[float]) -> str:
@@ -155,6 +156,8 @@ def evaluate_policy(
     else:
         typer.echo("success rate:        n/a (the environment reports no success)")
     typer.echo(f"VLM return:          {_mean_std(data['vlm_returns'])}")
+    if data.get("remark"):
+        typer.echo(f"note:                {data['remark']}")
     for name, part in (data.get("goal_sets") or {}).items():  # goal-conditioned: per goal set and goal type
         rate = part.get("success_rate")
         by_type = ", ".join(f"{t} {100 * r:.0f}%" for t, r in (part.get("success_rate_by_goal_type") or {}).items())

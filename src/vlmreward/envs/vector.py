@@ -59,6 +59,11 @@ class EpisodeRecord:
         success_fraction: the fraction of the episode's steps whose ``info["is_success"]`` was
             true (None if the environment sets none): VLM-RM's rule counts an episode a success
             when the goal held in at least 50 % of its steps (Rocamonde et al., section 4.4).
+        end_step: the wrapper's step count at the episode's last step, counted as SB3 counts
+            ``num_timesteps`` (every sub-environment's step is one; ``num_timesteps`` of the
+            wrapper, which training sets to the model's at the start of ``learn``); None where
+            the wrapper counts none. With deferred scoring an episode is reported when its
+            frames are scored, up to one scoring batch later than this step.
     """
 
     env_index: int
@@ -68,6 +73,7 @@ class EpisodeRecord:
     success: bool | None
     goal: Any = None
     success_fraction: float | None = None
+    end_step: int | None = None
 
 
 class _EpisodeAccounts:
@@ -89,10 +95,12 @@ class _EpisodeAccounts:
         successes: list[bool | None],
         live: np.ndarray | None = None,
         goals: list[Any] | None = None,
+        step: int | None = None,
     ) -> None:
         """Add one step of every sub-environment (``live``: those that really stepped; default all).
 
-        ``successes``: each sub-environment's ``info["is_success"]`` at this step (None: not reported).
+        ``successes``: each sub-environment's ``info["is_success"]`` at this step (None: not
+        reported); ``step``: the step count at this step (:attr:`EpisodeRecord.end_step`).
         """
         live = np.ones(len(self.vlm), dtype=bool) if live is None else live
         self.vlm += np.where(live, vlm, 0.0)
@@ -106,7 +114,7 @@ class _EpisodeAccounts:
             goal = None if goals is None else goals[i]
             fraction = float(self.held[i] / self.length[i]) if self.reported[i] and self.length[i] else None
             self.finished.append(
-                EpisodeRecord(int(i), int(self.length[i]), float(self.vlm[i]), float(self.gt[i]), successes[i], goal, fraction)
+                EpisodeRecord(int(i), int(self.length[i]), float(self.vlm[i]), float(self.gt[i]), successes[i], goal, fraction, step)
             )
             self.vlm[i] = self.gt[i] = self.length[i] = self.held[i] = 0
             self.reported[i] = False
@@ -131,6 +139,7 @@ class _PendingStep:
     vlm: np.ndarray | None = None  # float32 [n_envs] once scored
     goals: list[Any] | None = None  # info[goal key] per sub-environment (goal-aware reward models)
     episode_goals: list[Any] | None = None  # info["goal"] of sub-environments whose episode ended
+    step: int | None = None  # the wrapper's step count at this step
 
 
 class VLMRewardVecEnvWrapper(VecEnvWrapper):
@@ -151,6 +160,12 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
     rewards (``"replace"``; ``"add"`` up to float rounding of the sum's order).
 
     Infos: ``"gt_reward"`` (environment reward) always, ``"vlm_reward"`` in per-step mode.
+
+    Finished episodes (:meth:`pop_episodes`) are reported once their frames are scored: at once
+    per step, and deferred when their batch is scored; :meth:`score_stored` scores what is stored
+    now (training calls it at its end, so no finished episode goes unreported).
+    :attr:`num_timesteps` counts steps as SB3 does (``n_envs`` a step), for
+    :attr:`EpisodeRecord.end_step`.
 
     Clip rewards (:mod:`vlmreward.rewards.video`: ``episode_video``, ``window_video``) score each
     sub-environment's episode (or its last ``window`` frames) instead of the frame: a
@@ -202,6 +217,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         self._steps: list[_PendingStep] = []  # deferred: steps since the last collect(), in order
         self._n_unscored = 0  # index of the first step in self._steps whose frames are not scored
         self.episodes = _EpisodeAccounts(self.num_envs)
+        self.num_timesteps = 0  # steps of all sub-environments, as SB3's num_timesteps (training sets it)
 
     def reset(self) -> Any:
         obs = self.venv.reset()
@@ -212,6 +228,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
 
     def step_wait(self) -> Any:
         obs, rewards, dones, infos = self.venv.step_wait()
+        self.num_timesteps += self.num_envs
         frames = _stack([info.pop("frame") for info in infos])
         gt = np.asarray(rewards, dtype=np.float32)
         successes = [info.get("is_success") for info in infos]
@@ -219,13 +236,15 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         episode_goals = [info.get("goal") if done else None for info, done in zip(infos, dones)]
         items = frames if self.clips is None else self.clips.add(_frame_arrays(frames), np.asarray(dones, dtype=bool), infos)
         if self.deferred:
-            self._steps.append(_PendingStep(items, gt, np.asarray(dones, dtype=bool), successes, None, goals, episode_goals))
+            self._steps.append(
+                _PendingStep(items, gt, np.asarray(dones, dtype=bool), successes, None, goals, episode_goals, self.num_timesteps)
+            )
             self._pending_frames += _frame_count(items)
             if self._pending_frames >= self.score_batch_size:
                 self._score_pending()
             return obs, combine_rewards(gt, np.zeros_like(gt), self.mode, self.weight), dones, infos
         vlm = self._score_clips([items])[0] if self.clips is not None else score_frames(self.reward_model, frames, goals)
-        self.episodes.add(vlm, gt, np.asarray(dones, dtype=bool), successes, goals=episode_goals)
+        self.episodes.add(vlm, gt, np.asarray(dones, dtype=bool), successes, goals=episode_goals, step=self.num_timesteps)
         for info, value in zip(infos, vlm):
             info["vlm_reward"] = float(value)
         return obs, combine_rewards(gt, vlm, self.mode, self.weight), dones, infos
@@ -238,8 +257,22 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         scored = self._score_clips([step.frames for step in pending]) if self.clips is not None else self._score_frames(pending)
         for step, values in zip(pending, scored):
             step.vlm, step.frames = values, None  # free the frames (or clips)
-            self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals)
+            self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals, step=step.step)
         self._n_unscored, self._pending_frames = len(self._steps), 0
+
+    def score_stored(self) -> None:
+        """Score every stored, unscored step now (deferred mode; a no-op otherwise), so that the
+        episodes they finish are reported by :meth:`pop_episodes`.
+
+        The rewards stay stored for :meth:`collect`, exactly as if their batch had filled: the
+        learner sees the same rewards whenever they are scored.
+        """
+        self._score_pending()
+
+    @property
+    def unscored_episodes(self) -> int:
+        """Episodes that finished in stored steps not yet scored (deferred mode), so not yet reported."""
+        return int(sum(int(np.count_nonzero(step.dones)) for step in self._steps[self._n_unscored :]))
 
     def _score_frames(self, pending: list[_PendingStep]) -> np.ndarray:
         """``float32 [len(pending), n_envs]``: the steps' frames scored ``score_batch_size`` frames a call."""

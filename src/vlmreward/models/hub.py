@@ -55,13 +55,19 @@ def hub_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
     return _probe(constants.ENDPOINT, timeout)
 
 
-def offline_message(name: str, local_hint: str) -> str:
-    """The one-line error for a model whose weights are not cached while the hub is unreachable."""
+def offline_reason() -> str:
+    """Why a model that is not cached cannot be had now: ``"it is not in the local cache (DIR) and ..."``."""
     from huggingface_hub import constants
 
     why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"the hub ({constants.ENDPOINT}) cannot be reached"
+    return f"it is not in the local cache ({constants.HF_HUB_CACHE}) and {why}"
+
+
+def offline_message(name: str, local_hint: str) -> str:
+    """The one-line error for a model whose weights are not cached while the hub is unreachable
+    (the Python API's wording; the command line names its own options instead of ``local_hint``)."""
     return (
-        f"model {name!r} is not in the local cache ({constants.HF_HUB_CACHE}) and {why}. "
+        f"model {name!r}: {offline_reason()}. "
         f"Download it where there is network (it is cached on first use), or point at a local copy: {local_hint}. "
         "To try every command offline with a tiny random model: vlmreward demo."
     )
@@ -83,7 +89,8 @@ def hub_context(name: str, local_hint: str) -> Iterator[bool]:
     if hub_reachable():
         yield True
         return
-    message = offline_message(name, local_hint)  # before offline mode is forced below
+    reason = offline_reason()  # before offline mode is forced below
+    message = offline_message(name, local_hint)
     saved = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = True
     try:
@@ -91,6 +98,6 @@ def hub_context(name: str, local_hint: str) -> Iterator[bool]:
     except ModelNotAvailableError:
         raise
     except Exception as err:  # anything a cache-only load raises means: not cached
-        raise ModelNotAvailableError(message) from err
+        raise ModelNotAvailableError(message, model=name, reason=reason) from err
     finally:
         constants.HF_HUB_OFFLINE = saved

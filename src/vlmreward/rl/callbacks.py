@@ -73,10 +73,14 @@ class EpisodeLogCallback(BaseCallback):
     Each step (cheap: a deque pop), the episodes that the training environment's
     :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` finished (and, with deferred scoring,
     scored) since the last step are appended to ``episodes_csv``
-    (:data:`EPISODES_CSV_COLUMNS`; ``timesteps`` is the step count when the episode was logged,
-    which lags its end by up to one scoring batch with deferred scoring; ``success`` is empty when
+    (:data:`EPISODES_CSV_COLUMNS`; ``timesteps`` is the step count at the episode's last step,
+    :attr:`~vlmreward.envs.vector.EpisodeRecord.end_step`, also with deferred scoring, where the
+    row is written up to one scoring batch later; ``success`` is empty when
     the environment reports none; ``success_fraction`` is the fraction of its steps whose
-    ``info["is_success"]`` was true). Means over the last ``stats_window`` episodes are recorded as
+    ``info["is_success"]`` was true). No finished episode is left out: when training ends, the
+    steps still stored unscored are scored first (:meth:`finish`), and a checkpoint writes the
+    episodes it holds before it is saved (:meth:`write_finished`), so ``episodes.csv`` holds
+    every episode up to the checkpoint's step. Means over the last ``stats_window`` episodes are recorded as
     ``rollout/vlm_return`` (undiscounted sum of the unweighted VLM reward), ``rollout/gt_return``
     (the environment's own reward), ``rollout/episode_length``, ``rollout/success_rate`` (success
     at the episode's last step) and ``rollout/success_rate_held`` (VLM-RM's rule: the goal held in
@@ -113,6 +117,7 @@ class EpisodeLogCallback(BaseCallback):
                 "EpisodeLogCallback needs a training environment wrapped in VLMRewardVecEnvWrapper; "
                 "build it with vlmreward.envs.make_vlm_vec_env."
             )
+        self._wrapper.num_timesteps = self.model.num_timesteps  # episodes' end steps continue the model's count
         new = not self.episodes_csv.exists() or self.episodes_csv.stat().st_size == 0
         columns = list(EPISODES_CSV_COLUMNS + (GOAL_CSV_COLUMNS if self.goal_columns else ()))
         if not new:  # resumed: keep the columns the file has
@@ -124,14 +129,17 @@ class EpisodeLogCallback(BaseCallback):
             self._writer.writeheader()
             self._file.flush()
 
-    def _drain(self) -> None:
+    def _drain(self, upto: int | None = None) -> None:
         records: list[EpisodeRecord] = self._wrapper.pop_episodes()
+        if upto is not None:  # episodes after a checkpoint's step: a resumed run plays them again
+            records = [r for r in records if r.end_step is None or r.end_step <= upto]
         if records:
             for r in records:
                 goal = getattr(r, "goal", None)
                 goal_type = goal_type_of(goal)
                 fraction = getattr(r, "success_fraction", None)
-                values = (self.num_timesteps, r.env_index, r.length, f"{r.vlm_return:.6g}", f"{r.gt_return:.6g}",
+                end = self.num_timesteps if getattr(r, "end_step", None) is None else r.end_step
+                values = (end, r.env_index, r.length, f"{r.vlm_return:.6g}", f"{r.gt_return:.6g}",
                           "" if r.success is None else int(bool(r.success)), "" if fraction is None else f"{fraction:.6g}",
                           goal_type or "", goal_text_of(goal) or "")
                 self._writer.writerow(dict(zip(EPISODES_CSV_COLUMNS + GOAL_CSV_COLUMNS, values)))
@@ -170,6 +178,23 @@ class EpisodeLogCallback(BaseCallback):
         """The current means over the last ``stats_window`` episodes (``rollout/...`` keys; empty before the first)."""
         return dict(self._means)
 
+    def unscored_episodes(self) -> int:
+        """Episodes that finished but wait for their deferred scoring batch (not yet in the CSV or the means)."""
+        wrapper = getattr(self, "_wrapper", None)
+        return 0 if wrapper is None else wrapper.unscored_episodes
+
+    def write_finished(self, upto: int | None = None) -> None:
+        """Write the episodes the environment has reported (scored) so far, those that ended at
+        step ``upto`` or before (all with None): what a checkpoint at step ``upto`` calls before
+        it is saved (an on-policy rollout cut short is not saved, so its episodes are not written)."""
+        if self._file is not None and not self._file.closed:
+            self._drain(upto)
+
+    def finish(self) -> None:
+        """Score the steps the environment still stores, then write every finished episode."""
+        self._wrapper.score_stored()
+        self._drain()
+
     def _on_step(self) -> bool:
         self._drain()
         return True
@@ -178,7 +203,7 @@ class EpisodeLogCallback(BaseCallback):
         self._drain()  # deferred PPO: the rollout's episodes are scored just before this
 
     def _on_training_end(self) -> None:
-        self._drain()
+        self.finish()  # deferred: episodes in the last, unfilled scoring batch
         self.close()
 
     def close(self) -> None:
@@ -329,9 +354,11 @@ class EvalCallback(BaseCallback):
         self.logger.record("time/total_timesteps", self.num_timesteps, exclude="tensorboard")
         self.logger.dump(self.num_timesteps)
         success = "" if result.success_rate is None else f", success {100 * result.success_rate:.0f}%"
+        remark = result.remark()
         _log.info(
-            "%s at step %s (%d episodes): GT return %.4g ± %.3g, VLM return %.4g%s", p, f"{self.num_timesteps:,}",
+            "%s at step %s (%d episodes): GT return %.4g ± %.3g, VLM return %.4g%s%s", p, f"{self.num_timesteps:,}",
             self.episodes, result.mean_gt_return, result.std_gt_return, result.mean_vlm_return, success,
+            f" ({remark})" if remark else "",
         )
         if self.after is not None:
             self.after()

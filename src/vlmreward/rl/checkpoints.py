@@ -19,7 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -217,9 +217,21 @@ class Checkpointer:
     For an on-policy algorithm interrupted mid-rollout, the partial rollout is lost (it is not
     worth saving) and the checkpoint counts the steps up to the rollout's start, so that a resumed
     run still stops at the same rollout boundary.
+
+    ``before_write`` (optional) is called with the checkpoint's step count once the deferred
+    rewards are in and before anything is written: the trainer writes the episodes finished up to
+    that step into ``episodes.csv`` (:meth:`~vlmreward.rl.callbacks.EpisodeLogCallback.write_finished`).
     """
 
-    def __init__(self, run_dir: str | os.PathLike, algorithm: str, keep: int | None = 2, replay_buffer: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        algorithm: str,
+        keep: int | None = 2,
+        replay_buffer: bool = True,
+        before_write: Callable[[int], Any] | None = None,
+    ) -> None:
+        self.before_write = before_write
         self.directory = Path(run_dir) / "checkpoints"
         self.replay_buffer = bool(replay_buffer)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -267,6 +279,8 @@ class Checkpointer:
 
     def _write(self, model: BaseAlgorithm, reason: str, num_timesteps: int | None) -> Path:
         steps = int(model.num_timesteps if num_timesteps is None else num_timesteps)
+        if self.before_write is not None:
+            self.before_write(steps)
         for stale in self.directory.glob(".tmp-*"):
             shutil.rmtree(stale, ignore_errors=True)
         tmp = self.directory / f".tmp-{uuid.uuid4().hex[:8]}"

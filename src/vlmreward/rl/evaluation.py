@@ -59,6 +59,11 @@ class PolicyEvaluation:
         video: the video of the first episode, if one was written.
         goals: the goal sentence of each episode (goal-conditioned environments; else None).
         goal_types: the goal type of each episode (else None).
+        distinct_actions: how many different actions the policy took over all steps of all
+            episodes (actions compared exactly, as arrays).
+        identical_action_sequences: every episode took the same sequence of actions (True for
+            one episode): a deterministic policy on an environment whose start varies only a
+            little then gets the same returns at every evaluation (see :meth:`remark`).
     """
 
     gt_returns: list[float] = field(default_factory=list)
@@ -69,6 +74,19 @@ class PolicyEvaluation:
     video: Optional[Path] = None
     goals: list[Optional[str]] = field(default_factory=list)
     goal_types: list[Optional[str]] = field(default_factory=list)
+    distinct_actions: int = 0
+    identical_action_sequences: bool = True
+
+    def remark(self) -> str:
+        """What the actions say about the evaluation, or ``""``: ``"the policy took one action in all
+        steps"`` or ``"all N episodes took the same action sequence"`` (why returns repeat exactly)."""
+        if not self.lengths or not sum(self.lengths):
+            return ""
+        if self.distinct_actions == 1:
+            return "the policy took one action in all steps"
+        if self.identical_action_sequences and len(self.lengths) > 1:
+            return f"all {len(self.lengths)} episodes took the same action sequence"
+        return ""
 
     @property
     def mean_gt_return(self) -> float:
@@ -125,6 +143,7 @@ class PolicyEvaluation:
             success_rate=self.success_rate,
             success_rate_held=self.success_rate_held,
             mean_length=self.mean_length,
+            remark=self.remark(),
         )
         return data
 
@@ -179,6 +198,8 @@ def evaluate_episodes(
         :class:`PolicyEvaluation`.
     """
     result = PolicyEvaluation()
+    actions_seen: set[bytes] = set()
+    first_sequence: list[bytes] | None = None
     spec_steps = env.spec.max_episode_steps if env.spec is not None else None
     fps = float(env.metadata.get("render_fps") or 30)
     for episode in range(episodes):
@@ -191,10 +212,12 @@ def evaluate_episodes(
         length = successes = 0
         reports_success = False
         done = False
+        sequence: list[bytes] = []
         try:
             while not done:
                 policy_obs = vec_normalize.normalize_obs(obs) if vec_normalize is not None else obs
                 action, _ = model.predict(policy_obs, deterministic=deterministic)
+                sequence.append(_action_key(action))
                 obs, reward, terminated, truncated, info = env.step(action)
                 gt += float(info.get("gt_reward", reward))
                 step_vlm = float(info.get("vlm_reward", 0.0))
@@ -214,6 +237,12 @@ def evaluate_episodes(
             raise
         if video is not None:
             result.video = video.close()
+        actions_seen.update(sequence)
+        if first_sequence is None:
+            first_sequence = sequence
+        elif sequence != first_sequence:
+            result.identical_action_sequences = False
+        result.distinct_actions = len(actions_seen)
         result.gt_returns.append(gt)
         result.vlm_returns.append(vlm)
         result.lengths.append(length)
@@ -229,3 +258,8 @@ def evaluate_episodes(
         )
     return result
 
+
+def _action_key(action: Any) -> bytes:
+    """An action as bytes that compare equal exactly when the actions do (dtype, shape and values)."""
+    array = np.ascontiguousarray(action)
+    return f"{array.dtype.str}{array.shape}".encode() + array.tobytes()

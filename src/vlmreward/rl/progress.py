@@ -51,6 +51,9 @@ class ProgressLogCallback(BaseCallback):
             ``rollout/success_rate``), e.g. ``EpisodeLogCallback.means``.
         every_s: seconds between lines (> 0).
         clock: the time source (seconds), replaceable in tests.
+        unscored_episodes: returns how many episodes have finished but wait for their deferred
+            scoring batch (e.g. ``EpisodeLogCallback.unscored_episodes``); the line then says so
+            instead of "no episode finished yet".
     """
 
     def __init__(
@@ -59,8 +62,10 @@ class ProgressLogCallback(BaseCallback):
         means: Callable[[], dict[str, float]],
         every_s: float = DEFAULT_PROGRESS_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
+        unscored_episodes: Callable[[], int] | None = None,
     ) -> None:
         super().__init__()
+        self.unscored_episodes = unscored_episodes
         self.total_steps = int(total_steps)
         self.means = means
         self.every_s = float(every_s)
@@ -103,6 +108,9 @@ class ProgressLogCallback(BaseCallback):
             parts.append(f"success {100 * means['rollout/success_rate']:.0f}%")
         if "rollout/success_rate_held" in means:
             parts.append(f"held ≥50% {100 * means['rollout/success_rate_held']:.0f}%")
-        if len(parts) == 3:
+        waiting = self.unscored_episodes() if self.unscored_episodes is not None else 0
+        if waiting:
+            parts.append(f"{waiting} more episode{'s' if waiting != 1 else ''} finished, waiting for deferred scoring")
+        elif len(parts) == 3:
             parts.append("no episode finished yet")
         return " | ".join(parts)

@@ -113,7 +113,15 @@ eval/...                    the same for the deterministic policy on a separate 
                             eval_held_out/... on held-out goals of a goal family
 */<goal type>               per goal type of a goal family
 time/total_timesteps        environment steps so far (all sub-environments)
-Every other column is SB3's (train/..., time/...). Per-episode rows: ../episodes.csv.
+Every other column is SB3's (train/..., time/...).
+
+# ../episodes.csv: one row per training episode, every episode SB3 counts (time/episodes)
+timesteps                   the step (time/total_timesteps) at which the episode ended; with deferred scoring the row
+                            is written when its frames are scored, up to one scoring batch later, and at the latest
+                            when the run ends or a checkpoint is written
+env_index, length           the sub-environment and the episode's number of steps
+vlm_return, gt_return       the sums of the VLM reward and of the environment's own reward over the episode
+success, success_fraction   info["is_success"] at the last step; the fraction of steps where it held
 """
 """``RUN_DIR/logs/columns.txt``: the run's own record of what each logged key means."""
 

@@ -154,22 +154,25 @@ def _learn(
 ) -> Path:
     """Learn until ``config.total_steps``, checkpointing and evaluating; the shared end of train and resume."""
     model.set_logger(make_logger(config, run_dir))
-    checkpointer = Checkpointer(run_dir, config.algorithm, keep=config.keep_checkpoints, replay_buffer=config.checkpoint_replay_buffer)
     episode_log = EpisodeLogCallback(run_dir / "episodes.csv", config.log.stats_window, goal_columns=config.goals is not None)
+    checkpointer = Checkpointer(run_dir, config.algorithm, keep=config.keep_checkpoints, replay_buffer=config.checkpoint_replay_buffer,
+                                before_write=episode_log.write_finished)
     callbacks: list[BaseCallback] = [
         KeepSignalHandlers(), episode_log, CheckpointCallback(checkpointer, config.checkpoint_every),
-        ProgressLogCallback(config.total_steps, episode_log.means, config.log.progress_every_s),
+        ProgressLogCallback(config.total_steps, episode_log.means, config.log.progress_every_s,
+                            unscored_episodes=episode_log.unscored_episodes),
     ]
     goal = getattr(config.reward, "goal", None)
 
     def draw_curves() -> None:
+        evaluations = read_evaluations(run_dir / EVALUATIONS_FILE)
         try:
             write_curves(run_dir / "episodes.csv", run_dir / CURVES_FILE, config.log.stats_window,
-                         title=" | ".join([goal] if isinstance(goal, str) else goal or []))
+                         title=" | ".join([goal] if isinstance(goal, str) else goal or []), evaluations=evaluations)
         except Exception as err:  # noqa: BLE001 - a plot must not end a run
             _log.warning("could not draw %s: %s", CURVES_FILE, err)
         try:
-            write_run_report(run_dir, run_setup(config, run_dir), read_evaluations(run_dir / EVALUATIONS_FILE),
+            write_run_report(run_dir, run_setup(config, run_dir), evaluations,
                              episode_log.means(), model.num_timesteps, config.total_steps, run_dir / CURVES_FILE)
         except Exception as err:  # noqa: BLE001 - a report must not end a run
             _log.warning("could not write %s: %s", REPORT_FILE, err)
