@@ -580,8 +580,10 @@ def test_a_damaged_or_replaced_state_pickle_is_one_clear_error(tmp_path):
     for content, phrase in ((b"", "cannot be read"), (b"\x80\x04garbage", "cannot be read"),
                             (pickle.dumps([1, 2, 3]), "is not a vlmreward checkpoint state")):
         (ckpt / "state.pkl").write_bytes(content)
+        with pytest.raises(CheckpointError, match="is a pickle .* which can run code; pass --trust-run-dir"):
+            info.load_state()  # an earlier version's pickle: refused unless trusted
         with pytest.raises(CheckpointError, match=phrase):
-            info.load_state()
+            info.load_state(trust=True)
 
 
 def test_config_paths_resolve_from_the_config_file_and_set_paths_from_here(tmp_path, tiny_hf_clip, monkeypatch):

@@ -75,13 +75,19 @@ def train(
         typer.Option(
             "--resume",
             help="Continue the run in RUN_DIR from its latest checkpoint (--set may then change total_steps, "
-            "eval_every, checkpoint_every, ...). Checkpoints are pickles, which can run code: resume only runs you trust.",
+            "eval_every, checkpoint_every, ...). Checkpoints hold no pickles, but a config may name code to run "
+            "(reward.factory, dotted paths): resume only runs you trust.",
             show_default=False,
             metavar="RUN_DIR",
         ),
     ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress lines; warnings and the final summary only.")
+    ] = False,
+    trust_run_dir: Annotated[
+        bool,
+        typer.Option("--trust-run-dir", help="With --resume: the run directory is yours. Loads an earlier version's "
+                     "pickled checkpoint files (which can run code) and silences the warning for a run made elsewhere."),
     ] = False,
 ) -> None:
     """Train an agent whose reward is a vision-language model's judgement of a sentence."""
@@ -97,7 +103,8 @@ def train(
     overrides = list(set or [])
     try:
         with _progress_messages(quiet), preemption_signals():
-            run_dir = resume_run(resume, overrides) if resume is not None else train_run(config, overrides)  # type: ignore[arg-type]
+            run_dir = (resume_run(resume, overrides, trust=trust_run_dir) if resume is not None
+                       else train_run(config, overrides))  # type: ignore[arg-type]
     except TrainingInterrupted as stop:
         name = signal.Signals(stop.signum).name
         typer.echo("", err=True)
@@ -133,6 +140,9 @@ def evaluate_policy(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace the evaluation.json (and video) of an earlier evaluation.")
     ] = False,
+    trust_run_dir: Annotated[
+        bool, typer.Option("--trust-run-dir", help="Load an earlier version's pickled files (which can run code).")
+    ] = False,
 ) -> None:
     """Roll out a trained policy; report ground-truth return, success rate and VLM return."""
     from vlmreward._paths import refuse_to_overwrite
@@ -142,7 +152,7 @@ def evaluate_policy(
     refuse_to_overwrite(run_dir, (EVALUATION_FILE,), overwrite, alternative="move it aside first")
 
     with _progress_messages():  # a line per episode on stderr
-        data = evaluate_run(run_dir, episodes, deterministic=deterministic, video=video)
+        data = evaluate_run(run_dir, episodes, deterministic=deterministic, video=video, trust=trust_run_dir)
     successes = [s for s in data["successes"] if s is not None]
     typer.echo(f"policy:              {data['policy']} ({data['num_timesteps']} steps) of {run_dir}")
     typer.echo(f"ground-truth return: {_mean_std(data['gt_returns'])} over {data['episodes']} episodes")

@@ -133,14 +133,6 @@ def _run_policy(run_dir: Path) -> _Policy:
             f"({err}); use --policy random or scripted."
         ) from err
     config = rl_run_dir.load_run_config(run_dir)
-    model, normalize, source, model_path = rl_run_dir.load_policy(run_dir, device="cpu")
-
-    def act(obs: Any) -> Any:
-        if normalize is not None:
-            obs = normalize.normalize_obs(obs)
-        action, _ = model.predict(obs, deterministic=True)
-        return action
-
     wrap = None
     if config.goals is not None:  # a goal-conditioned policy reads the goal's embedding beside the observation
         from vlmreward.envs.goal_conditioning import GoalObservation
@@ -150,13 +142,28 @@ def _run_policy(run_dir: Path) -> _Policy:
         def wrap(env: gym.Env) -> gym.Env:
             return GoalObservation(env, encoder)
 
+    env_kwargs = rl_builders.env_kwargs_of(config)
+    probe_env = gym.make(config.env.id, **env_kwargs)  # the spaces the policy acts in: nothing unpickled
+    probe_env = wrap(probe_env) if wrap is not None else probe_env
+    try:
+        spaces = (probe_env.observation_space, probe_env.action_space)
+    finally:
+        probe_env.close()
+    model, normalize, source, model_path = rl_run_dir.load_policy(run_dir, device="cpu", spaces=spaces)
+
+    def act(obs: Any) -> Any:
+        if normalize is not None:
+            obs = normalize.normalize_obs(obs)
+        action, _ = model.predict(obs, deterministic=True)
+        return action
+
     return _Policy(
         "run",
         act,
         {"kind": "run", "run_dir": str(run_dir), "source": source, "model_file": str(model_path),
          "algorithm": config.algorithm, "deterministic": True},
         env_id=config.env.id,
-        env_kwargs=rl_builders.env_kwargs_of(config),
+        env_kwargs=env_kwargs,
         wrap=wrap,
     )
 

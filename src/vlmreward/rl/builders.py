@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import re
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "make_training_env",
     "make_eval_env",
     "build_algorithm",
+    "load_algorithm",
     "check_env_id",
     "ALGORITHM_CLASSES",
 ]
@@ -282,3 +284,85 @@ def build_algorithm(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
     return model
 
 
+def _serialized_keys(path: str | os.PathLike) -> list[str]:
+    """The entries of an SB3 model archive's ``data`` that SB3 stores as pickles (``:serialized:``)."""
+    import json
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            data = json.loads(archive.read("data"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        raise ConfigError(f"{path} is not a stable-baselines3 model archive ({type(err).__name__}: {err}).") from err
+    return [k for k, v in data.items() if isinstance(v, dict) and ":serialized:" in v]
+
+
+def load_algorithm(
+    config: RunConfig,
+    path: str | os.PathLike,
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    *,
+    env: VecEnv | None = None,
+    device: str = "auto",
+    trust: bool = False,
+) -> BaseAlgorithm:
+    """``Algo.load(path)`` without unpickling anything from the archive.
+
+    SB3's archive stores some attributes as pickles (the policy class, the spaces, schedules,
+    buffer classes, the last observations), which ``load`` would unpickle, running whatever code
+    they name. Each is given to ``load`` as a ``custom_objects`` replacement instead, rebuilt from
+    the run's config and the environment's spaces (schedules and buffers are rebuilt by SB3's own
+    ``_setup_model`` from the numbers the archive holds as JSON); the weights are read by SB3 with
+    ``torch.load(weights_only=True)``. An entry this does not know (another SB3 version) is
+    unpickled only with ``trust``.
+
+    Raises:
+        ConfigError: not an SB3 archive; an entry that only a pickle holds, without ``trust``.
+    """
+    from collections import deque
+
+    cls = ALGORITHM_CLASSES[config.algorithm]
+    kwargs = _algorithm_kwargs(config)
+    defaults = {name: p.default for name, p in inspect.signature(cls.__init__).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    policy = config.policy
+    off_policy = issubclass(cls, OffPolicyAlgorithm)
+    buffer = deferred_buffer_class(off_policy, isinstance(observation_space, gym.spaces.Dict)) if config.deferred else None
+    known: dict[str, Any] = {
+        **{k: v for k, v in defaults.items()},
+        **kwargs,
+        "policy_class": cls.policy_aliases[policy] if isinstance(policy, str) and policy in cls.policy_aliases else policy,
+        "observation_space": _as_sb3_sees_it(observation_space),
+        "action_space": action_space,
+        "_last_obs": None, "_last_episode_starts": None, "_last_original_obs": None,  # load(env=) resets the env
+        "ep_info_buffer": deque(maxlen=100), "ep_success_buffer": deque(maxlen=100),  # refilled by the episodes to come
+        "lr_schedule": None, "exploration_schedule": None,  # rebuilt by _setup_model from learning_rate, exploration_*
+        ("replay_buffer_class" if off_policy else "rollout_buffer_class"): buffer or kwargs.get(
+            "replay_buffer_class" if off_policy else "rollout_buffer_class"),
+    }
+    serialized = _serialized_keys(path)
+    unknown = [k for k in serialized if k not in known]
+    if unknown and not trust:
+        raise ConfigError(
+            f"{path} stores {', '.join(unknown)} as pickles, which vlmreward cannot rebuild and loading would run; "
+            "pass --trust-run-dir (trust=True) if you made this run directory yourself."
+        )
+    custom = {k: known[k] for k in serialized if k in known}
+    return cls.load(str(path), env=env, device=device, custom_objects=custom)
+
+
+def _as_sb3_sees_it(space: gym.Space) -> gym.Space:
+    """The observation space SB3 stores for an environment with ``space``: channel-last images
+    transposed to channel-first, as its ``VecTransposeImage`` wrapper does (also inside a ``Dict``)."""
+    from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    def needs(sub: gym.Space) -> bool:
+        return is_image_space(sub) and not is_image_space_channels_first(sub)
+
+    if isinstance(space, gym.spaces.Dict):
+        if not any(needs(sub) for sub in space.spaces.values()):
+            return space
+        return gym.spaces.Dict({k: VecTransposeImage.transpose_space(sub, k) if needs(sub) else sub for k, sub in space.spaces.items()})
+    return VecTransposeImage.transpose_space(space) if needs(space) else space

@@ -1,19 +1,26 @@
-"""Checkpoints of a training run: consistent, atomically written, resumable exactly.
+"""Checkpoints of a training run: consistent, atomically written, verified, resumable exactly.
 
 A checkpoint holds the policy and optimiser (SB3's ``model.zip``), the replay buffer (off-policy;
 every deferred reward written in first), ``VecNormalize`` statistics, the step count and the
-random states (:func:`capture_rng_state`). :class:`Checkpointer` writes them;
-:func:`latest_checkpoint` finds the newest complete one. Pickles are SB3's format for buffers and
-statistics (the replay buffer is an ``.npz``): a run directory is code, load only your own.
+random states (:func:`capture_rng_state`), and last a ``manifest.json`` with the size and SHA-256
+of every other file. :class:`Checkpointer` writes them; :func:`latest_checkpoint` finds the newest
+intact one: a checkpoint whose files do not match its manifest (a disk error, a copy cut short, a
+file replaced) is named in a warning and skipped, and nothing is loaded from it. Besides SB3's
+model archive nothing is a pickle: the replay buffer is an ``.npz``, the state and statistics are
+JSON and ``.npz`` (:mod:`vlmreward.rl.run_state`). Checkpoints of earlier versions (``state.pkl``,
+``vecnormalize.pkl``, ``replay_buffer.pkl``, no manifest) still resume, their pickles only with
+``trust=True`` (``vlmreward train --resume RUN --trust-run-dir``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import pickle
 import random
+import re
 import shutil
 import time
 import uuid
@@ -30,6 +37,7 @@ from vlmreward._paths import atomic_write_text
 from vlmreward.errors import VLMRewardError
 from vlmreward.rl.deferred import DeferredDictReplayBuffer, DeferredReplayBuffer
 from vlmreward.rl.replay_storage import load_replay_buffer, save_replay_buffer
+from vlmreward.rl.run_state import STATE_JSON, RNG_ARRAYS, RunStateError, load_state, load_vec_normalize, save_state, save_vec_normalize
 
 __all__ = [
     "CheckpointError",
@@ -45,6 +53,11 @@ __all__ = [
     "LEGACY_REPLAY_BUFFER_FILE",
     "VEC_NORMALIZE_FILE",
     "STATE_FILE",
+    "MANIFEST_FILE",
+    "LEGACY_STATE_FILE",
+    "LEGACY_VEC_NORMALIZE_FILE",
+    "verify_checkpoint",
+    "clean_interrupted_writes",
 ]
 
 _log = logging.getLogger("vlmreward.rl")
@@ -53,8 +66,12 @@ LATEST = "latest.json"
 MODEL_FILE = "model.zip"
 REPLAY_BUFFER_FILE = "replay_buffer.npz"
 LEGACY_REPLAY_BUFFER_FILE = "replay_buffer.pkl"  # SB3's pickle, written by earlier checkpoints (still resumed)
-VEC_NORMALIZE_FILE = "vecnormalize.pkl"
-STATE_FILE = "state.pkl"
+VEC_NORMALIZE_FILE = "vecnormalize.npz"
+LEGACY_VEC_NORMALIZE_FILE = "vecnormalize.pkl"  # SB3's pickle, written by earlier checkpoints
+STATE_FILE = STATE_JSON  # step count and scalar random states; the arrays in rng.npz
+LEGACY_STATE_FILE = "state.pkl"  # a pickle, written by earlier checkpoints
+MANIFEST_FILE = "manifest.json"
+_TRUST_HINT = "pass --trust-run-dir (trust=True) if you made this run directory yourself"
 
 
 class CheckpointError(VLMRewardError, OSError):
@@ -129,35 +146,69 @@ class CheckpointInfo:
                 return p
         return None
 
-    def load_replay_buffer(self, model: OffPolicyAlgorithm) -> bool:
+    def load_replay_buffer(self, model: OffPolicyAlgorithm, trust: bool = False) -> bool:
         """Fill ``model``'s replay buffer from this checkpoint; False when it holds none.
 
         Raises:
             ReplayStorageError: the file is damaged or of another configuration.
+            CheckpointError: an older checkpoint's pickle, without ``trust``.
         """
         path = self.replay_buffer
         if path is None:
             return False
         if path.suffix == ".npz":
             load_replay_buffer(model.replay_buffer, path)
-        else:
+        elif trust:
             model.load_replay_buffer(path)  # a pickle (SB3's format): it can run code
+        else:
+            raise CheckpointError(f"{path} is a pickle (written by an earlier vlmreward), which can run code; {_TRUST_HINT}.")
         return True
 
     @property
     def vec_normalize(self) -> Path | None:
-        p = self.path / VEC_NORMALIZE_FILE
-        return p if p.is_file() else None
+        """``vecnormalize.npz`` (or an older checkpoint's ``vecnormalize.pkl``), None if absent."""
+        for name in (VEC_NORMALIZE_FILE, LEGACY_VEC_NORMALIZE_FILE):
+            p = self.path / name
+            if p.is_file():
+                return p
+        return None
 
-    def load_state(self) -> dict[str, Any]:
-        """The step count and RNG states saved with the model (``state.pkl``, a pickle: it can run
-        code, so load only run directories you trust).
+    def load_vec_normalize(self, venv: Any, trust: bool = False) -> Any:
+        """``VecNormalize`` around ``venv`` with this checkpoint's statistics (None if it has none).
 
         Raises:
-            CheckpointError: the file is missing, truncated, not a pickle, or not a state
-                (a dict with ``num_timesteps`` and ``rng``).
+            CheckpointError: the file is damaged, or is an older checkpoint's pickle and not ``trust``.
         """
-        path = self.path / STATE_FILE
+        path = self.vec_normalize
+        if path is None:
+            return None
+        if path.suffix == ".npz":
+            try:
+                return load_vec_normalize(path, venv)
+            except RunStateError as err:
+                raise CheckpointError(f"{err}; the checkpoint {self.path} is damaged.") from err
+        if not trust:
+            raise CheckpointError(f"{path} is a pickle (written by an earlier vlmreward), which can run code; {_TRUST_HINT}.")
+        from stable_baselines3.common.vec_env import VecNormalize
+
+        return VecNormalize.load(str(path), venv)
+
+    def load_state(self, trust: bool = False) -> dict[str, Any]:
+        """The step count and RNG states saved with the model: ``state.json`` + ``rng.npz``, or an
+        older checkpoint's ``state.pkl`` (a pickle: loaded only with ``trust``).
+
+        Raises:
+            CheckpointError: the files are missing, truncated or not a state (a dict with
+                ``num_timesteps`` and ``rng``), or a pickle without ``trust``.
+        """
+        if (self.path / STATE_FILE).is_file():
+            try:
+                return load_state(self.path)
+            except RunStateError as err:
+                raise CheckpointError(f"{err}; the checkpoint {self.path} is damaged: {_DAMAGED_HINT}") from err
+        path = self.path / LEGACY_STATE_FILE
+        if path.is_file() and not trust:
+            raise CheckpointError(f"{path} is a pickle (written by an earlier vlmreward), which can run code; {_TRUST_HINT}.")
         try:
             with open(path, "rb") as f:
                 state = pickle.load(f)
@@ -174,28 +225,125 @@ class CheckpointInfo:
         return state
 
 
+_DAMAGED_HINT = "resume falls back to the newest intact checkpoint; delete this one or start the run again"
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_manifest(directory: Path, meta: dict[str, Any]) -> None:
+    """``manifest.json``: ``meta`` and the size and SHA-256 of every other file, written last."""
+    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256_file(p)}
+             for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST_FILE}
+    atomic_write_text(directory / MANIFEST_FILE, json.dumps({**meta, "files": files}, indent=2) + "\n")
+
+
+def verify_checkpoint(path: str | os.PathLike) -> str | None:
+    """What is wrong with a checkpoint directory, or None when it is intact.
+
+    Intact: ``manifest.json`` lists every file with its size and SHA-256 and the files have them,
+    and the model and state are among them. A checkpoint of an earlier version (no manifest) is
+    intact when its model and state files exist.
+    """
+    path = Path(path)
+    manifest = path / MANIFEST_FILE
+    if not manifest.is_file():
+        has_state = (path / STATE_FILE).is_file() or (path / LEGACY_STATE_FILE).is_file()
+        if (path / MODEL_FILE).is_file() and has_state and not (path / RNG_ARRAYS).exists():
+            return None  # written before manifests existed
+        return f"{MANIFEST_FILE} is missing"
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        listed = {str(name): (int(entry["size"]), str(entry["sha256"])) for name, entry in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        return f"{MANIFEST_FILE} cannot be read ({type(err).__name__})"
+    for required in (MODEL_FILE, STATE_FILE):
+        if required not in listed:
+            return f"{MANIFEST_FILE} lists no {required}"
+    for name, (size, digest) in listed.items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        if file.stat().st_size != size:
+            return f"{name} has {file.stat().st_size} bytes, not the {size} written"
+        if _sha256_file(file) != digest:
+            return f"{name} does not have the SHA-256 written (its bytes changed)"
+    return None
+
+
+def clean_interrupted_writes(run_dir: str | os.PathLike) -> list[Path]:
+    """Remove what a process killed mid-write left: ``checkpoints/.tmp-*`` directories and the
+    temporary files of atomic writes (``.NAME.*.tmp``, ``.final_model.tmp.zip``) in the run
+    directory and its ``checkpoints``/``logs``; returns what was removed."""
+    run_dir = Path(run_dir)
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "logs"):
+        if not folder.is_dir():
+            continue
+        for p in folder.iterdir():
+            if p.name.startswith(".tmp-") or (p.name.startswith(".") and (p.name.endswith(".tmp") or p.name.endswith(".tmp.zip"))):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed
+
+
+def _checkpoint_dirs(directory: Path) -> list[Path]:
+    """``step_<N>[_k]`` directories, newest first (highest step, then latest written)."""
+    found = []
+    for p in directory.glob("step_*"):
+        m = re.fullmatch(r"step_(\d+)(?:_(\d+))?", p.name)
+        if m and p.is_dir():
+            found.append((int(m.group(1)), int(m.group(2) or 0), p))
+    return [p for *_, p in sorted(found, reverse=True)]
+
+
 def latest_checkpoint(run_dir: str | os.PathLike) -> CheckpointInfo:
-    """The checkpoint ``RUN_DIR/checkpoints/latest.json`` points to.
+    """The newest intact checkpoint of a run: the one ``checkpoints/latest.json`` points to when
+    :func:`verify_checkpoint` finds it intact, else the newest intact ``step_<N>`` directory (a
+    warning names each damaged one and what is wrong with it). Nothing is loaded from a damaged one.
 
     Raises:
-        CheckpointError: no checkpoint yet, or its files are missing.
+        CheckpointError: no checkpoint yet, or none intact.
     """
     directory = Path(run_dir) / "checkpoints"
     pointer = directory / LATEST
-    if not pointer.is_file():
+    candidates: list[CheckpointInfo] = []
+    try:
+        data = json.loads(pointer.read_text(encoding="utf-8"))
+        candidates.append(CheckpointInfo(directory / data["checkpoint"], int(data["num_timesteps"]), data["reason"], data["algorithm"]))
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        _log.warning("%s is unreadable (%s); looking for the newest intact checkpoint", pointer, err)
+    for path in _checkpoint_dirs(directory):
+        if any(c.path == path for c in candidates):
+            continue
+        try:
+            meta = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
+            candidates.append(CheckpointInfo(path, int(meta["num_timesteps"]), str(meta["reason"]), str(meta["algorithm"])))
+        except (OSError, ValueError, KeyError, TypeError):
+            candidates.append(CheckpointInfo(path, -1, "", ""))  # verify_checkpoint names the problem
+    if not candidates:
         raise CheckpointError(
             f"{str(run_dir)!r} has no checkpoint ({pointer} is missing); the run stopped before its first "
             "checkpoint, so start it again with `vlmreward train CONFIG`."
         )
-    try:
-        data = json.loads(pointer.read_text(encoding="utf-8"))
-        info = CheckpointInfo(directory / data["checkpoint"], int(data["num_timesteps"]), data["reason"], data["algorithm"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise CheckpointError(f"{pointer} is unreadable ({err}); point it at a checkpoint directory or start again.") from err
-    missing = [p.name for p in (info.model, info.path / STATE_FILE) if not p.is_file()]
-    if missing:
-        raise CheckpointError(f"checkpoint {info.path} lacks {', '.join(missing)}; it cannot be resumed.")
-    return info
+    problems = []
+    for info in candidates:
+        problem = verify_checkpoint(info.path) if info.path.is_dir() else "the directory is missing"
+        if problem is None and info.num_timesteps >= 0:
+            for text in problems:
+                _log.warning("checkpoint %s", text)
+            if problems:
+                _log.warning("resuming from the newest intact checkpoint, %s (%d steps)", info.path.name, info.num_timesteps)
+            return info
+        problems.append(f"{info.path.name} is damaged: {problem or MANIFEST_FILE + ' cannot be read'}")
+    raise CheckpointError(f"no intact checkpoint in {directory}: {'; '.join(problems)}; start the run again.")
 
 
 class Checkpointer:
@@ -204,11 +352,14 @@ class Checkpointer:
     A checkpoint is a directory ``step_<N>`` holding ``model.zip`` (SB3 ``model.save``: policy,
     optimiser, step and episode counters), ``replay_buffer.npz`` (off-policy; every deferred
     reward written in first, so no placeholder is saved; the filled rows only, next observations
-    deduplicated, see :mod:`vlmreward.rl.replay_storage`), ``vecnormalize.pkl`` (if the
-    environment normalises observations) and ``state.pkl`` (step count and RNG states, see
-    :func:`capture_rng_state`). It is written into a temporary directory that is renamed into place
-    (``os.replace``), then ``latest.json`` is replaced to point at it, so a crash at any moment
-    leaves the previous checkpoint intact. Only the ``keep`` newest are kept. With
+    deduplicated, see :mod:`vlmreward.rl.replay_storage`), ``vecnormalize.npz`` (if the
+    environment normalises observations), ``state.json`` + ``rng.npz`` (step count and RNG states,
+    see :func:`capture_rng_state` and :mod:`vlmreward.rl.run_state`) and, written last,
+    ``manifest.json`` (size and SHA-256 of each file, :func:`verify_checkpoint`). It is written
+    into a temporary directory that is renamed into place (``os.replace``), then ``latest.json``
+    is replaced to point at it, so a crash at any moment leaves the previous checkpoint intact; the
+    temporary files such a crash leaves are removed when the next process starts
+    (:func:`clean_interrupted_writes`). Only the ``keep`` newest are kept. With
     ``replay_buffer=False`` the replay buffer is left out (it takes about one observation, one
     action and 7 bytes per stored transition, see :mod:`vlmreward.rl.replay_storage`); a run
     resumed from such a checkpoint refills it from empty, so it is not identical to an
@@ -235,6 +386,8 @@ class Checkpointer:
         self.directory = Path(run_dir) / "checkpoints"
         self.replay_buffer = bool(replay_buffer)
         self.directory.mkdir(parents=True, exist_ok=True)
+        for stale in clean_interrupted_writes(run_dir):
+            _log.info("removed %s, left by a process killed while writing it", stale)
         self.algorithm = algorithm
         self.keep = keep
         self.rollout_start_timesteps: int | None = None  # set by CheckpointCallback
@@ -295,10 +448,9 @@ class Checkpointer:
             save_replay_buffer(model.replay_buffer, tmp / REPLAY_BUFFER_FILE)
         vec_normalize = model.get_vec_normalize_env()
         if vec_normalize is not None:
-            vec_normalize.save(str(tmp / VEC_NORMALIZE_FILE))
-        state = {"num_timesteps": steps, "reason": reason, "time": time.time(), "rng": capture_rng_state(model)}
-        with open(tmp / STATE_FILE, "wb") as f:
-            pickle.dump(state, f)
+            save_vec_normalize(vec_normalize, tmp / VEC_NORMALIZE_FILE)
+        save_state(tmp, {"num_timesteps": steps, "reason": reason, "time": time.time(), "rng": capture_rng_state(model)})
+        _write_manifest(tmp, {"num_timesteps": steps, "reason": reason, "algorithm": self.algorithm})
         name = f"step_{steps:09d}"
         k = 1
         while (self.directory / name).exists():

@@ -34,11 +34,15 @@ __all__ = [
     "MODEL_FINGERPRINT_FILE",
     "weights_fingerprint",
     "record_model_fingerprint",
+    "record_origin",
+    "warn_if_made_elsewhere",
+    "ORIGIN_FILE",
     "check_resume_overrides",
     "check_same_weights",
     "load_run_config",
     "new_run_dir",
     "make_logger",
+    "truncate_logs",
     "policy_source",
     "load_policy",
     "LoadedPolicy",
@@ -47,7 +51,8 @@ __all__ = [
 
 CONFIG_FILE = "config.yaml"
 FINAL_MODEL_FILE = "final_model.zip"
-FINAL_VEC_NORMALIZE_FILE = "final_vecnormalize.pkl"
+FINAL_VEC_NORMALIZE_FILE = "final_vecnormalize.npz"
+LEGACY_FINAL_VEC_NORMALIZE_FILE = "final_vecnormalize.pkl"  # a pickle, written by earlier versions
 EVALUATION_FILE = "evaluation.json"
 MODEL_FINGERPRINT_FILE = "model_fingerprint.json"
 """The SHA-256 of a local model directory's files, written when a run starts (:func:`weights_fingerprint`)."""
@@ -126,13 +131,85 @@ success, success_fraction   info["is_success"] at the last step; the fraction of
 """``RUN_DIR/logs/columns.txt``: the run's own record of what each logged key means."""
 
 
-def make_logger(config: RunConfig, run_dir: Path) -> Logger:
+def truncate_logs(run_dir: str | os.PathLike, step: int) -> dict[str, int]:
+    """Cut a run's logs back to what a checkpoint at ``step`` holds, before a resume continues them.
+
+    A run killed after its last checkpoint (SIGKILL, a power cut) has logged the steps after it,
+    which the resumed run logs again. This drops, each file rewritten atomically:
+
+    * ``logs/progress.csv``: rows whose ``time/total_timesteps`` is above ``step``;
+    * ``episodes.csv``: episodes that ended after ``step`` (``timesteps``);
+    * ``evaluations.jsonl``: evaluations after ``step`` (a damaged line, a write cut short, too).
+
+    TensorBoard's event files are append-only: the resumed run's writer purges the steps after
+    ``step`` instead (``SummaryWriter(purge_step=step + 1)``, :func:`make_logger`).
+
+    Returns:
+        ``{file name: rows dropped}`` for the files that lost rows.
+    """
+    import csv
+    import io
+
+    run_dir = Path(run_dir)
+    dropped: dict[str, int] = {}
+
+    def cut_csv(path: Path, column: str) -> None:
+        if not path.is_file():
+            return
+        text = path.read_text(encoding="utf-8")
+        rows = list(csv.reader(io.StringIO(text)))
+        if len(rows) < 2 or column not in rows[0]:
+            return
+        index = rows[0].index(column)
+        kept = [r for r in rows[1:] if len(r) == len(rows[0]) and (not r[index] or _number(r[index]) <= step)]
+        if len(kept) != len(rows) - 1:
+            out = io.StringIO()
+            csv.writer(out, lineterminator="\n").writerows([rows[0], *kept])
+            atomic_write_text(path, out.getvalue())
+            dropped[path.name] = len(rows) - 1 - len(kept)
+
+    cut_csv(run_dir / "logs" / "progress.csv", "time/total_timesteps")
+    cut_csv(run_dir / "episodes.csv", "timesteps")
+    evaluations = run_dir / "evaluations.jsonl"
+    if evaluations.is_file():
+        lines = evaluations.read_text(encoding="utf-8").splitlines()
+        kept_lines = []
+        for line in lines:
+            try:
+                if int(json.loads(line)["step"]) <= step:
+                    kept_lines.append(line)
+            except (ValueError, KeyError, TypeError):
+                continue
+        if len(kept_lines) != len(lines):
+            atomic_write_text(evaluations, "".join(line + "\n" for line in kept_lines))
+            dropped[evaluations.name] = len(lines) - len(kept_lines)
+    return dropped
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("inf")  # not a step count: a row cut short by a kill
+
+
+def make_logger(config: RunConfig, run_dir: Path, purge_after: int | None = None) -> Logger:
+    """SB3's logger of a run: ``logs/progress.csv`` (continued), TensorBoard, stdout, W&B as configured.
+
+    ``purge_after``: a resumed run's checkpoint step; TensorBoard hides what an earlier process
+    logged after it (:func:`truncate_logs` cuts the other logs).
+    """
     folder = run_dir / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "columns.txt").write_text(LOG_COLUMNS, encoding="utf-8")
     formats = [_ResumableCSV(str(folder / "progress.csv"))]
     if config.log.tensorboard:
         tensorboard = make_output_format("tensorboard", str(folder))
+        if purge_after is not None:  # TensorBoard's own mechanism for a restart from an earlier step
+            from torch.utils.tensorboard import SummaryWriter
+
+            tensorboard.writer.close()
+            tensorboard.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_after + 1)
         tensorboard.writer.add_custom_scalars(TENSORBOARD_LAYOUT)  # the CUSTOM SCALARS tab
         formats.append(tensorboard)
     if config.log.stdout:
@@ -195,8 +272,8 @@ def load_run_config(run_dir: str | os.PathLike, overrides: Iterable[str] = ()) -
 def policy_source(run_dir: Path) -> tuple[Path, Path | None, str]:
     final = run_dir / FINAL_MODEL_FILE
     if final.is_file():
-        norm = run_dir / FINAL_VEC_NORMALIZE_FILE
-        return final, norm if norm.is_file() else None, "final model"
+        norm = next((p for p in (run_dir / FINAL_VEC_NORMALIZE_FILE, run_dir / LEGACY_FINAL_VEC_NORMALIZE_FILE) if p.is_file()), None)
+        return final, norm, "final model"
     info = latest_checkpoint(run_dir)
     return info.model, info.vec_normalize, f"checkpoint at {info.num_timesteps} steps"
 
@@ -210,37 +287,94 @@ class LoadedPolicy(NamedTuple):
     path: Path  # the model file
 
 
-def load_policy(run_dir: str | os.PathLike, device: str = "auto") -> LoadedPolicy:
+def load_policy(
+    run_dir: str | os.PathLike,
+    device: str = "auto",
+    spaces: tuple[Any, Any] | None = None,
+    trust: bool = False,
+) -> LoadedPolicy:
     """The trained policy of a run directory: the final model, else the latest checkpoint.
 
     Args:
         run_dir: a directory made by ``vlmreward train``.
         device: where the policy runs.
+        spaces: ``(observation_space, action_space)`` of the environment the policy will act in;
+            with them nothing is unpickled (:func:`vlmreward.rl.builders.load_algorithm`).
+            Without them SB3 unpickles the archive's own copies, which only ``trust`` allows.
+        trust: allow pickles (the archive without ``spaces``, an earlier version's
+            ``vecnormalize.pkl``): a pickle can run code, load only your own run directories.
 
     Returns:
         :class:`LoadedPolicy`: ``vec_normalize`` (the training statistics, frozen:
         ``training=False``, or None) normalises observations alike; ``source`` says which file.
 
     Raises:
-        ConfigError: not a run directory. CheckpointError: neither a final model nor a checkpoint.
-
-    Loading unpickles SB3's files (the model archive and ``VecNormalize``): a run directory is
-    code, as for ``torch.load`` and SB3 itself; load only your own.
+        ConfigError: not a run directory; a pickle needed without ``trust``.
+        CheckpointError: neither a final model nor a checkpoint.
     """
     import pickle
 
-    from vlmreward.rl.builders import ALGORITHM_CLASSES
+    from vlmreward.rl.builders import ALGORITHM_CLASSES, load_algorithm
+    from vlmreward.rl.run_state import load_vec_normalize
 
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     model_path, norm_path, source = policy_source(run_dir)
-    model = ALGORITHM_CLASSES[config.algorithm].load(str(model_path), device=device)
+    if spaces is not None:
+        model = load_algorithm(config, model_path, *spaces, device=device, trust=trust)
+    elif trust:
+        model = ALGORITHM_CLASSES[config.algorithm].load(str(model_path), device=device)
+    else:
+        raise ConfigError(f"loading {model_path} without the environment's spaces unpickles SB3's copies of them; "
+                          "give spaces=(observation_space, action_space), or trust=True for your own run directory.")
     vec_normalize = None
-    if norm_path is not None:
+    if norm_path is not None and norm_path.suffix == ".npz":
+        vec_normalize = load_vec_normalize(norm_path)
+    elif norm_path is not None:
+        if not trust:
+            raise ConfigError(f"{norm_path} is a pickle (written by an earlier vlmreward), which can run code; "
+                              "pass --trust-run-dir (trust=True) if you made this run directory yourself.")
         with open(norm_path, "rb") as f:
             vec_normalize = pickle.load(f)
         vec_normalize.training = False
     return LoadedPolicy(model, vec_normalize, source, Path(model_path))
+
+
+ORIGIN_FILE = "origin.json"
+"""Where and by whom a run directory was made (host name and user id), for :func:`warn_if_made_elsewhere`."""
+
+
+def _origin() -> dict[str, Any]:
+    import socket
+
+    return {"host": socket.gethostname(), "uid": os.getuid() if hasattr(os, "getuid") else None}
+
+
+def record_origin(run_dir: Path) -> None:
+    """Write :data:`ORIGIN_FILE`: this machine's host name and this user's id."""
+    atomic_write_text(run_dir / ORIGIN_FILE, json.dumps(_origin()) + "\n")
+
+
+def warn_if_made_elsewhere(run_dir: Path, config: RunConfig, trust: bool) -> bool:
+    """Warn (``vlmreward.rl`` logger) when a run directory was made on another machine or by another
+    user, or by an earlier version (no :data:`ORIGIN_FILE`), unless ``trust``: resuming it runs
+    the code its config names (dotted-path reward factories, plugins); checkpoints themselves hold
+    no pickles. Returns whether it warned."""
+    import logging
+
+    try:
+        origin = json.loads((run_dir / ORIGIN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        origin = None
+    if trust or origin == _origin():
+        return False
+    where = "by an earlier version of vlmreward" if origin is None else f"on {origin.get('host')} by user {origin.get('uid')}"
+    factory = getattr(config.reward, "factory", None)
+    code = f" (it names code: {factory})" if factory else ""
+    logging.getLogger("vlmreward.rl").warning(
+        "%s was made %s: resuming it runs the code its config names%s; pass --trust-run-dir if you trust it",
+        run_dir, where, code)
+    return True
 
 
 def record_model_fingerprint(run_dir: Path, name: str | None) -> None:

@@ -59,6 +59,7 @@ from vlmreward.rl.config import (
     save_config,
 )
 from vlmreward.rl.deferred import attach_reward_source
+from vlmreward.rl.run_state import save_vec_normalize
 from vlmreward.rl.builders import (
     ALGORITHM_CLASSES,
     build_algorithm,
@@ -67,6 +68,7 @@ from vlmreward.rl.builders import (
     env_kwargs_of,
     goal_sets,
     goal_text_encoder,
+    load_algorithm,
     make_eval_env,
     make_training_env,
 )
@@ -80,8 +82,11 @@ from vlmreward.rl.run_dir import (
     load_run_config,
     make_logger,
     new_run_dir,
+    truncate_logs,
     check_resume_overrides,
     record_model_fingerprint,
+    record_origin,
+    warn_if_made_elsewhere,
 )
 
 from vlmreward.rl.evaluation import PolicyEvaluation, evaluate_episodes
@@ -153,7 +158,7 @@ def _learn(
     progress_bar: bool | None,
 ) -> Path:
     """Learn until ``config.total_steps``, checkpointing and evaluating; the shared end of train and resume."""
-    model.set_logger(make_logger(config, run_dir))
+    model.set_logger(make_logger(config, run_dir, purge_after=None if reset_num_timesteps else model.num_timesteps))
     episode_log = EpisodeLogCallback(run_dir / "episodes.csv", config.log.stats_window, goal_columns=config.goals is not None)
     checkpointer = Checkpointer(run_dir, config.algorithm, keep=config.keep_checkpoints, replay_buffer=config.checkpoint_replay_buffer,
                                 before_write=episode_log.write_finished)
@@ -221,7 +226,7 @@ def _learn(
         draw_curves()
         vec_normalize = model.get_vec_normalize_env()
         if vec_normalize is not None:
-            vec_normalize.save(str(run_dir / FINAL_VEC_NORMALIZE_FILE))
+            save_vec_normalize(vec_normalize, run_dir / FINAL_VEC_NORMALIZE_FILE)
     finally:
         episode_log.close()
         for evaluator in evaluators:
@@ -272,6 +277,7 @@ def train(config: RunConfig | str | os.PathLike, overrides: Iterable[str] = (), 
             run_dir = new_run_dir(config)
             save_config(config, run_dir / CONFIG_FILE)
             record_model_fingerprint(run_dir, config.model.name)
+            record_origin(run_dir)
         except BaseException:
             venv.close()
             raise
@@ -312,7 +318,8 @@ def _reward_and_env(config: RunConfig, seed: int, normalize: bool) -> tuple[Rewa
         raise
 
 
-def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progress_bar: bool | None = None) -> Path:
+def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progress_bar: bool | None = None,
+           trust: bool = False) -> Path:
     """Continue a run from its latest checkpoint until ``total_steps`` in all.
 
     Loads the checkpoint's model (``Algo.load(..., env=new_env)``), replay buffer, ``VecNormalize``
@@ -328,6 +335,9 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
             with, checked by :func:`~vlmreward.rl.run_dir.weights_fingerprint`); they are written
             into ``RUN_DIR/config.yaml``.
         progress_bar: as for :func:`train`.
+        trust: load what only a pickle holds: checkpoints of earlier versions (``state.pkl``,
+            ``vecnormalize.pkl``, ``replay_buffer.pkl``), model archives with entries
+            :func:`~vlmreward.rl.builders.load_algorithm` cannot rebuild. A pickle can run code.
 
     Returns:
         ``run_dir``.
@@ -340,24 +350,24 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
     run_dir = Path(run_dir)
     items = check_resume_overrides(overrides, run_dir)
     config = load_run_config(run_dir, items)
+    warn_if_made_elsewhere(run_dir, config, trust)
     info = latest_checkpoint(run_dir)
     if info.algorithm != config.algorithm:
         raise CheckpointError(f"checkpoint {info.path} is of {info.algorithm} but {run_dir / CONFIG_FILE} says {config.algorithm}.")
     if items:
         save_config(config, run_dir / CONFIG_FILE)
-    state = info.load_state()
+    state = info.load_state(trust)
     if state["num_timesteps"] >= config.total_steps and (run_dir / FINAL_MODEL_FILE).is_file():
         _log.info("run %s is complete (%d of %d steps)", run_dir, state["num_timesteps"], config.total_steps)
         return run_dir
     reward_model, venv, runtime = _reward_and_env(config, seed=config.seed + int(state["num_timesteps"]), normalize=False)
     try:
         try:
-            if info.vec_normalize is not None:
-                venv = VecNormalize.load(str(info.vec_normalize), venv)
-            cls = ALGORITHM_CLASSES[config.algorithm]
+            venv = info.load_vec_normalize(venv, trust) or venv
             device = config.algorithm_kwargs.get("device", "auto")
-            model = cls.load(info.model, env=venv, device=device)
-            if isinstance(model, OffPolicyAlgorithm) and not info.load_replay_buffer(model):
+            model = load_algorithm(config, info.model, venv.observation_space, venv.action_space, env=venv, device=device,
+                                   trust=trust)
+            if isinstance(model, OffPolicyAlgorithm) and not info.load_replay_buffer(model, trust):
                 _log.warning("the checkpoint holds no replay buffer (checkpoint_replay_buffer: false): the agent continues "
                              "from an empty one, so the run is not identical to an uninterrupted one")
             attach_reward_source(model, venv)
@@ -367,6 +377,10 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
         except BaseException:
             venv.close()
             raise
+        dropped = truncate_logs(run_dir, model.num_timesteps)
+        if dropped:  # logged after the checkpoint by a process that was killed: the resumed run logs it again
+            _log.info("logs cut back to the checkpoint's step %d: %s", model.num_timesteps,
+                      ", ".join(f"{n} rows of {name}" for name, n in dropped.items()))
         _log.info("resuming %s at %d of %d steps", run_dir, model.num_timesteps, config.total_steps)
         return _learn(config, run_dir, model, reward_model, reset_num_timesteps=False, progress_bar=progress_bar)
     finally:
@@ -385,6 +399,7 @@ def evaluate_run(
     deterministic: bool = True,
     video: bool = True,
     seed: int | None = None,
+    trust: bool = False,
 ) -> dict[str, Any]:
     """Roll out a run's final (else latest checkpointed) policy on the run's environment and reward.
 
@@ -397,6 +412,7 @@ def evaluate_run(
         deterministic: the policy's mode action instead of a sample.
         video: write the video.
         seed: seed of the first episode (default: the run's evaluation seed).
+        trust: allow an earlier version's pickles (:func:`~vlmreward.rl.run_dir.load_policy`).
 
     Returns:
         ``{"policy", "episodes", "mean_gt_return", "std_gt_return", "mean_vlm_return",
@@ -414,13 +430,17 @@ def evaluate_run(
         raise ConfigError(f"episodes must be at least 1; got {episodes}.")
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
-    model, vec_normalize, source, model_path = load_policy(run_dir, device=config.algorithm_kwargs.get("device", "auto"))
     reward_model = build_reward_model(config)
     encoder = goal_text_encoder(config, reward_model)
     results: dict[str, PolicyEvaluation] = {}
+    policy: Any = None
     for goal_set in goal_sets(config) or [None]:
         env = make_eval_env(config, reward_model, goal_set, encoder)
         try:
+            if policy is None:  # loaded against the environment's own spaces: nothing unpickled
+                policy = load_policy(run_dir, device=config.algorithm_kwargs.get("device", "auto"),
+                                     spaces=(env.observation_space, env.action_space), trust=trust)
+            model, vec_normalize, source, model_path = policy
             video_path = run_dir / "videos" / "evaluation.mp4" if video and not results else None
             results[goal_set or ""] = evaluate_episodes(
                 model, env, episodes, deterministic=deterministic, video_path=video_path, vec_normalize=vec_normalize,
