@@ -20,7 +20,6 @@ that reward model must understand (:class:`~vlmreward.distributed.service.Remote
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -30,6 +29,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from vlmreward.errors import InvalidParameterError
+from vlmreward.envs.episodes import EpisodeAccounts, EpisodeRecord
 from vlmreward.envs.clips import ClipAssembler, DueClips, score_clips_batched
 from vlmreward.envs.wrappers import (
     NotRenderableError,
@@ -44,89 +44,6 @@ from vlmreward.rewards.base import RewardModel
 from vlmreward.rewards.video import is_clip_reward
 
 __all__ = ["EpisodeRecord", "VLMRewardVecEnvWrapper", "VLMRewardVectorWrapper", "make_vlm_vec_env"]
-
-
-@dataclass(frozen=True)
-class EpisodeRecord:
-    """One finished episode of one sub-environment.
-
-    Attributes:
-        length: steps in the episode.
-        vlm_return: undiscounted sum of the VLM rewards (before ``weight``).
-        gt_return: undiscounted sum of the environment's own rewards.
-        success: ``info["is_success"]`` at the last step, or None if the environment sets none.
-        goal: ``info["goal"]`` at the last step (goal-conditioned environments), else None.
-        success_fraction: the fraction of the episode's steps whose ``info["is_success"]`` was
-            true (None if the environment sets none): VLM-RM's rule counts an episode a success
-            when the goal held in at least 50 % of its steps (Rocamonde et al., section 4.4).
-        end_step: the wrapper's step count at the episode's last step, counted as SB3 counts
-            ``num_timesteps`` (every sub-environment's step is one; ``num_timesteps`` of the
-            wrapper, which training sets to the model's at the start of ``learn``); None where
-            the wrapper counts none. With deferred scoring an episode is reported when its
-            frames are scored, up to one scoring batch later than this step.
-    """
-
-    env_index: int
-    length: int
-    vlm_return: float
-    gt_return: float
-    success: bool | None
-    goal: Any = None
-    success_fraction: float | None = None
-    end_step: int | None = None
-
-
-class _EpisodeAccounts:
-    """Per-sub-environment running sums, closed into :class:`EpisodeRecord` at episode end."""
-
-    def __init__(self, n_envs: int, maxlen: int = 1000) -> None:
-        self.vlm = np.zeros(n_envs, dtype=np.float64)
-        self.gt = np.zeros(n_envs, dtype=np.float64)
-        self.length = np.zeros(n_envs, dtype=np.int64)
-        self.held = np.zeros(n_envs, dtype=np.int64)  # steps whose info["is_success"] was true
-        self.reported = np.zeros(n_envs, dtype=bool)  # the episode reported is_success at least once
-        self.finished: deque[EpisodeRecord] = deque(maxlen=maxlen)
-
-    def add(
-        self,
-        vlm: np.ndarray,
-        gt: np.ndarray,
-        dones: np.ndarray,
-        successes: list[bool | None],
-        live: np.ndarray | None = None,
-        goals: list[Any] | None = None,
-        step: int | None = None,
-    ) -> None:
-        """Add one step of every sub-environment (``live``: those that really stepped; default all).
-
-        ``successes``: each sub-environment's ``info["is_success"]`` at this step (None: not
-        reported); ``step``: the step count at this step (:attr:`EpisodeRecord.end_step`).
-        """
-        live = np.ones(len(self.vlm), dtype=bool) if live is None else live
-        self.vlm += np.where(live, vlm, 0.0)
-        self.gt += np.where(live, gt, 0.0)
-        self.length += live
-        for i in np.flatnonzero(live):
-            if successes[i] is not None:
-                self.reported[i] = True
-                self.held[i] += bool(successes[i])
-        for i in np.flatnonzero(dones):
-            goal = None if goals is None else goals[i]
-            fraction = float(self.held[i] / self.length[i]) if self.reported[i] and self.length[i] else None
-            self.finished.append(
-                EpisodeRecord(int(i), int(self.length[i]), float(self.vlm[i]), float(self.gt[i]), successes[i], goal, fraction, step)
-            )
-            self.vlm[i] = self.gt[i] = self.length[i] = self.held[i] = 0
-            self.reported[i] = False
-
-    def clear_running(self) -> None:
-        self.vlm[:] = self.gt[:] = self.length[:] = self.held[:] = 0
-        self.reported[:] = False
-
-    def pop_finished(self) -> list[EpisodeRecord]:
-        records = list(self.finished)
-        self.finished.clear()
-        return records
 
 
 @dataclass
@@ -216,7 +133,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         self._pending_frames = 0  # deferred: frames stored and not yet scored
         self._steps: list[_PendingStep] = []  # deferred: steps since the last collect(), in order
         self._n_unscored = 0  # index of the first step in self._steps whose frames are not scored
-        self.episodes = _EpisodeAccounts(self.num_envs)
+        self.episodes = EpisodeAccounts(self.num_envs)
         self.num_timesteps = 0  # steps of all sub-environments, as SB3's num_timesteps (training sets it)
 
     def reset(self) -> Any:
@@ -433,7 +350,7 @@ class VLMRewardVectorWrapper(gym.vector.VectorWrapper):
         self.mode = mode
         self.weight = float(weight)
         self._resetting = np.zeros(self.num_envs, dtype=bool)
-        self.episodes = _EpisodeAccounts(self.num_envs)
+        self.episodes = EpisodeAccounts(self.num_envs)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         self._resetting[:] = False

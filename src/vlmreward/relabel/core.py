@@ -43,6 +43,7 @@ from typing import Any, Callable, Iterator, Literal, Protocol
 import numpy as np
 
 from vlmreward import __version__
+from vlmreward._locking import exclusive_directory
 from vlmreward._paths import atomic_write_bytes, atomic_write_text, files_sha256
 from vlmreward.errors import VLMRewardError
 
@@ -206,6 +207,7 @@ def relabel_dataset(
     Raises:
         RelabelError: the destination exists (without ``overwrite``), or a partial relabel of
             another source or reward is in the way.
+        DirectoryInUseError: another process relabels into the same destination.
         FramesUnavailableError: the episodes give no frames.
     """
     if mode not in ("replace", "add"):
@@ -213,6 +215,13 @@ def relabel_dataset(
     if batch_frames < 1:
         raise RelabelError(f"batch_frames must be ≥ 1; got {batch_frames}.")
     dest = adapter.destination()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_directory(dest.parent, "relabel destination", name=dest.name):  # one relabel at a time per destination
+        return _relabel_held(adapter, reward_model, dest, mode, batch_frames, overwrite, provenance, progress)
+
+
+def _relabel_held(adapter: DatasetAdapter, reward_model: Any, dest: Path, mode: Mode, batch_frames: int, overwrite: bool,
+                  provenance: dict[str, Any] | None, progress: Callable[[int], None] | None) -> RelabelResult:
     partial = dest.with_name(dest.name + PARTIAL_SUFFIX)
     if overwrite and partial.exists():
         shutil.rmtree(partial)

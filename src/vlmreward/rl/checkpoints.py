@@ -14,12 +14,10 @@ JSON and ``.npz`` (:mod:`vlmreward.rl.run_state`). Checkpoints of earlier versio
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import pickle
-import random
 import re
 import shutil
 import time
@@ -28,16 +26,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from vlmreward._paths import atomic_write_text
 from vlmreward.errors import VLMRewardError
 from vlmreward.rl.deferred import DeferredDictReplayBuffer, DeferredReplayBuffer
+from vlmreward.rl.manifest import MANIFEST_FILE, clean_interrupted_writes, verify_files, write_manifest
 from vlmreward.rl.replay_storage import load_replay_buffer, save_replay_buffer
-from vlmreward.rl.run_state import STATE_JSON, RNG_ARRAYS, RunStateError, load_state, load_vec_normalize, save_state, save_vec_normalize
+from vlmreward.rl.run_state import (
+    RNG_ARRAYS,
+    STATE_JSON,
+    RunStateError,
+    capture_rng_state,
+    load_state,
+    load_vec_normalize,
+    restore_rng_state,
+    save_state,
+    save_vec_normalize,
+)
 
 __all__ = [
     "CheckpointError",
@@ -70,40 +77,12 @@ VEC_NORMALIZE_FILE = "vecnormalize.npz"
 LEGACY_VEC_NORMALIZE_FILE = "vecnormalize.pkl"  # SB3's pickle, written by earlier checkpoints
 STATE_FILE = STATE_JSON  # step count and scalar random states; the arrays in rng.npz
 LEGACY_STATE_FILE = "state.pkl"  # a pickle, written by earlier checkpoints
-MANIFEST_FILE = "manifest.json"
 _TRUST_HINT = "pass --trust-run-dir (trust=True) if you made this run directory yourself"
 
 
 class CheckpointError(VLMRewardError, OSError):
     """A run directory without a usable checkpoint (none written yet, or files missing)."""
 
-
-
-def capture_rng_state(model: BaseAlgorithm | None = None) -> dict[str, Any]:
-    """The random states a run depends on: Python ``random``, NumPy's global, PyTorch (CPU and
-    CUDA), and the model's action space (DQN's ε-greedy and warm-up actions)."""
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-        "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        "action_space": None,
-    }
-    if model is not None and getattr(model, "action_space", None) is not None:
-        state["action_space"] = model.action_space.np_random.bit_generator.state
-    return state
-
-
-def restore_rng_state(state: dict[str, Any], model: BaseAlgorithm | None = None) -> None:
-    """Put back what :func:`capture_rng_state` captured (CUDA states only where the devices match)."""
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    cuda = state.get("torch_cuda")
-    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(cuda)
-    if model is not None and state.get("action_space") is not None:
-        model.action_space.np_random.bit_generator.state = state["action_space"]
 
 
 def complete_deferred_rewards(model: BaseAlgorithm, drop_unscorable: bool = False) -> bool:
@@ -228,68 +207,20 @@ class CheckpointInfo:
 _DAMAGED_HINT = "resume falls back to the newest intact checkpoint; delete this one or start the run again"
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _write_manifest(directory: Path, meta: dict[str, Any]) -> None:
-    """``manifest.json``: ``meta`` and the size and SHA-256 of every other file, written last."""
-    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256_file(p)}
-             for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST_FILE}
-    atomic_write_text(directory / MANIFEST_FILE, json.dumps({**meta, "files": files}, indent=2) + "\n")
-
-
 def verify_checkpoint(path: str | os.PathLike) -> str | None:
     """What is wrong with a checkpoint directory, or None when it is intact.
 
-    Intact: ``manifest.json`` lists every file with its size and SHA-256 and the files have them,
-    and the model and state are among them. A checkpoint of an earlier version (no manifest) is
-    intact when its model and state files exist.
+    Intact: ``manifest.json`` lists every file with its size and SHA-256 and the files have them
+    (:func:`vlmreward.rl.manifest.verify_files`), and the model and state are among them. A
+    checkpoint of an earlier version (no manifest) is intact when its model and state files exist.
     """
     path = Path(path)
-    manifest = path / MANIFEST_FILE
-    if not manifest.is_file():
+    if not (path / MANIFEST_FILE).is_file():
         has_state = (path / STATE_FILE).is_file() or (path / LEGACY_STATE_FILE).is_file()
         if (path / MODEL_FILE).is_file() and has_state and not (path / RNG_ARRAYS).exists():
             return None  # written before manifests existed
         return f"{MANIFEST_FILE} is missing"
-    try:
-        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-        listed = {str(name): (int(entry["size"]), str(entry["sha256"])) for name, entry in files.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        return f"{MANIFEST_FILE} cannot be read ({type(err).__name__})"
-    for required in (MODEL_FILE, STATE_FILE):
-        if required not in listed:
-            return f"{MANIFEST_FILE} lists no {required}"
-    for name, (size, digest) in listed.items():
-        file = path / name
-        if not file.is_file():
-            return f"{name} is missing"
-        if file.stat().st_size != size:
-            return f"{name} has {file.stat().st_size} bytes, not the {size} written"
-        if _sha256_file(file) != digest:
-            return f"{name} does not have the SHA-256 written (its bytes changed)"
-    return None
-
-
-def clean_interrupted_writes(run_dir: str | os.PathLike) -> list[Path]:
-    """Remove what a process killed mid-write left: ``checkpoints/.tmp-*`` directories and the
-    temporary files of atomic writes (``.NAME.*.tmp``, ``.final_model.tmp.zip``) in the run
-    directory and its ``checkpoints``/``logs``; returns what was removed."""
-    run_dir = Path(run_dir)
-    removed = []
-    for folder in (run_dir, run_dir / "checkpoints", run_dir / "logs"):
-        if not folder.is_dir():
-            continue
-        for p in folder.iterdir():
-            if p.name.startswith(".tmp-") or (p.name.startswith(".") and (p.name.endswith(".tmp") or p.name.endswith(".tmp.zip"))):
-                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
-                removed.append(p)
-    return removed
+    return verify_files(path, required=(MODEL_FILE, STATE_FILE))
 
 
 def _checkpoint_dirs(directory: Path) -> list[Path]:
@@ -450,7 +381,7 @@ class Checkpointer:
         if vec_normalize is not None:
             save_vec_normalize(vec_normalize, tmp / VEC_NORMALIZE_FILE)
         save_state(tmp, {"num_timesteps": steps, "reason": reason, "time": time.time(), "rng": capture_rng_state(model)})
-        _write_manifest(tmp, {"num_timesteps": steps, "reason": reason, "algorithm": self.algorithm})
+        write_manifest(tmp, {"num_timesteps": steps, "reason": reason, "algorithm": self.algorithm})
         name = f"step_{steps:09d}"
         k = 1
         while (self.directory / name).exists():

@@ -1,12 +1,13 @@
-"""The run directory of a training run: its files, its logger, its creation, and what reads it back.
+"""The run directory of a training run: its files, its creation, and what reads it back.
 
-``RUN_DIR/config.yaml`` (:data:`CONFIG_FILE`), ``logs/progress.csv`` (continued across resumes),
-``final_model.zip`` (:data:`FINAL_MODEL_FILE`), ``evaluation.json`` (:data:`EVALUATION_FILE`);
-checkpoints are :mod:`vlmreward.rl.checkpoints`'.
+``RUN_DIR/config.yaml`` (:data:`CONFIG_FILE`), ``final_model.zip`` (:data:`FINAL_MODEL_FILE`),
+``evaluation.json`` (:data:`EVALUATION_FILE`), ``origin.json`` (:data:`ORIGIN_FILE`); the logs are
+:mod:`vlmreward.rl.logs`', checkpoints :mod:`vlmreward.rl.checkpoints`'.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.logger import CSVOutputFormat, Logger, make_output_format
 
 from vlmreward._paths import atomic_write_text, files_sha256
 from vlmreward.rl.checkpoints import latest_checkpoint
@@ -41,8 +41,6 @@ __all__ = [
     "check_same_weights",
     "load_run_config",
     "new_run_dir",
-    "make_logger",
-    "truncate_logs",
     "policy_source",
     "load_policy",
     "LoadedPolicy",
@@ -76,179 +74,58 @@ def weights_fingerprint(name: str | os.PathLike | None) -> str | None:
     return files_sha256((str(file.relative_to(path)) if path.is_dir() else file.name, file) for file in files)
 
 
-class _ResumableCSV(CSVOutputFormat):
-    """SB3's CSV output, continuing an existing ``progress.csv`` (same header, rows appended)."""
+def new_run_dir(config: RunConfig, hold: contextlib.ExitStack | None = None) -> Path:
+    """Create the run directory of a new run and, with ``hold``, lock it for the stack's life.
 
-    def __init__(self, filename: str) -> None:  # noqa: D107
-        exists = os.path.isfile(filename) and os.path.getsize(filename) > 0
-        self.file = open(filename, "r+" if exists else "w+")
-        header = self.file.readline().rstrip("\n") if exists else ""
-        self.keys = header.split(",") if header else []
-        self.file.seek(0, os.SEEK_END)
-        self.separator = ","
-        self.quotechar = '"'
+    ``output_dir/run_name``, or ``output_dir/<algorithm>-<env>-<date>-<time>``. Each run gets a
+    directory of its own, also when two start at once with one name: a directory that holds a run
+    (``config.yaml``) or is in use by another process is passed over for ``NAME-2``, ``NAME-3``, ...
+    (a warning says so; ``vlmreward train --resume DIR`` continues an earlier run instead). The
+    directory is claimed by creating it (``mkdir``) or, for ``run_name``, by its lock
+    (:func:`vlmreward._locking.exclusive_directory`).
 
-
-TENSORBOARD_LAYOUT = {
-    "VLM reward vs ground truth": {
-        "training episodes: VLM return and ground-truth return": ["Multiline", ["rollout/vlm_return", "rollout/gt_return"]],
-        "evaluation: VLM return and ground-truth return": ["Multiline", ["eval/vlm_return", "eval/gt_return"]],
-        "success rate (training, evaluation; last step and VLM-RM's held ≥ 50 % rule)": [
-            "Multiline", ["rollout/success_rate", "eval/success_rate", "rollout/success_rate_held", "eval/success_rate_held"]],
-        "SB3's rollout/ep_rew_mean is the environment's own (ground-truth) return": ["Multiline", ["rollout/ep_rew_mean"]],
-    }
-}
-"""TensorBoard's custom-scalars layout: the VLM return the agent optimises and the ground-truth return
-on one chart (TensorBoard's default view gives every tag its own card)."""
-
-
-LOG_COLUMNS = """\
-# What the columns of progress.csv (and the TensorBoard tags) mean
-
-rollout/vlm_return          mean VLM return of the last 100 training episodes: the sum of the VLM reward the agent optimises
-rollout/gt_return           mean ground-truth return of the same episodes: the environment's own reward
-rollout/ep_rew_mean         SB3's own column: the environment's own (ground-truth) return, NOT the VLM reward
-                            (SB3's Monitor sits below the VLM reward wrapper); with per-step scoring it equals
-                            rollout/gt_return (both average the last 100 episodes); with deferred scoring
-                            rollout/gt_return lags it by up to one scoring batch
-rollout/success_rate        episodes whose last step reports info["is_success"]
-rollout/success_rate_held   episodes whose goal held in at least 50 % of their steps (VLM-RM's rule, Rocamonde et al. 4.4)
-rollout/episode_length      mean episode length
-eval/...                    the same for the deterministic policy on a separate environment (eval_every steps);
-                            eval_held_out/... on held-out goals of a goal family
-*/<goal type>               per goal type of a goal family
-time/total_timesteps        environment steps so far (all sub-environments)
-Every other column is SB3's (train/..., time/...).
-
-# ../episodes.csv: one row per training episode, every episode SB3 counts (time/episodes)
-timesteps                   the step (time/total_timesteps) at which the episode ended; with deferred scoring the row
-                            is written when its frames are scored, up to one scoring batch later, and at the latest
-                            when the run ends or a checkpoint is written
-env_index, length           the sub-environment and the episode's number of steps
-vlm_return, gt_return       the sums of the VLM reward and of the environment's own reward over the episode
-success, success_fraction   info["is_success"] at the last step; the fraction of steps where it held
-"""
-"""``RUN_DIR/logs/columns.txt``: the run's own record of what each logged key means."""
-
-
-def truncate_logs(run_dir: str | os.PathLike, step: int) -> dict[str, int]:
-    """Cut a run's logs back to what a checkpoint at ``step`` holds, before a resume continues them.
-
-    A run killed after its last checkpoint (SIGKILL, a power cut) has logged the steps after it,
-    which the resumed run logs again. This drops, each file rewritten atomically:
-
-    * ``logs/progress.csv``: rows whose ``time/total_timesteps`` is above ``step``;
-    * ``episodes.csv``: episodes that ended after ``step`` (``timesteps``);
-    * ``evaluations.jsonl``: evaluations after ``step`` (a damaged line, a write cut short, too).
-
-    TensorBoard's event files are append-only: the resumed run's writer purges the steps after
-    ``step`` instead (``SummaryWriter(purge_step=step + 1)``, :func:`make_logger`).
-
-    Returns:
-        ``{file name: rows dropped}`` for the files that lost rows.
+    Raises:
+        ConfigError: ``output_dir`` cannot be created.
     """
-    import csv
-    import io
+    import logging
 
-    run_dir = Path(run_dir)
-    dropped: dict[str, int] = {}
+    from vlmreward._locking import DirectoryInUseError, exclusive_directory
 
-    def cut_csv(path: Path, column: str) -> None:
-        if not path.is_file():
-            return
-        text = path.read_text(encoding="utf-8")
-        rows = list(csv.reader(io.StringIO(text)))
-        if len(rows) < 2 or column not in rows[0]:
-            return
-        index = rows[0].index(column)
-        kept = [r for r in rows[1:] if len(r) == len(rows[0]) and (not r[index] or _number(r[index]) <= step)]
-        if len(kept) != len(rows) - 1:
-            out = io.StringIO()
-            csv.writer(out, lineterminator="\n").writerows([rows[0], *kept])
-            atomic_write_text(path, out.getvalue())
-            dropped[path.name] = len(rows) - 1 - len(kept)
-
-    cut_csv(run_dir / "logs" / "progress.csv", "time/total_timesteps")
-    cut_csv(run_dir / "episodes.csv", "timesteps")
-    evaluations = run_dir / "evaluations.jsonl"
-    if evaluations.is_file():
-        lines = evaluations.read_text(encoding="utf-8").splitlines()
-        kept_lines = []
-        for line in lines:
-            try:
-                if int(json.loads(line)["step"]) <= step:
-                    kept_lines.append(line)
-            except (ValueError, KeyError, TypeError):
-                continue
-        if len(kept_lines) != len(lines):
-            atomic_write_text(evaluations, "".join(line + "\n" for line in kept_lines))
-            dropped[evaluations.name] = len(lines) - len(kept_lines)
-    return dropped
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return float("inf")  # not a step count: a row cut short by a kill
-
-
-def make_logger(config: RunConfig, run_dir: Path, purge_after: int | None = None) -> Logger:
-    """SB3's logger of a run: ``logs/progress.csv`` (continued), TensorBoard, stdout, W&B as configured.
-
-    ``purge_after``: a resumed run's checkpoint step; TensorBoard hides what an earlier process
-    logged after it (:func:`truncate_logs` cuts the other logs).
-    """
-    folder = run_dir / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "columns.txt").write_text(LOG_COLUMNS, encoding="utf-8")
-    formats = [_ResumableCSV(str(folder / "progress.csv"))]
-    if config.log.tensorboard:
-        tensorboard = make_output_format("tensorboard", str(folder))
-        if purge_after is not None:  # TensorBoard's own mechanism for a restart from an earlier step
-            from torch.utils.tensorboard import SummaryWriter
-
-            tensorboard.writer.close()
-            tensorboard.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_after + 1)
-        tensorboard.writer.add_custom_scalars(TENSORBOARD_LAYOUT)  # the CUSTOM SCALARS tab
-        formats.append(tensorboard)
-    if config.log.stdout:
-        formats.append(make_output_format("stdout", str(folder)))
-    if config.log.wandb:
-        from vlmreward.rl.curves import CURVES_FILE
-        from vlmreward.rl.report import REPORT_FILE
-        from vlmreward.rl.wandb_log import WandbOutputFormat
-
-        log = config.log
-        wandb_output = WandbOutputFormat(folder, run_dir.name, config.model_dump(mode="json"), log.wandb_project,
-                                         log.wandb_entity, log.wandb_mode)
-        wandb_output.upload_at_close(run_dir / CURVES_FILE, run_dir / REPORT_FILE)
-        formats.append(wandb_output)
-    return Logger(folder=str(folder), output_formats=formats)
-
-
-def new_run_dir(config: RunConfig) -> Path:
     base = Path(config.output_dir)
     if config.run_name:
-        run_dir = base / config.run_name
-        if (run_dir / CONFIG_FILE).exists():
-            raise ConfigError(
-                f"run_name: {run_dir} already holds a run; continue it with `vlmreward train --resume {run_dir}` "
-                "or choose another run_name."
-            )
+        name = config.run_name
     else:
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         slug = re.sub(r"[^\w.\-]+", "-", config.env.id.split("/")[-1])
-        run_dir = base / f"{config.algorithm.lower()}-{slug}-{stamp}"
-        k = 1
-        while run_dir.exists():
-            run_dir = base / f"{config.algorithm.lower()}-{slug}-{stamp}-{k}"
-            k += 1
+        name = f"{config.algorithm.lower()}-{slug}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        base.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"output_dir: cannot create {run_dir} ({err}).") from err
-    return run_dir
+        raise ConfigError(f"output_dir: cannot create {base} ({err}).") from err
+    for k in range(1, 10_000):
+        run_dir = base / (name if k == 1 else f"{name}-{k}")
+        try:
+            run_dir.mkdir(exist_ok=bool(config.run_name))
+        except FileExistsError:
+            continue  # another run's (stamped names: created by mkdir alone)
+        except OSError as err:
+            raise ConfigError(f"output_dir: cannot create {run_dir} ({err}).") from err
+        claim = contextlib.ExitStack()
+        if hold is not None:
+            try:
+                claim.enter_context(exclusive_directory(run_dir))
+            except DirectoryInUseError:
+                continue
+        if (run_dir / CONFIG_FILE).exists():  # checked under the lock: a run another process made
+            claim.close()
+            continue
+        if hold is not None:
+            hold.enter_context(claim.pop_all())
+        if k > 1:
+            logging.getLogger("vlmreward.rl").warning(
+                "%s already holds a run or is in use; this run goes to %s (continue the other with --resume)",
+                base / name, run_dir)
+        return run_dir
+    raise ConfigError(f"output_dir: no free run directory named {name}-N in {base}.")
 
 
 def atomic_model_save(model: BaseAlgorithm, path: Path) -> None:

@@ -18,16 +18,20 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from vlmreward._paths import atomic_write_bytes, atomic_write_text
 from vlmreward.errors import VLMRewardError
 
 __all__ = [
+    "capture_rng_state",
+    "restore_rng_state",
     "RunStateError",
     "STATE_JSON",
     "RNG_ARRAYS",
@@ -44,6 +48,33 @@ _FORMAT = 2  # state.pkl (a pickle) was format 1
 
 class RunStateError(VLMRewardError, OSError):
     """A state file that is missing, damaged or not what vlmreward writes."""
+
+
+def capture_rng_state(model: BaseAlgorithm | None = None) -> dict[str, Any]:
+    """The random states a run depends on: Python ``random``, NumPy's global, PyTorch (CPU and
+    CUDA), and the model's action space (DQN's ε-greedy and warm-up actions)."""
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "action_space": None,
+    }
+    if model is not None and getattr(model, "action_space", None) is not None:
+        state["action_space"] = model.action_space.np_random.bit_generator.state
+    return state
+
+
+def restore_rng_state(state: dict[str, Any], model: BaseAlgorithm | None = None) -> None:
+    """Put back what :func:`capture_rng_state` captured (CUDA states only where the devices match)."""
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    cuda = state.get("torch_cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)
+    if model is not None and state.get("action_space") is not None:
+        model.action_space.np_random.bit_generator.state = state["action_space"]
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

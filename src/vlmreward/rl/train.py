@@ -30,7 +30,7 @@ from the latest checkpoint to exactly ``total_steps``.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import signal
@@ -41,10 +41,9 @@ from typing import Any, Iterable
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv
 
-from vlmreward._json import json_safe
-from vlmreward._paths import atomic_write_text
+from vlmreward._locking import exclusive_directory
 from vlmreward.rewards.base import RewardModel
 from vlmreward.rl.callbacks import CheckpointCallback, EpisodeLogCallback, EvalCallback, StopAtTotalSteps
 from vlmreward.rl.curves import CURVES_FILE, write_curves
@@ -53,12 +52,12 @@ from vlmreward.rl.report import EVALUATIONS_FILE, REPORT_FILE, read_evaluations,
 from vlmreward.rl.signals import KeepSignalHandlers, preemption_signals, shielded
 from vlmreward.rl.checkpoints import CheckpointError, Checkpointer, latest_checkpoint, restore_rng_state
 from vlmreward.rl.config import (
-    ConfigError,
     RunConfig,
     load_config,
     save_config,
 )
 from vlmreward.rl.deferred import attach_reward_source
+from vlmreward.rl.logs import make_logger, truncate_logs
 from vlmreward.rl.run_state import save_vec_normalize
 from vlmreward.rl.builders import (
     ALGORITHM_CLASSES,
@@ -78,18 +77,15 @@ from vlmreward.rl.run_dir import (
     FINAL_MODEL_FILE,
     FINAL_VEC_NORMALIZE_FILE,
     atomic_model_save,
-    load_policy,
     load_run_config,
-    make_logger,
     new_run_dir,
-    truncate_logs,
     check_resume_overrides,
     record_model_fingerprint,
     record_origin,
     warn_if_made_elsewhere,
 )
 
-from vlmreward.rl.evaluation import PolicyEvaluation, evaluate_episodes
+from vlmreward.rl.run_evaluation import EVAL_SEED_OFFSET, evaluate_run
 
 __all__ = [
     "train",
@@ -113,8 +109,6 @@ __all__ = [
 
 _log = logging.getLogger("vlmreward.rl")
 
-EVAL_SEED_OFFSET = 1_000_003
-"""Evaluation environments are seeded ``seed + EVAL_SEED_OFFSET``: episodes unlike training's."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -272,17 +266,18 @@ def train(config: RunConfig | str | os.PathLike, overrides: Iterable[str] = (), 
         config = load_config(config, overrides)
     reward_model, venv, runtime = _reward_and_env(config, seed=config.seed, normalize=True)
     try:
-        try:
-            model = build_algorithm(config, venv)
-            run_dir = new_run_dir(config)
-            save_config(config, run_dir / CONFIG_FILE)
-            record_model_fingerprint(run_dir, config.model.name)
-            record_origin(run_dir)
-        except BaseException:
-            venv.close()
-            raise
-        _log.info("run directory: %s", run_dir)
-        return _learn(config, run_dir, model, reward_model, reset_num_timesteps=True, progress_bar=progress_bar)
+        with contextlib.ExitStack() as held:  # the run directory's lock, for the run's life
+            try:
+                model = build_algorithm(config, venv)
+                run_dir = new_run_dir(config, held)
+                save_config(config, run_dir / CONFIG_FILE)
+                record_model_fingerprint(run_dir, config.model.name)
+                record_origin(run_dir)
+            except BaseException:
+                venv.close()
+                raise
+            _log.info("run directory: %s", run_dir)
+            return _learn(config, run_dir, model, reward_model, reset_num_timesteps=True, progress_bar=progress_bar)
     finally:
         if runtime is not None:
             runtime.close()
@@ -350,6 +345,11 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
     run_dir = Path(run_dir)
     items = check_resume_overrides(overrides, run_dir)
     config = load_run_config(run_dir, items)
+    with exclusive_directory(run_dir):  # no other train or --resume in it while this one runs
+        return _resume_locked(run_dir, items, config, progress_bar, trust)
+
+
+def _resume_locked(run_dir: Path, items: list[str], config: RunConfig, progress_bar: bool | None, trust: bool) -> Path:
     warn_if_made_elsewhere(run_dir, config, trust)
     info = latest_checkpoint(run_dir)
     if info.algorithm != config.algorithm:
@@ -386,84 +386,3 @@ def resume(run_dir: str | os.PathLike, overrides: Iterable[str] = (), *, progres
     finally:
         if runtime is not None:
             runtime.close()
-
-
-# ---------------------------------------------------------------------------------------------
-# evaluation of a finished run
-
-
-def evaluate_run(
-    run_dir: str | os.PathLike,
-    episodes: int = 10,
-    *,
-    deterministic: bool = True,
-    video: bool = True,
-    seed: int | None = None,
-    trust: bool = False,
-) -> dict[str, Any]:
-    """Roll out a run's final (else latest checkpointed) policy on the run's environment and reward.
-
-    Writes ``RUN_DIR/evaluation.json`` (the returned dict) and, with ``video``,
-    ``RUN_DIR/videos/evaluation.mp4`` of the first episode.
-
-    Args:
-        run_dir: a directory made by :func:`train`.
-        episodes: number of episodes (≥ 1).
-        deterministic: the policy's mode action instead of a sample.
-        video: write the video.
-        seed: seed of the first episode (default: the run's evaluation seed).
-        trust: allow an earlier version's pickles (:func:`~vlmreward.rl.run_dir.load_policy`).
-
-    Returns:
-        ``{"policy", "episodes", "mean_gt_return", "std_gt_return", "mean_vlm_return",
-        "success_rate" (None if the environment reports none), "gt_returns", "vlm_returns", ...}``.
-        For a goal-conditioned run, ``episodes`` episodes on each goal set: the top-level values
-        are those of the training goals (``"goal_set"``), and ``"goal_sets"`` holds
-        ``{"train": {...}, "held_out": {...}}`` (or ``{"all": ...}`` without a split), each with
-        ``success_rate_by_goal_type``.
-
-    Raises:
-        ConfigError: not a run directory, or ``episodes < 1``.
-        CheckpointError: the run has neither a final model nor a checkpoint.
-    """
-    if episodes < 1:
-        raise ConfigError(f"episodes must be at least 1; got {episodes}.")
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
-    reward_model = build_reward_model(config)
-    encoder = goal_text_encoder(config, reward_model)
-    results: dict[str, PolicyEvaluation] = {}
-    policy: Any = None
-    for goal_set in goal_sets(config) or [None]:
-        env = make_eval_env(config, reward_model, goal_set, encoder)
-        try:
-            if policy is None:  # loaded against the environment's own spaces: nothing unpickled
-                policy = load_policy(run_dir, device=config.algorithm_kwargs.get("device", "auto"),
-                                     spaces=(env.observation_space, env.action_space), trust=trust)
-            model, vec_normalize, source, model_path = policy
-            video_path = run_dir / "videos" / "evaluation.mp4" if video and not results else None
-            results[goal_set or ""] = evaluate_episodes(
-                model, env, episodes, deterministic=deterministic, video_path=video_path, vec_normalize=vec_normalize,
-                seed=config.seed + EVAL_SEED_OFFSET if seed is None else seed, log_episodes=True,
-            )
-        finally:
-            env.close()
-    result = next(iter(results.values()))
-    data = {
-        "run_dir": str(run_dir),
-        "policy": source,
-        "model_file": str(model_path),
-        "num_timesteps": int(model.num_timesteps),
-        "deterministic": deterministic,
-        "env": config.env.id,
-        "reward": reward_model.describe(),
-        **result.to_dict(),
-    }
-    if config.goals is not None:  # success on training and held-out goals, separately
-        data["goal_set"] = next(iter(results))
-        data["goal_sets"] = {name: r.to_dict() for name, r in results.items()}
-    data = json_safe(data)
-    atomic_write_text(run_dir / EVALUATION_FILE, json.dumps(data, indent=2) + "\n")
-    return data
-
-
