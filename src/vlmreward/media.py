@@ -266,6 +266,12 @@ def _iter_video(path: Path) -> Iterator[tuple[str, np.ndarray]]:
         raise InputFileError(f"cannot read video {str(path)!r}{where}: {_video_reason(err)}.") from err
     if count == 0:
         raise InputFileError(f"video {str(path)!r} holds zero frames.")
+    declared = None if path.suffix.lower() == ".gif" else count_frames(path)
+    if declared is not None and count < declared - max(2, 0.02 * declared):  # the estimate can be off by a frame or two
+        raise InputFileError(
+            f"video {str(path)!r} ends after {count} frames, but its container declares about {declared} "
+            "(duration × fps): the file is truncated or damaged; copy or re-encode it again."
+        )
 
 
 def _iter_gif(path: Path) -> Iterator[np.ndarray]:

@@ -18,6 +18,8 @@ with other commands are in :mod:`vlmreward.cli.options`.
 
 from __future__ import annotations
 
+import contextlib
+
 import csv
 import json
 import math
@@ -167,10 +169,16 @@ def score(
 
     frames = media.iter_frames(path)
     total = media.count_frames(path)
-    _make_dir(out_dir)
+    created = _make_dir(out_dir)
     show_progress = interactive and (total is None or total > batch_size)
-    with progress_bar(total, enabled=show_progress) as advance:
-        result = score_frames(reward, frames, batch_size, out_dir / CSV_NAME, advance)
+    try:
+        with progress_bar(total, enabled=show_progress) as advance:
+            result = score_frames(reward, frames, batch_size, out_dir / CSV_NAME, advance)
+    except BaseException:
+        for folder in created:  # a failed input leaves no empty output folder behind
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
     stats = result.stats()
     threshold_line = reward.threshold if isinstance(reward, SoftmaxThresholdReward) else None
@@ -483,9 +491,12 @@ def _output_errors(path: Path) -> Iterator[None]:
         raise InvalidParameterError(f"cannot write {str(path)!r}: {reason}; choose another --out.") from err
 
 
-def _make_dir(path: Path) -> None:
+def _make_dir(path: Path) -> list[Path]:
+    """Create ``path`` and its missing parents; returns the folders created, deepest first."""
+    missing = [p for p in [path, *path.parents] if not p.exists()]
     with _output_errors(path):
         path.mkdir(parents=True, exist_ok=True)
+    return missing
 
 
 def _write_output(path: Path, write: Callable[[Path], object]) -> None:

@@ -54,6 +54,21 @@ class RewardSetting:
         return ",".join([self.kind, *(f"{k}={v}" for k, v in self.params)])
 
 
+def check_temperatures(temperatures: Sequence[float] | None) -> None:
+    """Refuse a softmax temperature that is not a positive finite number (the softmax divides by it).
+
+    Raises:
+        InvalidParameterError: ``τ ≤ 0``, or not finite.
+    """
+    import math
+
+    bad = [t for t in temperatures or () if not (math.isfinite(float(t)) and float(t) > 0)]
+    if bad:
+        raise InvalidParameterError(
+            f"--temperature must be > 0 (the softmax divides the similarities by it; smaller is sharper); got {bad[0]:g}."
+        )
+
+
 def reward_settings(
     baseline: Sequence[str] | None,
     negatives: Sequence[str] | None,
@@ -74,6 +89,7 @@ def reward_settings(
             goal-baseline or softmax options with another kind.
         UnknownRewardKindError: an unknown ``kind``.
     """
+    check_temperatures(temperatures)
     if kind is not None and kind not in ("goal_baseline", "softmax_threshold"):
         lookup_reward_kind(kind)  # unknown kinds fail here, before anything is loaded
         given = [o for o, v in (("--baseline", baseline), ("--negative", negatives), ("--alpha", alphas),
@@ -126,7 +142,7 @@ def build_reward(
     """
     if setting.kind == "softmax_threshold":
         params: dict[str, Any] = {"goal": list(goal), "negatives": list(negatives or []),
-                                  "temperature": setting.temperature or DEFAULT_TEMPERATURE}
+                                  "temperature": DEFAULT_TEMPERATURE if setting.temperature is None else setting.temperature}
     elif setting.kind == "goal_baseline":
         params = {"goal": list(goal), "baseline": list(baseline) if baseline else None, "alpha": setting.alpha or 0.0}
     else:

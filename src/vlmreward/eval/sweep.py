@@ -51,7 +51,7 @@ from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, frame_rewards, resize_note, scores_embeddings
 from vlmreward.models.spec import ModelSpec
 from vlmreward.eval.evaluation import resolve_label, score_rewards
-from vlmreward.eval.settings import RewardSetting, build_reward
+from vlmreward.eval.settings import RewardSetting, build_reward, check_temperatures
 from vlmreward.rewards import DEFAULT_TEMPERATURE
 
 __all__ = [
@@ -301,6 +301,7 @@ def run_sweep(
     if not prompt_sets:
         raise InvalidParameterError("no prompt sets given.")
     alphas = list(alphas) if alphas else list(DEFAULT_SWEEP_ALPHAS)
+    check_temperatures(temperatures)
     temperatures = list(temperatures) if temperatures else [DEFAULT_TEMPERATURE]
     for a in alphas:
         if not 0.0 <= float(a) <= 1.0:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import abc
 import contextlib
 import logging
+import os
 import uuid
-from typing import Callable, ContextManager, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ from vlmreward.errors import InvalidParameterError, PromptError, PromptTooLongEr
 from vlmreward.models.cache import EmbeddingCache, frame_keys
 from vlmreward.models.preprocess import Frames, PreprocessConfig, as_frame_batch, preprocess
 
-__all__ = ["VisionLanguageModel", "check_prompt", "DEFAULT_BATCH_SIZE", "HALF_DTYPES"]
+__all__ = ["VisionLanguageModel", "check_prompt", "check_tokenizer", "DEFAULT_BATCH_SIZE", "HALF_DTYPES"]
 
 _log = logging.getLogger(__name__)
 
@@ -305,3 +306,26 @@ class VisionLanguageModel(abc.ABC):
     @abc.abstractmethod
     def count_tokens(self, prompt: str) -> int:
         """Number of tokens of ``prompt`` before truncation, special tokens included."""
+
+
+def check_tokenizer(tokenizer: Any, name: str, path: os.PathLike[str] | str) -> Any:
+    """``tokenizer``, once it tells prompts apart; transformers builds a tokenizer with an empty
+    vocabulary from a directory without tokenizer files, which reads every prompt the same (so the
+    reward would be constant).
+
+    Raises:
+        ModelNotFoundError: two prompts of different lengths give the same tokens, or plain English
+            words are all unknown tokens.
+    """
+    short, long = (list(tokenizer(text)["input_ids"]) for text in ("a photo", "a photo of a robot on a red cart"))
+    words = list(tokenizer("a photo of a robot", add_special_tokens=False)["input_ids"])
+    unknown = getattr(tokenizer, "unk_token_id", None)
+    if short == long or not words or (unknown is not None and all(i == unknown for i in words)):
+        from vlmreward.errors import ModelNotFoundError
+
+        raise ModelNotFoundError(
+            f"model {name!r}: {str(path)!r} has no usable tokenizer files (tokenizer.json, or vocab.json and merges.txt, "
+            "or a SentencePiece model): every prompt would read the same and give the same reward. Save the tokenizer "
+            "there too (tokenizer.save_pretrained(dir), or processor.save_pretrained(dir))."
+        )
+    return tokenizer

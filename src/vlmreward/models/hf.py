@@ -16,7 +16,7 @@ import torch
 
 from vlmreward.errors import ModelNotFoundError, VLMRewardError
 from vlmreward.models._compat import ensure_torchvision_importable
-from vlmreward.models.base import VisionLanguageModel
+from vlmreward.models.base import VisionLanguageModel, check_tokenizer
 from vlmreward.models.generative import GENERATIVE_MODEL_TYPES, load_generative_model
 from vlmreward.models.hub import hub_context
 from vlmreward.models.preprocess import PreprocessConfig, ResizeMode
@@ -158,7 +158,7 @@ def _load(
         return load_xclip_model(name, path, device=device, dtype=dtype, preprocess_config=preprocess_config, truncate=truncate)
     model_class = transformers.SiglipModel if config.model_type == "siglip" else transformers.CLIPModel
     model = model_class.from_pretrained(path, dtype=dtype or torch.float32).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(path), name, path)
     return HFModel(
         model,
         tokenizer,

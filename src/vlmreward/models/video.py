@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from vlmreward.errors import InvalidFramesError, InvalidParameterError, PromptError
-from vlmreward.models.base import check_prompt
+from vlmreward.models.base import check_prompt, check_tokenizer
 from vlmreward.models.preprocess import PreprocessConfig, as_frame_batch, preprocess
 
 __all__ = ["VideoLanguageModel", "uniform_frame_indices", "as_clip_list", "load_xclip_model", "VIDEO_MODEL_TYPES"]
@@ -281,7 +281,7 @@ def load_xclip_model(
     from transformers import AutoTokenizer, XCLIPModel
 
     model = XCLIPModel.from_pretrained(path, dtype=dtype or torch.float32).to(device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    tokenizer = check_tokenizer(AutoTokenizer.from_pretrained(path), name, path)
     return VideoLanguageModel(
         model, tokenizer, name=name, preprocess_config=preprocess_config, device=device, dtype=dtype or torch.float32, truncate=truncate
     )
