@@ -160,3 +160,14 @@ def test_sigkill_at_twenty_moments_then_resume_is_exact(tmp_path):
     ends = [(int(r["timesteps"]), int(r["env_index"])) for r in episodes]
     assert len(set(ends)) == len(ends) and ends == sorted(ends, key=lambda e: e[0])
     assert all(int(r["length"]) == 50 for r in episodes)
+    # TensorBoard: each resumed writer's file starts by purging the steps after its checkpoint
+    # (SessionLog START at checkpoint + 1, TensorBoard's own mechanism for a restart)
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    purges = []
+    for path in sorted((run_dir / "logs").glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime):
+        for event in EventFileLoader(str(path)).Load():
+            if event.HasField("session_log") and event.session_log.status == event.session_log.START:
+                purges.append(event.step)
+                break
+    assert purges and all(p - 1 in resumed_from for p in purges) and purges[-1] == resumed_from[-1] + 1, (purges, resumed_from)
