@@ -1,6 +1,8 @@
-"""Bad input, one table (issue 25): each row is a command line, the exit code it must give and the
-words its one ``error:`` line (or typer's usage error) must hold, with no traceback and nothing
-written where the command would write. A new command adds its rows here.
+"""Bad input, two tables (issue 25). ``CASES``: each row is a command line, the exit code it must
+give and the words its one ``error:`` line (or typer's usage error) must hold, with no traceback
+and nothing written where the command would write. ``API_CASES``: each row a Python call that must
+raise a :class:`~vlmreward.errors.VLMRewardError` naming the problem. A new command or public
+function adds its rows here.
 
 Placeholders: ``{clip}`` a tiny CLIP, ``{notok}`` the same without tokenizer files, ``{gif}`` the
 example GIF, ``{trunc}`` an MP4 cut short, ``{data}`` a collected dataset, ``{config}`` a run
@@ -139,3 +141,77 @@ def test_bad_input_is_one_line_and_exit_2(inputs, tmp_path, name, argv, code, wo
         assert word.format(**values) in text, f"{name}: {word!r} not in {text!r}"
     if name != "score: existing output":
         assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+
+
+# ---------------------------------------------------------------------------------------------
+# the Python API: a bad call raises a VLMRewardError subclass whose message names the problem
+
+
+def _api_cases():
+    import numpy as np
+
+    import vlmreward
+    from vlmreward import media
+    from vlmreward.envs import make_vlm_vec_env
+    from vlmreward.rewards.registry import build_reward
+    from vlmreward.rl.config import parse_config
+
+    frames = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    return [
+        ("load_model: empty name", lambda m, d: vlmreward.load_model(""), ["model"]),
+        ("load_model: missing folder", lambda m, d: vlmreward.load_model(str(d / "none")), ["none"]),
+        ("load_model: resize mode", lambda m, d: vlmreward.load_model(m.name, resize="stretch"), ["resize"]),
+        ("load_model: unknown open_clip arch", lambda m, d: vlmreward.load_model("open_clip:NoSuchArch/x"), ["NoSuchArch"]),
+        ("load_model: no tokenizer", lambda m, d: vlmreward.load_model(str(d / "notok")), ["no usable tokenizer files"]),
+        ("encode_images: float frames", lambda m, d: m.encode_images(frames.astype(np.float32)), ["uint8"]),
+        ("encode_images: 2-D frame", lambda m, d: m.encode_images(frames[0, :, :, 0]), ["[N, H, W, 3]"]),
+        ("encode_images: 4 channels", lambda m, d: m.encode_images(np.zeros((1, 8, 8, 4), np.uint8)), ["3"]),
+        ("encode_images: batch size 0", lambda m, d: m.encode_images(frames, batch_size=0), ["batch_size"]),
+        ("encode_images: negative batch size", lambda m, d: m.encode_images(frames, batch_size=-3), ["batch_size"]),
+        ("encode_text: empty prompt", lambda m, d: m.encode_text(""), ["empty"]),
+        ("encode_text: no prompts", lambda m, d: m.encode_text([]), ["prompt"]),
+        ("encode_text: too long", lambda m, d: m.encode_text("pole " * 200), ["tokens"]),
+        ("goal-baseline: alpha 2", lambda m, d: vlmreward.GoalBaselineReward(m, "a", "b", alpha=2.0), ["alpha"]),
+        ("goal-baseline: alpha nan", lambda m, d: vlmreward.GoalBaselineReward(m, "a", "b", alpha=float("nan")), ["alpha"]),
+        ("goal-baseline: alpha without baseline", lambda m, d: vlmreward.GoalBaselineReward(m, "a", None, alpha=0.5), ["baseline"]),
+        ("softmax: temperature 0", lambda m, d: vlmreward.SoftmaxThresholdReward(m, "a", ["b"], temperature=0.0), ["temperature"]),
+        ("softmax: no negatives", lambda m, d: vlmreward.SoftmaxThresholdReward(m, "a", []), ["negative"]),
+        ("softmax: threshold 1.5", lambda m, d: vlmreward.SoftmaxThresholdReward(m, "a", ["b"], threshold=1.5), ["threshold"]),
+        ("reward: float frames", lambda m, d: vlmreward.GoalBaselineReward(m, "a")(frames.astype(np.float64)), ["uint8"]),
+        ("build_reward: unknown kind", lambda m, d: build_reward("nope", {}, m), ["nope"]),
+        ("build_reward: unknown parameter", lambda m, d: build_reward("goal_baseline", {"goal": "a", "alfa": 1}, m), ["alfa"]),
+        ("build_reward: missing goal", lambda m, d: build_reward("goal_baseline", {}, m), ["goal"]),
+        ("build_reward: vqa on CLIP", lambda m, d: build_reward("vqa", {"goal": "a"}, m), ["vqa"]),
+        ("parse_config: unknown algorithm", lambda m, d: parse_config({"env": {"id": "CartPole-v1"}, "algorithm": "XYZ"}),
+         ["algorithm"]),
+        ("parse_config: no env", lambda m, d: parse_config({"algorithm": "PPO"}), ["env"]),
+        ("parse_config: n_envs 0", lambda m, d: parse_config({"env": {"id": "CartPole-v1", "n_envs": 0}}), ["n_envs"]),
+        ("make_vlm_vec_env: score_batch_size 0",
+         lambda m, d: make_vlm_vec_env("CartPole-v1", 1, vlmreward.GoalBaselineReward(m, "a"), deferred=True, score_batch_size=0),
+         ["score_batch_size"]),
+        ("make_vlm_vec_env: mode", lambda m, d: make_vlm_vec_env("CartPole-v1", 1, vlmreward.GoalBaselineReward(m, "a"), mode="both"),
+         ["mode"]),
+        ("make_vlm_vec_env: weight inf",
+         lambda m, d: make_vlm_vec_env("CartPole-v1", 1, vlmreward.GoalBaselineReward(m, "a"), weight=float("inf")), ["weight"]),
+        ("iter_frames: missing file", lambda m, d: list(media.iter_frames(d / "none.mp4")), ["does not exist"]),
+        ("iter_frames: truncated video", lambda m, d: list(media.iter_frames(d / "trunc.mp4")), ["truncated"]),
+        ("resume: not a run", lambda m, d: __import__("vlmreward.rl.train", fromlist=["resume"]).resume(d), ["not a run directory"]),
+        ("evaluate_run: zero episodes",
+         lambda m, d: __import__("vlmreward.rl.train", fromlist=["evaluate_run"]).evaluate_run(d / "runs" / "done", 0), ["episodes"]),
+    ]
+
+
+API_CASES = _api_cases()
+
+
+@pytest.mark.parametrize("name,call,words", API_CASES, ids=[c[0] for c in API_CASES])
+def test_bad_api_call_raises_one_clear_error(inputs, hf_clip_model, name, call, words):
+    from vlmreward.errors import VLMRewardError
+
+    root = Path(inputs["data"]).parent
+    with pytest.raises(VLMRewardError) as info:
+        call(hf_clip_model, root)
+    message = str(info.value)
+    assert "\n" not in message.strip() or len(message) < 2000
+    for word in words:
+        assert word in message, f"{name}: {word!r} not in {message!r}"

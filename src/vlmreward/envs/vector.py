@@ -158,7 +158,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
             )
             self._pending_frames += _frame_count(items)
             if self._pending_frames >= self.score_batch_size:
-                self._score_pending()
+                self.score_stored()
             return obs, combine_rewards(gt, np.zeros_like(gt), self.mode, self.weight), dones, infos
         vlm = self._score_clips([items])[0] if self.clips is not None else score_frames(self.reward_model, frames, goals)
         self.episodes.add(vlm, gt, np.asarray(dones, dtype=bool), successes, goals=episode_goals, step=self.num_timesteps)
@@ -166,8 +166,11 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
             info["vlm_reward"] = float(value)
         return obs, combine_rewards(gt, vlm, self.mode, self.weight), dones, infos
 
-    def _score_pending(self) -> None:
-        """Score every stored, unscored step in batches of ``score_batch_size`` frames."""
+    def score_stored(self) -> None:
+        """Score every stored, unscored step now, in batches of ``score_batch_size`` frames
+        (deferred mode; nothing is stored otherwise), so that the episodes they finish are reported
+        by :meth:`pop_episodes`. The rewards stay stored for :meth:`collect`: the learner sees the
+        same rewards whenever they are scored (training calls this at its end)."""
         pending = self._steps[self._n_unscored :]
         if not pending:
             return
@@ -176,15 +179,6 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
             step.vlm, step.frames = values, None  # free the frames (or clips)
             self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals, step=step.step)
         self._n_unscored, self._pending_frames = len(self._steps), 0
-
-    def score_stored(self) -> None:
-        """Score every stored, unscored step now (deferred mode; a no-op otherwise), so that the
-        episodes they finish are reported by :meth:`pop_episodes`.
-
-        The rewards stay stored for :meth:`collect`, exactly as if their batch had filled: the
-        learner sees the same rewards whenever they are scored.
-        """
-        self._score_pending()
 
     @property
     def unscored_episodes(self) -> int:
@@ -232,7 +226,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
             ``float32 [k, n_envs]``: ``weight · r_vlm`` of the ``k`` steps since the last call, in
             step order; ``k = 0`` when nothing is stored.
         """
-        self._score_pending()
+        self.score_stored()
         return self.take_scored()
 
     def take_scored(self) -> np.ndarray:

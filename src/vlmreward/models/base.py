@@ -189,7 +189,7 @@ class VisionLanguageModel(abc.ABC):
         kept for the model's later calls. The results are those of one pass over all frames.
         """
         batch = as_frame_batch(frames)
-        step = batch_size or self.batch_size
+        step = self.batch_size if batch_size is None else batch_size
         if step < 1:
             raise InvalidParameterError(f"batch_size must be at least 1; got {step}.")
         cache = cache if cache is not None else self.embedding_cache

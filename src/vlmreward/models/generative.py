@@ -194,7 +194,9 @@ class GenerativeVLM:
         if len(texts) != len(images):
             raise InvalidParameterError(f"give one question or one per frame; got {len(texts)} for {len(images)} frames.")
         ids = [torch.tensor(list(a), dtype=torch.long) for a in answers]
-        step = int(batch_size or self.batch_size)
+        step = int(self.batch_size if batch_size is None else batch_size)
+        if step < 1:
+            raise InvalidParameterError(f"batch_size must be at least 1; got {step}.")
         out = []
         for start in range(0, len(images), step):
             log_probs = self._next_token_log_probs(images[start : start + step], texts[start : start + step])

@@ -263,7 +263,7 @@ class VideoLanguageModel:
         return torch.cat(out)
 
     def _step(self, batch_size: int | None) -> int:
-        step = batch_size or self.batch_size
+        step = self.batch_size if batch_size is None else batch_size
         if step < 1:
             raise InvalidParameterError(f"batch_size must be at least 1; got {step}.")
         return step

@@ -74,7 +74,7 @@ class EpisodeLogCallback(BaseCallback):
     :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` finished (and, with deferred scoring,
     scored) since the last step are appended to ``episodes_csv``
     (:data:`EPISODES_CSV_COLUMNS`; ``timesteps`` is the step count at the episode's last step,
-    :attr:`~vlmreward.envs.vector.EpisodeRecord.end_step`, also with deferred scoring, where the
+    :attr:`~vlmreward.envs.episodes.EpisodeRecord.end_step`, also with deferred scoring, where the
     row is written up to one scoring batch later; ``success`` is empty when
     the environment reports none; ``success_fraction`` is the fraction of its steps whose
     ``info["is_success"]`` was true). No finished episode is left out: when training ends, the

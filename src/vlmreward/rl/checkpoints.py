@@ -80,6 +80,10 @@ LEGACY_STATE_FILE = "state.pkl"  # a pickle, written by earlier checkpoints
 _TRUST_HINT = "pass --trust-run-dir (trust=True) if you made this run directory yourself"
 
 
+def _pickle_refused(path: Path) -> "CheckpointError":
+    return CheckpointError(f"{path} is a pickle (written by an earlier vlmreward), which can run code; {_TRUST_HINT}.")
+
+
 class CheckpointError(VLMRewardError, OSError):
     """A run directory without a usable checkpoint (none written yet, or files missing)."""
 
@@ -116,14 +120,13 @@ class CheckpointInfo:
     def model(self) -> Path:
         return self.path / MODEL_FILE
 
+    def _first_file(self, *names: str) -> Path | None:
+        return next((self.path / name for name in names if (self.path / name).is_file()), None)
+
     @property
     def replay_buffer(self) -> Path | None:
         """``replay_buffer.npz`` (or an older checkpoint's ``replay_buffer.pkl``), None if absent."""
-        for name in (REPLAY_BUFFER_FILE, LEGACY_REPLAY_BUFFER_FILE):
-            p = self.path / name
-            if p.is_file():
-                return p
-        return None
+        return self._first_file(REPLAY_BUFFER_FILE, LEGACY_REPLAY_BUFFER_FILE)
 
     def load_replay_buffer(self, model: OffPolicyAlgorithm, trust: bool = False) -> bool:
         """Fill ``model``'s replay buffer from this checkpoint; False when it holds none.
@@ -140,17 +143,13 @@ class CheckpointInfo:
         elif trust:
             model.load_replay_buffer(path)  # a pickle (SB3's format): it can run code
         else:
-            raise CheckpointError(f"{path} is a pickle (written by an earlier vlmreward), which can run code; {_TRUST_HINT}.")
+            raise _pickle_refused(path)
         return True
 
     @property
     def vec_normalize(self) -> Path | None:
         """``vecnormalize.npz`` (or an older checkpoint's ``vecnormalize.pkl``), None if absent."""
-        for name in (VEC_NORMALIZE_FILE, LEGACY_VEC_NORMALIZE_FILE):
-            p = self.path / name
-            if p.is_file():
-                return p
-        return None
+        return self._first_file(VEC_NORMALIZE_FILE, LEGACY_VEC_NORMALIZE_FILE)
 
     def load_vec_normalize(self, venv: Any, trust: bool = False) -> Any:
         """``VecNormalize`` around ``venv`` with this checkpoint's statistics (None if it has none).
@@ -167,7 +166,7 @@ class CheckpointInfo:
             except RunStateError as err:
                 raise CheckpointError(f"{err}; the checkpoint {self.path} is damaged.") from err
         if not trust:
-            raise CheckpointError(f"{path} is a pickle (written by an earlier vlmreward), which can run code; {_TRUST_HINT}.")
+            raise _pickle_refused(path)
         from stable_baselines3.common.vec_env import VecNormalize
 
         return VecNormalize.load(str(path), venv)
@@ -187,7 +186,7 @@ class CheckpointInfo:
                 raise CheckpointError(f"{err}; the checkpoint {self.path} is damaged: {_DAMAGED_HINT}") from err
         path = self.path / LEGACY_STATE_FILE
         if path.is_file() and not trust:
-            raise CheckpointError(f"{path} is a pickle (written by an earlier vlmreward), which can run code; {_TRUST_HINT}.")
+            raise _pickle_refused(path)
         try:
             with open(path, "rb") as f:
                 state = pickle.load(f)

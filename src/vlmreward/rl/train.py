@@ -363,7 +363,8 @@ def _resume_locked(run_dir: Path, items: list[str], config: RunConfig, progress_
     reward_model, venv, runtime = _reward_and_env(config, seed=config.seed + int(state["num_timesteps"]), normalize=False)
     try:
         try:
-            venv = info.load_vec_normalize(venv, trust) or venv
+            normalized = info.load_vec_normalize(venv, trust)
+            venv = venv if normalized is None else normalized
             device = config.algorithm_kwargs.get("device", "auto")
             model = load_algorithm(config, info.model, venv.observation_space, venv.action_space, env=venv, device=device,
                                    trust=trust)
