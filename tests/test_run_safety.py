@@ -329,3 +329,31 @@ def test_two_runs_started_in_the_same_second_get_distinct_directories(tmp_path):
         first, second = new_run_dir(config, held), new_run_dir(config, held)
         assert first != second and first.parent == second.parent == tmp_path / "runs"
         assert second.name.startswith(first.name)
+
+
+def test_a_resumed_run_continues_its_means_and_warns_about_a_run_made_elsewhere(tmp_path, caplog):
+    """The episode log's windows are refilled from episodes.csv (no pickled callback state): the
+    first means a resumed run logs are those of the episodes before the checkpoint. A run directory
+    without this machine's origin record warns that resuming it runs its config's code."""
+    import csv
+
+    config = _config(tmp_path, total_steps=128, checkpoint_every=None)
+    config["env"]["normalize_observations"] = False
+    run_dir = train(parse_config(config), progress_bar=False)
+    with open(run_dir / "episodes.csv", newline="") as f:
+        before = [float(r["vlm_return"]) for r in csv.DictReader(f)]
+    from vlmreward.rl.callbacks import EpisodeLogCallback
+
+    refilled = EpisodeLogCallback(run_dir / "episodes.csv", stats_window=100)
+    refilled._refill()
+    assert before and refilled.means()["rollout/vlm_return"] == pytest.approx(np.mean(before), rel=1e-5)
+
+    caplog.set_level(logging.WARNING, logger="vlmreward.rl")
+    resume(run_dir, ["total_steps=160"], progress_bar=False)
+    assert "made elsewhere" not in caplog.text and "was made" not in caplog.text  # this machine's own run
+    (run_dir / "origin.json").write_text(json.dumps({"host": "another-host", "uid": 12345}))
+    resume(run_dir, ["total_steps=192"], progress_bar=False)
+    assert "was made on another-host by user 12345: resuming it runs the code its config names" in caplog.text
+    caplog.clear()
+    resume(run_dir, ["total_steps=224"], progress_bar=False, trust=True)
+    assert "was made" not in caplog.text

@@ -85,8 +85,9 @@ class EpisodeLogCallback(BaseCallback):
     (the environment's own reward), ``rollout/episode_length``, ``rollout/success_rate`` (success
     at the episode's last step) and ``rollout/success_rate_held`` (VLM-RM's rule: the goal held in
     at least 50 % of the episode's steps, Rocamonde et al. section 4.4), the last two only once an
-    episode reported ``info["is_success"]``. An ``episodes.csv`` written by an earlier version keeps
-    its columns. Episodes of goal-conditioned environments
+    episode reported ``info["is_success"]``. A resumed run's means start from the episodes its
+    ``episodes.csv`` holds, as an uninterrupted run's would; a file written by an earlier version
+    keeps its columns. Episodes of goal-conditioned environments
     (``info["goal"]`` with a ``type``) are also averaged per goal type, over the last
     ``stats_window`` episodes of that type: ``rollout/success_rate/<type>``,
     ``rollout/vlm_return/<type>``; with ``goal_columns`` the CSV gains :data:`GOAL_CSV_COLUMNS`.
@@ -120,9 +121,10 @@ class EpisodeLogCallback(BaseCallback):
         self._wrapper.num_timesteps = self.model.num_timesteps  # episodes' end steps continue the model's count
         new = not self.episodes_csv.exists() or self.episodes_csv.stat().st_size == 0
         columns = list(EPISODES_CSV_COLUMNS + (GOAL_CSV_COLUMNS if self.goal_columns else ()))
-        if not new:  # resumed: keep the columns the file has
+        if not new:  # resumed: keep the columns the file has, and the means its episodes give
             with open(self.episodes_csv, newline="", encoding="utf-8") as f:
                 columns = next(csv.reader(f), None) or columns
+            self._refill()
         self._file = open(self.episodes_csv, "a", newline="", encoding="utf-8")
         self._writer = csv.DictWriter(self._file, columns, extrasaction="ignore")
         if new:
@@ -143,36 +145,60 @@ class EpisodeLogCallback(BaseCallback):
                           "" if r.success is None else int(bool(r.success)), "" if fraction is None else f"{fraction:.6g}",
                           goal_type or "", goal_text_of(goal) or "")
                 self._writer.writerow(dict(zip(EPISODES_CSV_COLUMNS + GOAL_CSV_COLUMNS, values)))
-                self.vlm.append(r.vlm_return)
-                self.gt.append(r.gt_return)
-                self.length.append(r.length)
-                if r.success is not None:
-                    self.success.append(float(bool(r.success)))
-                if fraction is not None:
-                    self.success_held.append(float(fraction >= PAPER_SUCCESS_MIN_FRACTION))
-                if goal_type is not None:
-                    stats = self.by_goal_type.setdefault(
-                        goal_type, {"vlm": deque(maxlen=self.stats_window), "success": deque(maxlen=self.stats_window)}
-                    )
-                    stats["vlm"].append(r.vlm_return)
-                    if r.success is not None:
-                        stats["success"].append(float(bool(r.success)))
+                self._account(r.vlm_return, r.gt_return, r.length, r.success, fraction, goal_type)
             self._file.flush()
-            self._means = {
-                "rollout/vlm_return": _mean(self.vlm),
-                "rollout/gt_return": _mean(self.gt),
-                "rollout/episode_length": _mean(self.length),
-            }
-            if self.success:
-                self._means["rollout/success_rate"] = _mean(self.success)
-            if self.success_held:
-                self._means["rollout/success_rate_held"] = _mean(self.success_held)
-            for goal_type, stats in sorted(self.by_goal_type.items()):
-                self._means[f"rollout/vlm_return/{goal_type}"] = _mean(stats["vlm"])
-                if stats["success"]:
-                    self._means[f"rollout/success_rate/{goal_type}"] = _mean(stats["success"])
+            self._update_means()
         for key, value in self._means.items():
             self.logger.record(key, value)
+
+    def _account(self, vlm: float, gt: float, length: int, success: bool | None, fraction: float | None,
+                 goal_type: str | None) -> None:
+        """Add one episode to the running windows of the means."""
+        self.vlm.append(vlm)
+        self.gt.append(gt)
+        self.length.append(length)
+        if success is not None:
+            self.success.append(float(bool(success)))
+        if fraction is not None:
+            self.success_held.append(float(fraction >= PAPER_SUCCESS_MIN_FRACTION))
+        if goal_type is not None:
+            stats = self.by_goal_type.setdefault(
+                goal_type, {"vlm": deque(maxlen=self.stats_window), "success": deque(maxlen=self.stats_window)}
+            )
+            stats["vlm"].append(vlm)
+            if success is not None:
+                stats["success"].append(float(bool(success)))
+
+    def _update_means(self) -> None:
+        self._means = {
+            "rollout/vlm_return": _mean(self.vlm),
+            "rollout/gt_return": _mean(self.gt),
+            "rollout/episode_length": _mean(self.length),
+        }
+        if self.success:
+            self._means["rollout/success_rate"] = _mean(self.success)
+        if self.success_held:
+            self._means["rollout/success_rate_held"] = _mean(self.success_held)
+        for goal_type, stats in sorted(self.by_goal_type.items()):
+            self._means[f"rollout/vlm_return/{goal_type}"] = _mean(stats["vlm"])
+            if stats["success"]:
+                self._means[f"rollout/success_rate/{goal_type}"] = _mean(stats["success"])
+
+    def _refill(self) -> None:
+        """A resumed run's windows, from the episodes ``episodes.csv`` already holds (cut back to the
+        checkpoint's step), so that the means go on as in an uninterrupted run: the callback's
+        state lives in the CSV, not in a pickle."""
+        with open(self.episodes_csv, newline="", encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                try:
+                    success = None if row.get("success") in (None, "") else bool(int(row["success"]))
+                    fraction = None if row.get("success_fraction") in (None, "") else float(row["success_fraction"])
+                    self._account(float(row["vlm_return"]), float(row["gt_return"]), int(row["length"]), success, fraction,
+                                  row.get("goal_type") or None)
+                except (KeyError, TypeError, ValueError):
+                    continue  # a row cut short
+        if self.vlm:
+            self._update_means()
 
     def means(self) -> dict[str, float]:
         """The current means over the last ``stats_window`` episodes (``rollout/...`` keys; empty before the first)."""
