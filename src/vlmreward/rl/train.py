@@ -5,7 +5,7 @@ environment (:func:`vlmreward.envs.make_vlm_vec_env`, deferred scoring with the 
 :mod:`vlmreward.rl.deferred`), the stable-baselines3 algorithm, and learns. The run directory::
 
     RUN_DIR/config.yaml            the resolved config (every default filled in)
-    RUN_DIR/checkpoints/           step_<N>/{model.zip, replay_buffer.npz, state.pkl, ...}, latest.json
+    RUN_DIR/checkpoints/           step_<N>/{model.zip, replay_buffer.npz, state.json, rng.npz, manifest.json}, latest.json
     RUN_DIR/logs/                  progress.csv (+ TensorBoard event files), columns.txt (what they mean)
     RUN_DIR/episodes.csv           one row per training episode: VLM and ground-truth return, success
     RUN_DIR/evaluations.jsonl      one line per evaluation
