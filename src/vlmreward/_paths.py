@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 __all__ = ["cache_root", "atomic_write_bytes", "atomic_write_text", "write_output_text", "refuse_to_overwrite", "files_sha256"]
 
@@ -88,7 +88,19 @@ def files_sha256(files: Iterable[tuple[str, Path]]) -> str:
     digest = hashlib.sha256()
     for name, path in files:
         digest.update(name.encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        _hash_into(digest, path)
     return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of one file's bytes (read in 1 MiB blocks): checkpoint manifests (:mod:`vlmreward.rl.manifest`)."""
+    import hashlib
+
+    return _hash_into(hashlib.sha256(), path).hexdigest()
+
+
+def _hash_into(digest: Any, path: str | os.PathLike) -> Any:
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest

@@ -330,7 +330,7 @@ def load_algorithm(
     off_policy = issubclass(cls, OffPolicyAlgorithm)
     buffer = deferred_buffer_class(off_policy, isinstance(observation_space, gym.spaces.Dict)) if config.deferred else None
     known: dict[str, Any] = {
-        **{k: v for k, v in defaults.items()},
+        **defaults,
         **kwargs,
         "policy_class": cls.policy_aliases[policy] if isinstance(policy, str) and policy in cls.policy_aliases else policy,
         "observation_space": _as_sb3_sees_it(observation_space),

@@ -3,31 +3,22 @@ loaded, and the clean-up of what a process killed mid-write leaves behind."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from vlmreward._paths import atomic_write_text
+from vlmreward._paths import atomic_write_text, file_sha256
 
 __all__ = ["MANIFEST_FILE", "write_manifest", "verify_files", "clean_interrupted_writes"]
 
 MANIFEST_FILE = "manifest.json"
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_manifest(directory: Path, meta: dict[str, Any]) -> None:
     """``manifest.json``: ``meta`` and the size and SHA-256 of every other file, written last."""
-    files = {p.name: {"size": p.stat().st_size, "sha256": _sha256_file(p)}
+    files = {p.name: {"size": p.stat().st_size, "sha256": file_sha256(p)}
              for p in sorted(directory.iterdir()) if p.is_file() and p.name != MANIFEST_FILE}
     atomic_write_text(directory / MANIFEST_FILE, json.dumps({**meta, "files": files}, indent=2) + "\n")
 
@@ -51,7 +42,7 @@ def verify_files(directory: str | os.PathLike, required: tuple[str, ...] = ()) -
             return f"{name} is missing"
         if file.stat().st_size != size:
             return f"{name} has {file.stat().st_size} bytes, not the {size} written"
-        if _sha256_file(file) != digest:
+        if file_sha256(file) != digest:
             return f"{name} does not have the SHA-256 written (its bytes changed)"
     return None
 
