@@ -1,6 +1,7 @@
 """The layering of design.md, read from the source: data flows one way
-(models → rewards → envs → rl → eval → relabel → cli; distributed serves rl), and no module imports itself
-back through others.
+(models → config → rewards → envs → rl / eval → relabel → cli; distributed serves rl; rl and eval are
+siblings), no module imports itself back through others, and no module outside ``rewards`` names
+a built-in reward kind (what a kind is lives in the registry).
 Function-level imports count: a lazy import still ties two modules together."""
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parent.parent / "src" / "vlmreward"
 
 FORBIDDEN = {  # layer -> layers above it that it must not import
-    "models": {"rewards", "envs", "rl", "eval", "cli", "distributed"},
-    "rewards": {"envs", "rl", "eval", "cli", "distributed"},
-    "envs": {"rl", "eval", "cli", "distributed"},
+    "models": {"config", "rewards", "envs", "rl", "eval", "relabel", "cli", "distributed"},
+    "config": {"rewards", "envs", "rl", "eval", "relabel", "cli", "distributed"},
+    "rewards": {"envs", "rl", "eval", "relabel", "cli", "distributed"},
+    "envs": {"rl", "eval", "relabel", "cli", "distributed"},
     "rl": {"eval", "relabel", "cli"},
-    "eval": {"relabel", "cli"},
+    "eval": {"rl", "relabel", "cli"},
     "relabel": {"cli"},
     "distributed": {"rl", "eval", "cli"},
 }
@@ -75,3 +77,35 @@ def test_modules_over_450_lines_state_why():
         and "Why one module:" not in (ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or "")
     ]
     assert not long, long
+
+
+def _builtin_kinds() -> dict[str, str]:
+    """Every kind vlmreward provides → the module that defines it."""
+    from vlmreward.rewards.registry import builtin_reward_kinds, reward_kind
+
+    return {name: getattr(reward_kind(name).factory, "__module__", "") for name in builtin_reward_kinds()}
+
+
+def test_no_module_outside_rewards_names_a_builtin_reward_kind():
+    """Commands, evaluation and training learn what a kind takes from the registry (issue 24): no
+    ``if kind == "goal_baseline"``, no built-in kind in a message or docstring. A kind's own module
+    (one registered by entry point from above ``rewards``) may name it."""
+    import re
+
+    kinds = _builtin_kinds()
+    assert {"goal_baseline", "softmax_threshold", "ground_truth", "vqa", "custom"} <= set(kinds)
+    problems = []
+    for path in SRC.rglob("*.py"):
+        module = ".".join(("vlmreward", *path.relative_to(SRC).with_suffix("").parts)).removesuffix(".__init__")
+        if module == "vlmreward.rewards" or module.startswith("vlmreward.rewards."):
+            continue
+        text = path.read_text(encoding="utf-8")
+        others = {k for k, m in kinds.items() if m != module}
+        for name in sorted(k for k in others if "_" in k):  # anywhere: code, strings, docstrings, comments
+            for match in re.finditer(rf"\b{name}\b", text):
+                problems.append(f"{path.relative_to(SRC)}:{text.count(chr(10), 0, match.start()) + 1}: {name}")
+        single = {k for k in others if "_" not in k}  # plain words (vqa, custom): as a string of their own
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in single:
+                problems.append(f"{path.relative_to(SRC)}:{node.lineno}: {node.value!r}")
+    assert not problems, problems

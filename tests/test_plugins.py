@@ -172,3 +172,93 @@ def test_model_backend_plugin_routes_its_prefix(tiny_hf_clip, hf_clip_model, car
     torch.testing.assert_close(model.encode_images(cartpole_frames), reference.encode_images(cartpole_frames))
     with pytest.raises(vlmreward.VLMRewardError, match="backend prefix"):
         vlmreward.models.registry.register_backend("open_clip", backend.load)
+
+
+def test_a_declared_sweep_parameter_and_shorthand_reach_every_command(dataset, tiny_hf_clip, hf_clip_model, tmp_path):
+    """The plugin declares ``--scale`` (a shorthand), ``scale`` as its sweep parameter over
+    (0.5, 1, 2) and the display name "Scaled cosine": score, evaluate, sweep, train and relabel take
+    ``--scale``; sweep varies it over the declared grid; the reports show the display name."""
+    from vlmreward.eval import load_dataset
+    from vlmreward.eval.metrics import detection_metrics
+
+    data = load_dataset(dataset)
+    frames = np.array(data.frames)
+    labels = data.label("is_success")
+
+    # score: --scale 3 is --param scale=3
+    out = tmp_path / "score"
+    assert_ok(run("score", dataset / "frames.npy", "--model", tiny_hf_clip, "--goal", GOAL, "--reward-kind", "scaled_cosine",
+                  "--scale", 3, "--device", "cpu", "--out", out))
+    with open(out / "rewards.csv", newline="") as f:
+        rewards = np.array([float(r["reward"]) for r in csv.DictReader(f)])
+    np.testing.assert_allclose(rewards, independent(hf_clip_model, frames, GOAL, 3.0, 0.0), atol=1e-5)
+
+    # evaluate: one curve per --scale value, named by the display name and the declared symbol
+    out = tmp_path / "evaluation"
+    assert_ok(run("evaluate", dataset, "--model", tiny_hf_clip, "--goal", GOAL, "--reward-kind", "scaled_cosine",
+                  "--scale", 0.5, "--scale", 4, "--param", "offset=-1", "--device", "cpu", "--out", out, "--no-cache"))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["name"] for r in metrics["results"]] == ["Scaled cosine, offset = -1, s = 0.5", "Scaled cosine, offset = -1, s = 4"]
+    assert [r["reward"]["scale"] for r in metrics["results"]] == [0.5, 4.0]
+    assert "Scaled cosine, offset = -1, s = 4" in (out / "report.html").read_text()
+    with pytest.raises(AssertionError):
+        assert_ok(run("evaluate", dataset, "--model", tiny_hf_clip, "--goal", GOAL, "--reward-kind", "scaled_cosine",
+                      "--scale", 0, "--device", "cpu", "--out", tmp_path / "bad", "--no-cache"))
+    bad = run("evaluate", dataset, "--model", tiny_hf_clip, "--goal", GOAL, "--reward-kind", "scaled_cosine",
+              "--scale", 0, "--device", "cpu", "--out", tmp_path / "bad", "--no-cache")
+    assert bad.exit_code == 2 and "--scale must be > 0" in bad.stderr
+
+    # sweep: without --scale the declared grid, one row each, AP as an independent computation gives
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(f"prompt_sets:\n  upright:\n    goal: {GOAL}\n")
+    out = tmp_path / "sweep"
+    assert_ok(run("sweep", dataset, "--model", tiny_hf_clip, "--prompts", prompts, "--reward-kind", "scaled_cosine",
+                  "--device", "cpu", "--out", out, "--no-cache"))
+    with open(out / "results.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["reward"] == "scaled_cosine"]
+    assert [r["setting"] for r in rows] == ["scaled_cosine,scale=0.5", "scaled_cosine,scale=1", "scaled_cosine,scale=2"]
+    for row, scale in zip(rows, (0.5, 1.0, 2.0)):
+        expected = detection_metrics(independent(hf_clip_model, frames, GOAL, scale, 0.0), labels).average_precision
+        assert float(row["average_precision"]) == pytest.approx(expected, abs=1e-5)
+    report = (out / "report.html").read_text()
+    assert "Scaled cosine" in report and "goal-baseline" in report
+    assert json.loads((out / "sweep.json").read_text())["prompt_sets"]["upright"] == {"goal": [GOAL]}
+
+    # train: --scale 2 is --set reward.scale=2; the run's report names the kind by its display name
+    config = tmp_path / "run.yaml"
+    config.write_text(
+        "env: {id: CartPole-v1, n_envs: 1, kwargs: {max_episode_steps: 20}}\n"
+        f"reward: {{kind: scaled_cosine, goal: {GOAL}}}\n"
+        f"model: {{name: '{tiny_hf_clip}', device: cpu}}\n"
+        "algorithm: PPO\nalgorithm_kwargs: {n_steps: 32, batch_size: 16, n_epochs: 1}\n"
+        f"total_steps: 32\noutput_dir: '{tmp_path / 'runs'}'\ncheckpoint_every: null\neval_every: null\nvideo: false\n"
+    )
+    assert_ok(run("train", config, "--scale", 2, "--quiet"))
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    import yaml
+
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["reward"]["scale"] == 2.0
+    assert "Scaled cosine (scaled_cosine)" in (run_dir / "report.html").read_text()
+
+
+def test_relabel_takes_a_plugin_shorthand(tmp_path, monkeypatch, tiny_hf_clip, hf_clip_model):
+    minari = pytest.importorskip("minari")
+    import gymnasium as gym
+    import yaml
+
+    import vlmreward.envs  # noqa: F401  (registers the environments)
+    from vlmreward.relabel.minari_format import record_episode
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    env = gym.wrappers.AddRenderObservation(
+        gym.make("vlmreward/VLMRM-CartPole-v0", episode_length=6, render_mode="rgb_array"), render_only=False)
+    minari.create_dataset_from_buffers("test/plugin-v0", [record_episode(env, 0)], env=env, algorithm_name="random",
+                                       description="test data", data_format="arrow")
+    config = tmp_path / "r.yaml"
+    config.write_text(yaml.safe_dump({"reward": {"kind": "scaled_cosine", "goal": GOAL},
+                                      "model": {"name": str(tiny_hf_clip), "device": "cpu"}}))
+    assert_ok(run("relabel", "test/plugin-v0", "--config", config, "--out", "test/plugin-vlm-v0", "--scale", 4))
+    source, relabelled = minari.load_dataset("test/plugin-v0"), minari.load_dataset("test/plugin-vlm-v0")
+    (original,), (new,) = list(source.iterate_episodes()), list(relabelled.iterate_episodes())
+    expected = independent(hf_clip_model, original.observations["pixels"][1:], GOAL, 4.0, 0.0)
+    np.testing.assert_allclose(new.rewards, expected, atol=2e-5)

@@ -40,13 +40,14 @@ def demo(
     """Run collect -> score -> evaluate -> train on CartPole with a tiny random CLIP, offline."""
     from vlmreward import media
     from vlmreward.cli.console import command_name
-    from vlmreward.cli.score import score_frames
+    from vlmreward.eval.scoring import score_to_csv
     from vlmreward.eval.collect import collect
     from vlmreward.eval.dataset import load_dataset
     from vlmreward.eval.outputs import evaluate_dataset
     from vlmreward.models.registry import load_model
     from vlmreward.models.testing import write_tiny_clip
     from vlmreward.rewards import GoalBaselineReward
+    from vlmreward.rewards.selection import default_kind
     from vlmreward.rl.config import parse_config
     from vlmreward.rl.train import train
 
@@ -65,7 +66,7 @@ def demo(
     model = load_model(model_dir)
     reward = GoalBaselineReward(model, DEMO_GOAL, DEMO_BASELINE, alpha=0.5)
     scores = out / "scores.csv"
-    scored = score_frames(reward, media.iter_frames(data.path / "frames.npy"), 64, scores)  # what `score` runs
+    scored = score_to_csv(reward, media.iter_frames(data.path / "frames.npy"), 64, scores)  # what `score` runs
     say(f"3/5 scored every frame (mean reward {float(scored.rewards.mean()):.4f}) into {scores}")
     dataset = load_dataset(data.path)
 
@@ -75,7 +76,7 @@ def demo(
 
     config = parse_config({
         "env": {"id": "vlmreward/VLMRM-CartPole-v0", "n_envs": 2, "kwargs": {"episode_length": 64}},
-        "reward": {"kind": "goal_baseline", "goal": DEMO_GOAL, "baseline": DEMO_BASELINE, "alpha": 0.5},
+        "reward": {"kind": default_kind({"goal", "baseline"}).name, "goal": DEMO_GOAL, "baseline": DEMO_BASELINE, "alpha": 0.5},
         "model": {"name": str(model_dir), "device": "cpu"},
         "algorithm": "PPO", "algorithm_kwargs": {"n_steps": 64, "batch_size": 64, "n_epochs": 2, "device": "cpu"},
         "total_steps": steps, "output_dir": str(out / "runs"), "run_name": "cartpole",

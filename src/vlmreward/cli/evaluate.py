@@ -21,6 +21,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vlmreward.cli.console import is_interactive, progress_bar, quiet_model_loading, resolve_cli_device
+from vlmreward.cli.reward_options import RewardOptions, with_reward_options
 from vlmreward.cli.options import (
     AntialiasOption,
     OverwriteOption,
@@ -112,13 +113,19 @@ def collect(
     """Record frames with ground-truth state, reward and success labels into a dataset directory."""
     import os
 
+    from vlmreward.eval.collect import POLICY_KINDS
     from vlmreward.eval.collect import collect as run_collect
 
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array frames need no window (quiets pygame's SDL)
 
+    acting: Any = policy
+    if policy not in POLICY_KINDS and Path(policy).is_dir():  # a `vlmreward train` run: its trained policy
+        from vlmreward.rl.run_policy import load_run_policy
+
+        acting = load_run_policy(Path(policy))
     with progress_bar(frames, enabled=is_interactive()) as advance:
         result = run_collect(
-            env_id, out, policy, episodes=episodes, frames=frames, env_kwargs=parse_env_kwargs(env_kwarg),
+            env_id, out, acting, episodes=episodes, frames=frames, env_kwargs=parse_env_kwargs(env_kwarg),
             seed=seed, max_steps=max_steps, overwrite=overwrite, progress=advance,
         )
     h, w = result.render_size
@@ -132,9 +139,14 @@ def collect(
 # evaluate
 
 
+@with_reward_options("evaluate")
 def evaluate(
     dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="A dataset directory from `vlmreward collect`.", show_default=False)],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name, as for `vlmreward score`.", show_default=False)],
+    model: Annotated[
+        Optional[str],
+        typer.Option("--model", "-m", help="Model name, as for `vlmreward score` (not needed by a model-free reward kind).",
+                     show_default=False),
+    ] = None,
     goal: Annotated[
         Optional[list[str]],
         typer.Option(
@@ -143,19 +155,7 @@ def evaluate(
             show_default=False,
         ),
     ] = None,
-    baseline: Annotated[
-        Optional[list[str]], typer.Option("--baseline", "-b", help="Baseline prompt (repeatable); enables --alpha > 0.", show_default=False)
-    ] = None,
-    alpha: Annotated[
-        Optional[list[float]],
-        typer.Option(help="Goal-baseline strength in [0, 1]; repeat for one curve each.", show_default="0, or 0 0.25 0.5 0.75 1 with --baseline"),
-    ] = None,
-    negative: Annotated[
-        Optional[list[str]], typer.Option("--negative", "-n", help="Negative prompt (repeatable): evaluate p(goal | frame).", show_default=False)
-    ] = None,
-    temperature: Annotated[
-        Optional[list[float]], typer.Option(help="Softmax temperature (with --negative); repeat for one curve each.", show_default="0.01")
-    ] = None,
+    reward_options: RewardOptions = None,  # type: ignore[assignment]  (generated: --baseline, --alpha, ...)
     label: Annotated[
         Optional[str], typer.Option(help="Binary label column for AP, ROC-AUC and F1.", show_default="is_success")
     ] = None,
@@ -208,24 +208,34 @@ def evaluate(
     from vlmreward.eval.dataset import load_dataset
     from vlmreward.eval.settings import reward_settings
     from vlmreward.eval.outputs import evaluate_dataset
+    from vlmreward.rewards.selection import default_kind
     from vlmreward.goals import load_goal_family
 
     if batch_size is not None and batch_size < 1:
         raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
     params = parse_params(param)
-    if goal:
-        reward_settings(baseline, negative, alpha, temperature, reward_kind, params)  # option errors before loading anything
+    options = dict(reward_options or {})
+    kind = None
+    if goal:  # option errors before loading anything
+        kind = reward_settings(reward_kind, {"goal": goal, **options}, params)[0].spec
+    elif reward_kind is None:
+        kind = default_kind({"goals"})
+    if model is None and (kind is None or kind.model == "required"):
+        what = f"reward kind {kind.name!r}" if kind is not None else "this reward kind"
+        raise InvalidParameterError(f"{what} scores frames with a vision-language model; give one with --model.")
     templates = parse_templates(template)
     family = load_goal_family(goal_family) if goal_family is not None else None
     data = load_dataset(dataset)
     out_dir = out if out is not None else Path("evaluations") / data.name
     refuse_to_overwrite(out_dir, ("metrics.json", "report.html"), overwrite)  # before the model loads
     interactive = is_interactive()
-    with quiet_model_loading(enabled=not interactive):
-        vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
+    vlm = None
+    if model is not None and (kind is None or kind.model != "none"):
+        with quiet_model_loading(enabled=not interactive):
+            vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
     with progress_bar(len(data), enabled=interactive) as advance:
         result = evaluate_dataset(
-            data, vlm, goal, out_dir, baseline=baseline, negatives=negative, alphas=alpha, temperatures=temperature,
+            data, vlm, goal, out_dir, options=options,
             label=label, reference=reference, x=x, facet=facet, target_precision=target_precision,
             cache_dir=_cache_dir(dataset, cache_dir, no_cache), batch_size=batch_size, progress=advance,
             goal_family=family, family_negatives=family_negatives, k=k, templates=templates or None, group_by=group_by,
@@ -234,7 +244,8 @@ def evaluate(
     from vlmreward.eval.report import format_number as f
 
     cache = "cached embeddings" if result.metrics["embedding_cache"]["hit"] else "one image pass"
-    typer.echo(f"evaluated {len(data)} frames of {data.env_id} with {vlm.name} ({cache})")
+    by = f"{vlm.name} ({cache})" if vlm is not None else f"the {kind.display_name if kind else 'model-free'} reward (no model)"
+    typer.echo(f"evaluated {len(data)} frames of {data.env_id} with {by}")
     for r in result.results:
         s = r.summary()
         typer.echo(
@@ -258,6 +269,7 @@ def evaluate(
 # sweep
 
 
+@with_reward_options("sweep")
 def sweep(
     dataset: Annotated[Path, typer.Argument(metavar="DATASET", help="A dataset directory from `vlmreward collect`.", show_default=False)],
     model: Annotated[
@@ -265,10 +277,7 @@ def sweep(
         typer.Option("--model", "--models", "-m", help="MODEL or MODEL@CHECKPOINT; repeat for each model.", show_default=False),
     ],
     prompts: Annotated[Path, typer.Option(help="YAML file of prompt sets (goal, baseline, negatives).", show_default=False)],
-    alpha: Annotated[Optional[list[float]], typer.Option(help="Goal-baseline strength (repeat).", show_default="0 0.5 1")] = None,
-    temperature: Annotated[
-        Optional[list[float]], typer.Option(help="Softmax temperature for sets with negatives (repeat).", show_default="0.01")
-    ] = None,
+    reward_options: RewardOptions = None,  # type: ignore[assignment]  (generated: --alpha, --temperature, ... grids)
     label: Annotated[Optional[str], typer.Option(help="Binary label column.", show_default="is_success")] = None,
     reference: Annotated[str, typer.Option(help="Numeric column for EPIC distance and correlations.")] = "gt_reward",
     target_precision: Annotated[
@@ -313,7 +322,7 @@ def sweep(
     refuse_to_overwrite(out_dir, ("results.csv", "sweep.json", "report.html"), overwrite)
     with quiet_model_loading(enabled=not interactive), progress_bar(len(data) * len(specs), enabled=interactive) as advance:
         result = run_sweep(
-            data, specs, prompt_sets, out_dir, alphas=alpha, temperatures=temperature, label=label, reference=reference,
+            data, specs, prompt_sets, out_dir, options=reward_options, label=label, reference=reference,
             target_precision=target_precision, cache_dir=_cache_dir(dataset, cache_dir, no_cache),
             device=resolve_cli_device(device), dtype=dtype, resize=resize.value, antialias=antialias, runtime=runtime.value,
             quantize=quantize.value if quantize is not None else None, batch_size=batch_size,

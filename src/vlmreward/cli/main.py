@@ -23,7 +23,8 @@ from vlmreward.cli.console import command_name
 from vlmreward.cli.demo import demo
 from vlmreward.cli.evaluate import collect, evaluate, sweep
 from vlmreward.cli.relabel import relabel
-from vlmreward.cli.score import models, reward_kinds_command, score
+from vlmreward.cli.listing import models, reward_kinds_command
+from vlmreward.cli.score import score
 from vlmreward.cli.train import evaluate_policy, train
 from vlmreward.errors import ModelNotAvailableError, VLMRewardError
 

@@ -48,7 +48,8 @@ RewardKindOption = Annotated[
     typer.Option(
         "--reward-kind",
         help="A registered reward kind (vlmreward reward-kinds lists them), an installed plugin's, or "
-        "package.module:ClassName; default: goal_baseline, or softmax_threshold with --negative.",
+        "package.module:ClassName; default: the kind the prompts select (the goal-baseline reward, or the softmax "
+        "reward with --negative).",
         show_default=False,
     ),
 ]
@@ -64,7 +65,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
     Raises:
         InvalidParameterError: an item without ``=`` or with an empty key.
     """
-    from vlmreward.rl.config import parse_value
+    from vlmreward.config import parse_value
 
     params: dict[str, Any] = {}
     for item in items or []:

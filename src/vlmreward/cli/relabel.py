@@ -8,10 +8,12 @@ from typing import Annotated, Optional
 import typer
 
 from vlmreward.cli.console import is_interactive, progress_bar, quiet_model_loading
+from vlmreward.cli.reward_options import RewardOptions, as_overrides, with_reward_options
 
 __all__ = ["relabel"]
 
 
+@with_reward_options("config")
 def relabel(
     source: Annotated[str, typer.Argument(help="A Minari dataset id (local) or directory, or a LeRobot v3.0 dataset "
                                           "directory or repo id (under HF_LEROBOT_HOME).", show_default=False)],
@@ -27,6 +29,7 @@ def relabel(
                                                      show_default="found")] = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE override of the config (repeat).",
                                                       show_default=False)] = None,
+    reward_options: RewardOptions = None,  # type: ignore[assignment]  (generated: --alpha, ... as --set reward.KEY=VALUE)
     batch_frames: Annotated[int, typer.Option(help="Frames scored per reward-model call (across episodes).")] = 256,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing destination dataset.")] = False,
 ) -> None:
@@ -59,7 +62,7 @@ def relabel(
         adapter = MinariAdapter(source, out, image_key=image_key)
     interactive = is_interactive()
     with quiet_model_loading(enabled=not interactive):
-        reward_model, provenance = reward_from_config(config, set_)
+        reward_model, provenance = reward_from_config(config, [*(set_ or []), *as_overrides(reward_options or {})])
     with progress_bar(None, enabled=interactive) as advance:
         result = relabel_dataset(adapter, reward_model, mode=mode, batch_frames=batch_frames,  # type: ignore[arg-type]
                                  overwrite=overwrite, provenance=provenance, progress=advance)

@@ -29,6 +29,7 @@ import typer
 
 from vlmreward._logging import attached_handler
 from vlmreward.cli.console import command_name
+from vlmreward.cli.reward_options import RewardOptions, as_overrides, with_reward_options
 
 __all__ = ["train", "evaluate_policy", "EXIT_INTERRUPTED"]
 
@@ -55,6 +56,7 @@ def _progress_messages(quiet: bool = False) -> contextlib.AbstractContextManager
     return attached_handler(logging.getLogger("vlmreward.rl"), handler, logging.WARNING if quiet else logging.INFO)
 
 
+@with_reward_options("config")
 def train(
     config: Annotated[
         Optional[Path],
@@ -70,6 +72,7 @@ def train(
             show_default=False,
         ),
     ] = None,
+    reward_options: RewardOptions = None,  # type: ignore[assignment]  (generated: --alpha, ... as --set reward.KEY=VALUE)
     resume: Annotated[
         Optional[Path],
         typer.Option(
@@ -100,7 +103,7 @@ def train(
         raise typer.BadParameter(
             "give a CONFIG file to start a run, or --resume RUN_DIR to continue one (not both).", param_hint="CONFIG"
         )
-    overrides = list(set or [])
+    overrides = [*(set or []), *as_overrides(reward_options or {})]
     try:
         with _progress_messages(quiet), preemption_signals():
             run_dir = (resume_run(resume, overrides, trust=trust_run_dir) if resume is not None

@@ -196,7 +196,7 @@ def check_resources(scale: ScaleConfig, *, replicas: bool = True, where: str = "
 
     Args:
         scale: the ``scale`` section.
-        replicas: whether the run starts reward replicas (False for ``reward.kind: ground_truth``).
+        replicas: whether the run starts reward replicas (False for a kind that trains on the environment's reward).
         where: how messages name the cluster (:attr:`RaySession.where`).
 
     Returns:

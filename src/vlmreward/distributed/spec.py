@@ -34,14 +34,14 @@ class RewardSpec:
     and a :class:`~vlmreward.models.spec.ModelSpec`, built where it is called.
 
     Attributes:
-        kind: a reward kind (``"goal_baseline"``, ``"softmax_threshold"``, an entry point's name,
-            or ``"package.module:ClassName"``; :mod:`vlmreward.rewards.registry`).
+        kind: a reward kind's name (registered, an entry point's, or ``"package.module:ClassName"``;
+            :mod:`vlmreward.rewards.registry`; ``vlmreward reward-kinds`` lists them).
         params: its parameters (``goal``, ``baseline``, ``alpha``, ...).
         model: the model to load on the replica (``device="auto"`` picks CUDA when the replica
             sees a GPU); None for kinds without a VLM.
 
     Example:
-        ``RewardSpec("goal_baseline", {"goal": "a pole upright", "baseline": "a pole", "alpha": 0.5},
+        ``RewardSpec(KIND, {"goal": "a pole upright", "baseline": "a pole", "alpha": 0.5},
         ModelSpec("openai/clip-vit-base-patch32", dtype="bf16"))``
 
     Raises:

@@ -39,7 +39,7 @@ android_env's ``AdbRequest.get_current_activity`` (``am stack list`` on the devi
 to the goal app's package. The environment's reward is 1 on a step whose foreground app is the
 goal app, else 0 (the ground truth); with ``terminate_on_success`` the episode also ends there.
 ``info`` holds ``"goal"``, ``"goal_type"``, ``"is_success"``, ``"foreground"`` (``package/activity``)
-and ``"goal_state"`` (so the ``goal_state_oracle`` reward works: 1 on success, else 0).
+and ``"goal_state"`` (so the goal-state oracle reward of :mod:`vlmreward.envs.goal_conditioning` works: 1 on success, else 0).
 
 Needs the ``android`` extra and ``pip install --no-deps "android-env==1.3.0"``
 (``docs/android.md``: android-env requires ``pygame``, which would overwrite the ``pygame-ce``

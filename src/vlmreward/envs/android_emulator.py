@@ -17,7 +17,7 @@ from typing import Any, Literal, Mapping, Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vlmreward.errors import InvalidParameterError
-from vlmreward.rewards.registry import describe_validation_error
+from vlmreward.config.errors import describe_errors
 
 __all__ = ["AndroidSetupError", "EmulatorSettings", "parse_emulator_settings", "resolve_emulator_settings"]
 
@@ -78,7 +78,7 @@ def parse_emulator_settings(settings: Mapping[str, Any] | EmulatorSettings | Non
     try:
         return EmulatorSettings(**dict(settings or {}))
     except ValidationError as err:
-        raise AndroidSetupError(describe_validation_error(err, prefix="emulator.", unknown="unknown key") + ".") from None
+        raise AndroidSetupError(describe_errors(err, EmulatorSettings, prefix="emulator.") + ".") from None
 
 
 def resolve_emulator_settings(

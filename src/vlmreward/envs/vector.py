@@ -84,7 +84,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
     :attr:`num_timesteps` counts steps as SB3 does (``n_envs`` a step), for
     :attr:`EpisodeRecord.end_step`.
 
-    Clip rewards (:mod:`vlmreward.rewards.video`: ``episode_video``, ``window_video``) score each
+    Clip rewards (:mod:`vlmreward.rewards.video`: the episode and window video kinds) score each
     sub-environment's episode (or its last ``window`` frames) instead of the frame: a
     :class:`~vlmreward.envs.clips.ClipAssembler` keeps the frames, the reward of a clip goes to the
     step it was due at (an episode's last step), other steps get 0; deferred, the clips of many
@@ -337,7 +337,7 @@ class VLMRewardVectorWrapper(gym.vector.VectorWrapper):
             )
         if is_clip_reward(reward_model):
             raise InvalidParameterError(
-                "clip rewards (episode_video, window_video) keep each episode's frames through auto-resets; wrap an SB3 "
+                "clip rewards (episode and window video rewards) keep each episode's frames through auto-resets; wrap an SB3 "
                 "VecEnv with VLMRewardVecEnvWrapper (vlmreward.envs.make_vlm_vec_env) instead."
             )
         self.reward_model = reward_model

@@ -115,8 +115,8 @@ class VLMRewardWrapper(gym.Wrapper):
     VLM-RM's set-up) or ``r_env + weight · r_vlm`` (``mode="add"``), as a Python float.
     ``info["gt_reward"]`` keeps the environment's reward, ``info["vlm_reward"]`` the VLM's. A
     goal-aware reward model scores the frame against the step's ``info["goal"]``. A clip reward
-    (:mod:`vlmreward.rewards.video`) scores the episode at its last step (``episode_video``) or the
-    last ``window`` frames at every step (``window_video``), 0 otherwise (:mod:`vlmreward.envs.clips`).
+    (:mod:`vlmreward.rewards.video`) scores the episode at its last step (an episode reward) or the
+    last ``window`` frames at every step (a window reward), 0 otherwise (:mod:`vlmreward.envs.clips`).
 
     For many environments, score all frames of a step in one batch with
     :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` instead.

@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping
 import gymnasium as gym
 import numpy as np
 
+from vlmreward.envs.acting import ActingPolicy
 from vlmreward.envs.probes import EnvProbe, default_env_kwargs, env_name, probe_for
 from vlmreward.envs.probes.classic_control import CARTPOLE_SWEEP_MAX_ANGLE, CARTPOLE_SWEEP_MAX_POSITION
 from vlmreward.errors import InvalidParameterError, VLMRewardError
@@ -95,77 +96,20 @@ class CollectResult:
 # policies
 
 
-@dataclass
-class _Policy:
-    kind: str
-    act: Callable[[Any], Any]
-    description: dict[str, Any]
-    env_id: str | None = None
-    env_kwargs: dict[str, Any] | None = None
-    wrap: Callable[[gym.Env], gym.Env] | None = None  # what the policy's observations need (goal embedding)
-    episode: int = 0  # the episode being recorded (the expert policy alternates on it)
-
-
-def _random_policy(env: gym.Env, seed: int) -> _Policy:
+def _random_policy(env: gym.Env, seed: int) -> ActingPolicy:
     env.action_space.seed(seed)
-    return _Policy("random", lambda obs: env.action_space.sample(), {"kind": "random", "seed": seed})
+    return ActingPolicy("random", lambda obs: env.action_space.sample(), {"kind": "random", "seed": seed})
 
 
-def _expert_policy(env: gym.Env, probe: EnvProbe, seed: int) -> _Policy:
+def _expert_policy(env: gym.Env, probe: EnvProbe, seed: int) -> ActingPolicy:
     """Expert in even episodes, random in odd ones (see the module docstring)."""
     expert = probe.expert_policy()
     if expert is None:
         raise PolicyError(f"{env_name(env)} has no scripted expert; use --policy random, scripted, or a run directory.")
     uniform = _random_policy(env, seed)
-    policy = _Policy("expert", expert, {"kind": "expert", "seed": seed, "episodes": "even: the scripted expert; odd: random actions"})
+    policy = ActingPolicy("expert", expert, {"kind": "expert", "seed": seed, "episodes": "even: the scripted expert; odd: random actions"})
     policy.act = lambda obs: expert(obs) if policy.episode % 2 == 0 else uniform.act(obs)
     return policy
-
-
-def _run_policy(run_dir: Path) -> _Policy:
-    """The trained policy of a ``vlmreward train`` run directory (final model, else latest checkpoint)."""
-    try:
-        from vlmreward.rl import builders as rl_builders
-        from vlmreward.rl import run_dir as rl_run_dir
-    except ImportError as err:
-        raise PolicyError(
-            f"--policy {str(run_dir)!r} needs the training package vlmreward.rl, which cannot be imported here "
-            f"({err}); use --policy random or scripted."
-        ) from err
-    config = rl_run_dir.load_run_config(run_dir)
-    wrap = None
-    if config.goals is not None:  # a goal-conditioned policy reads the goal's embedding beside the observation
-        from vlmreward.envs.goal_conditioning import GoalObservation
-
-        encoder = rl_builders.goal_text_encoder(config)
-
-        def wrap(env: gym.Env) -> gym.Env:
-            return GoalObservation(env, encoder)
-
-    env_kwargs = rl_builders.env_kwargs_of(config)
-    probe_env = gym.make(config.env.id, **env_kwargs)  # the spaces the policy acts in: nothing unpickled
-    probe_env = wrap(probe_env) if wrap is not None else probe_env
-    try:
-        spaces = (probe_env.observation_space, probe_env.action_space)
-    finally:
-        probe_env.close()
-    model, normalize, source, model_path = rl_run_dir.load_policy(run_dir, device="cpu", spaces=spaces)
-
-    def act(obs: Any) -> Any:
-        if normalize is not None:
-            obs = normalize.normalize_obs(obs)
-        action, _ = model.predict(obs, deterministic=True)
-        return action
-
-    return _Policy(
-        "run",
-        act,
-        {"kind": "run", "run_dir": str(run_dir), "source": source, "model_file": str(model_path),
-         "algorithm": config.algorithm, "deterministic": True},
-        env_id=config.env.id,
-        env_kwargs=env_kwargs,
-        wrap=wrap,
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -175,7 +119,7 @@ def _run_policy(run_dir: Path) -> _Policy:
 def collect(
     env_id: str,
     out: str | os.PathLike,
-    policy: str | os.PathLike = "random",
+    policy: str | os.PathLike | ActingPolicy = "random",
     *,
     episodes: int | None = None,
     frames: int | None = None,
@@ -193,7 +137,8 @@ def collect(
             and Humanoid) get named state variables, success labels and scripted sweeps; any other
             id records its observation entries and ``info["is_success"]`` if reported.
         out: the dataset directory to create.
-        policy: ``"random"``, ``"scripted"`` or a ``vlmreward train`` run directory.
+        policy: ``"random"``, ``"scripted"``, ``"expert"``, or an :class:`~vlmreward.envs.acting.ActingPolicy`
+            (a ``vlmreward train`` run's: :func:`vlmreward.rl.run_policy.load_run_policy`).
         episodes: episodes to record (random or trained policy); default
             :data:`DEFAULT_EPISODES` when ``frames`` is not given either.
         frames: frames to record; for a sweep the number of swept states (default
@@ -220,23 +165,27 @@ def collect(
     for name, value in (("episodes", episodes), ("frames", frames), ("max_steps", max_steps)):
         if value is not None and int(value) < 1:
             raise InvalidParameterError(f"{name} must be at least 1; got {value}.")
-    policy_name = os.fspath(policy)
+    policy_name = policy.kind if isinstance(policy, ActingPolicy) else os.fspath(policy)
     kwargs = dict(env_kwargs or {})
     if "render_mode" in kwargs:
         raise InvalidParameterError("render_mode is always 'rgb_array' when collecting frames; drop it from the keyword arguments.")
 
-    run: _Policy | None = None
-    if policy_name not in POLICY_KINDS:
-        run_dir = Path(policy_name)
-        if not run_dir.is_dir():
+    run: ActingPolicy | None = policy if isinstance(policy, ActingPolicy) else None
+    if run is None and policy_name not in POLICY_KINDS:
+        if Path(policy_name).is_dir():
             raise PolicyError(
-                f"--policy {policy_name!r} is neither 'random', 'scripted', 'expert' nor an existing run directory of "
-                "`vlmreward train`."
+                f"{policy_name!r} is a directory: load its trained policy with vlmreward.rl.run_policy.load_run_policy "
+                "and pass that (`vlmreward collect --policy RUN_DIR` does)."
             )
-        run = _run_policy(run_dir)
-        if run.env_id != env_id:
+        raise PolicyError(
+            f"--policy {policy_name!r} is neither 'random', 'scripted', 'expert' nor an existing run directory of "
+            "`vlmreward train`."
+        )
+    if run is not None:
+        if run.env_id is not None and run.env_id != env_id:
+            where = run.description.get("run_dir", run.kind)
             raise PolicyError(
-                f"the policy in {policy_name!r} was trained on {run.env_id!r}, not {env_id!r}; collect from {run.env_id!r}."
+                f"the policy in {where!r} was trained on {run.env_id!r}, not {env_id!r}; collect from {run.env_id!r}."
             )
         kwargs = {**(run.env_kwargs or {}), **kwargs}
     scripted = policy_name == "scripted"
@@ -253,7 +202,7 @@ def collect(
         if run is None and policy_name == "expert":
             pol = _expert_policy(env, probe, seed)
         elif run is None:
-            pol = _random_policy(env, seed) if not scripted else _Policy("scripted", lambda obs: None, {})
+            pol = _random_policy(env, seed) if not scripted else ActingPolicy("scripted", lambda obs: None, {})
         else:
             pol = run
         if scripted:
@@ -353,7 +302,7 @@ def _record_episodes(
     env: gym.Env,
     obs: Any,
     probe: EnvProbe,
-    policy: _Policy,
+    policy: ActingPolicy,
     writer: DatasetWriter,
     episodes: int | None,
     frames: int | None,

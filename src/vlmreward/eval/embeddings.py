@@ -166,8 +166,10 @@ def _read_cache(path: Path, n: int, d: int) -> np.ndarray | None:
 
 
 def scores_embeddings(reward: Any) -> bool:
-    """Whether ``reward`` scores image embeddings (``from_embeddings``), so a cached image pass serves it."""
-    return callable(getattr(reward, "from_embeddings", None))
+    """Whether ``reward`` scores its model's image embeddings (``from_embeddings`` and a ``model``
+    that embeds images), so a cached image pass serves it. A model-free reward's ``from_embeddings``
+    takes its own features (the CartPole pixel oracle's), not a VLM's."""
+    return callable(getattr(reward, "from_embeddings", None)) and hasattr(getattr(reward, "model", None), "encode_images")
 
 
 def frame_rewards(

@@ -1,4 +1,4 @@
-"""Episode-level evaluation of clip rewards (``episode_video``, ``window_video``) on a labelled dataset.
+"""Episode-level evaluation of clip rewards (reward kinds of mode ``clip`` and ``episode``) on a labelled dataset.
 
 A dataset of ``vlmreward collect`` records episodes (``episode`` and ``step`` columns). A clip
 reward is scored on it through the same :class:`~vlmreward.envs.clips.ClipAssembler` the
@@ -96,7 +96,7 @@ def episode_metrics(rewards: np.ndarray, dataset: Any, labels: np.ndarray | None
     """Metrics of an episode reward at the episode level.
 
     Args:
-        rewards: per-frame rewards (``float32 [N]``, 0 except at episodes' last steps for ``episode_video``).
+        rewards: per-frame rewards (``float32 [N]``, 0 except at episodes' last steps for an episode reward).
         dataset: the dataset (episode and step columns).
         labels: per-frame success labels (bool ``[N]``) or None.
         reference: per-frame ground-truth rewards ``[N]``.

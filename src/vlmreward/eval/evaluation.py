@@ -38,9 +38,9 @@ from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import embed_dataset, frame_rewards, resize_note, scores_embeddings
 from vlmreward.eval.metrics import DetectionMetrics, correlations, detection_metrics, epic_distance
 from vlmreward.models.base import VisionLanguageModel
-from vlmreward.rewards import DEFAULT_TEMPERATURE
 from vlmreward.eval.episodes import dataset_clip_rewards, episode_metrics
-from vlmreward.eval.settings import RewardSetting, build_reward, reward_settings
+from vlmreward.eval.settings import RewardSetting, build_setting, reward_settings
+from vlmreward.rewards.selection import is_given
 from vlmreward.rewards.video import is_clip_reward
 
 __all__ = [
@@ -78,7 +78,7 @@ class RewardEvaluation:
         notes: why something is missing.
         groups: per value of the grouping column: the scalar metrics (:meth:`summary`) on its
             frames, with ``frames`` and ``positives``.
-        episodes: for an episode reward (``episode_video``): the episode-level metrics of
+        episodes: for an episode reward (a kind of mode ``episode``): the episode-level metrics of
             :func:`~vlmreward.eval.episodes.episode_metrics` (AP and ROC-AUC against episode
             success, EPIC distance to the episodes' returns), else None.
     """
@@ -316,6 +316,7 @@ def score_dataset(
     group_by: str | None = None,
     reward_kind: str | None = None,
     reward_params: Mapping[str, Any] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> DatasetScores:
     """Score a VLM reward on a labelled dataset: every setting's rewards and metrics, no file written.
 
@@ -358,12 +359,15 @@ def score_dataset(
 
     notes: list[str] = []
     frame_goals: list[str] | None = None
+    given = {"goal": list(goal) if goal else None, "baseline": baseline, "negatives": negatives, "alpha": alphas,
+             "temperature": temperatures, **dict(options or {})}
+    baseline, negatives = given.get("baseline"), given.get("negatives")
     if not goal:  # each frame against its own goal (Baumli et al.'s goal-family reward)
         if not goal_eval.is_goal_dataset(dataset) and goal_family is None:
             raise InvalidParameterError(
                 f"dataset {str(dataset.path)!r} has no per-frame goals, so give the goal prompt (--goal ...)."
             )
-        if baseline or negatives or alphas:
+        if any(is_given(v) for k, v in given.items() if k in ("baseline", "negatives", "alpha")):
             raise InvalidParameterError(
                 "each frame is scored against its own goal, with the goal family's other goals as negatives; "
                 "--baseline, --negative and --alpha do not apply (give --goal to score one sentence instead)."
@@ -375,16 +379,17 @@ def score_dataset(
             )
         family = goal_eval.dataset_goal_family(dataset, goal_family)
         frame_goals = goal_eval.dataset_goals(dataset)
-        settings = [RewardSetting("goal_family_softmax", temperature=float(t)) for t in dict.fromkeys(temperatures or [DEFAULT_TEMPERATURE])]
-        rewards_objects = [
-            (s, goal_eval.goal_family_reward(model, family, s.temperature, family_negatives, k, templates)) for s in settings
-        ]
+        settings = reward_settings(None, given, per_frame_goals=True)
+        context = goal_eval.family_context(family, family_negatives, k)
+        extra = {"templates": dict(templates)} if templates else {}
+        rewards_objects = [(s, build_setting(model, s, {}, context, extra)) for s in settings]
         goal = [f"each frame's own goal (family {family.name!r}, negatives: {family_negatives})"]
         if group_by is None and goal_eval.DEFAULT_GROUP_BY in dataset.table:
             group_by = goal_eval.DEFAULT_GROUP_BY
     else:
-        settings = reward_settings(baseline, negatives, alphas, temperatures, reward_kind, reward_params)
-        rewards_objects = [(s, build_reward(model, s, goal, baseline, negatives)) for s in settings]  # prompt errors first
+        settings = reward_settings(reward_kind, given, reward_params)
+        prompts = {"goal": list(goal), "baseline": baseline, "negatives": negatives}
+        rewards_objects = [(s, build_setting(model, s, prompts)) for s in settings]  # prompt errors first
     groups = None if group_by is None else goal_eval.group_values(dataset, group_by)
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
     ref = dataset.numeric(reference, "reference reward")
@@ -414,12 +419,14 @@ def score_dataset(
         results.append(result)
 
     calibration: dict[str, Any] = {}
-    if len(settings) > 1 and settings[0].kind == "goal_baseline":
+    sweep = settings[0].spec.sweep
+    if len(settings) > 1 and sweep is not None and sweep.calibrate:  # α chosen by EPIC distance (Rocamonde et al.)
+        key = f"{sweep.param}_by_epic"
         try:
-            choice = pick_alpha_by_epic({s.alpha: r.rewards for s, r in zip(settings, results)}, ref)
-            calibration["alpha_by_epic"] = {"alpha": choice.alpha, "epic_distance": choice.epic_distance, "reference": reference}
+            choice = pick_alpha_by_epic({s.get(sweep.param): r.rewards for s, r in zip(settings, results)}, ref)
+            calibration[key] = {sweep.param: choice.alpha, "epic_distance": choice.epic_distance, "reference": reference}
         except CalibrationError as err:
-            calibration["alpha_by_epic"] = {"alpha": None, "note": str(err)}
+            calibration[key] = {sweep.param: None, "note": str(err)}
     if target_precision is not None:
         calibration["target_precision"] = target_precision
 

@@ -30,13 +30,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
 from vlmreward.errors import InvalidParameterError, PromptFileError
 from vlmreward.eval.dataset import Dataset, MissingLabelError
 from vlmreward.goals import NEGATIVE_MODES, GoalFamily, as_goal_family
+from vlmreward.rewards.registry import RewardContext
 
 __all__ = [
     "GOAL_COLUMN",
@@ -44,7 +45,7 @@ __all__ = [
     "is_goal_dataset",
     "dataset_goal_family",
     "dataset_goals",
-    "goal_family_reward",
+    "family_context",
     "group_values",
     "parse_goal_template_sets",
     "plot_metric_by_group",
@@ -89,25 +90,16 @@ def dataset_goals(dataset: Dataset) -> list[str]:
     return [str(v) for v in dataset.column(column, "goal column")]
 
 
-def goal_family_reward(
-    model: Any,
-    family: GoalFamily,
-    temperature: float,
-    negatives: str = "all",
-    k: int | None = None,
-    templates: Mapping[str, str | Sequence[str]] | None = None,
-    seed: int = 0,
-):  # noqa: ANN201 (GoalFamilySoftmaxReward)
-    """The dense goal-family reward (no threshold) used for evaluation.
+def family_context(family: GoalFamily, negatives: str = "all", k: int | None = None, seed: int = 0) -> RewardContext:
+    """The :class:`~vlmreward.rewards.registry.RewardContext` of a goal dataset's reward: its goal
+    family and each goal's negatives (``all``, ``same_template`` or ``k_sampled`` with ``k``).
 
     Raises:
-        InvalidParameterError: an unknown negatives mode, ``k_sampled`` without ``k``, bad templates.
+        InvalidParameterError: an unknown negatives mode.
     """
-    from vlmreward.rewards import GoalFamilySoftmaxReward
-
     if negatives not in NEGATIVE_MODES:
         raise InvalidParameterError(f"negatives mode {negatives!r}: use one of {', '.join(NEGATIVE_MODES)}.")
-    return GoalFamilySoftmaxReward(model, family, negatives=negatives, k=k, temperature=temperature, templates=templates, seed=seed)
+    return RewardContext(family=family, negatives=negatives, k=k, seed=seed)
 
 
 def group_values(dataset: Dataset, column: str) -> np.ndarray:

@@ -1,151 +1,172 @@
 """The rewards an evaluation or a sweep scores: reward settings and how each is built.
 
 A :class:`RewardSetting` is a registered reward kind (:mod:`vlmreward.rewards.registry`) with the
-parameter that varies across a comparison: ``α`` of the goal-baseline reward, ``τ`` of the softmax
-reward, or any other kind's ``--param`` values. :func:`reward_settings` turns the command-line
-options into settings (refusing options that do not belong together) and :func:`build_reward`
-builds each through the registry.
+parameters of one curve or one row: the value of the kind's declared sweep parameter
+(:class:`~vlmreward.rewards.shorthands.SweepParameter`, ``α`` of the goal-baseline reward, ``τ``
+of the softmax reward, a plugin's own) and any ``--param`` values. :func:`reward_settings` turns a
+command's options into settings through the registry (:mod:`vlmreward.rewards.selection`), and
+:func:`build_setting` builds each with the prompts.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 from vlmreward.errors import InvalidParameterError
-from vlmreward.models.base import VisionLanguageModel
-from vlmreward.rewards import DEFAULT_TEMPERATURE
-from vlmreward.rewards.registry import build_reward as registry_build_reward
-from vlmreward.rewards.registry import reward_kind as lookup_reward_kind
+from vlmreward.rewards.registry import RewardContext, RewardKind, build_reward, reward_kind
+from vlmreward.rewards.shorthands import format_value
+from vlmreward.rewards.selection import check_value, choose_kind, gather_params, given_roles, is_given, option_of
 
-__all__ = ["RewardSetting", "reward_settings", "build_reward", "DEFAULT_ALPHAS_WITH_BASELINE"]
-
-DEFAULT_ALPHAS_WITH_BASELINE: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-"""The ``α`` curves drawn when a baseline is given and no ``α`` is."""
+__all__ = ["RewardSetting", "reward_settings", "settings_of", "sweep_values", "build_setting"]
 
 
 @dataclass(frozen=True)
 class RewardSetting:
-    """One reward to evaluate: a reward kind (:mod:`vlmreward.rewards.registry`) and the parameters
-    that vary: the goal-baseline reward at ``alpha``, the softmax or goal-family probability at
-    ``temperature``, or any other kind with its ``params`` (``--reward-kind``, ``--param``)."""
+    """One reward to evaluate: a reward kind and the parameters of this curve (without prompts).
 
-    kind: str  # a registered kind: "goal_baseline", "softmax_threshold", "goal_family_softmax", a plugin's
-    alpha: float | None = None
-    temperature: float | None = None
+    Attributes:
+        kind: a reward kind's name (registered, an entry point or ``package.module:Class``).
+        params: ``(key, value)`` pairs, sorted by key.
+    """
+
+    kind: str
     params: tuple[tuple[str, Any], ...] = ()
 
     @property
+    def spec(self) -> RewardKind:
+        """The registered :class:`~vlmreward.rewards.registry.RewardKind`."""
+        return reward_kind(self.kind)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The value of parameter ``key`` in this setting."""
+        return dict(self.params).get(key, default)
+
+    def _only_sweep_value(self) -> bool:
+        sweep = self.spec.sweep
+        return sweep is not None and self.spec.selected_by is not None and [k for k, _ in self.params] == [sweep.param]
+
+    @property
     def name(self) -> str:
-        """Short display name: ``"α = 0.5"``, ``"τ = 0.01"``, or the kind and its parameters."""
-        if self.kind == "goal_baseline":
-            return f"α = {self.alpha:g}"
-        if self.temperature is not None:
-            return f"τ = {self.temperature:g}"
-        return ", ".join([self.kind, *(f"{k} = {v}" for k, v in self.params)])
+        """Display name: ``"α = 0.5"``, ``"τ = 0.01"`` (a default kind's sweep value), or the kind's
+        display name and its parameters (``"scaled cosine, scale = 2"``)."""
+        sweep = self.spec.sweep
+        if self._only_sweep_value():
+            return sweep.label(self.params[0][1])  # type: ignore[union-attr]
+        values = [sweep.label(v) if sweep is not None and k == sweep.param else f"{k} = {format_value(v)}" for k, v in self.params]
+        return ", ".join([self.spec.display_name, *values])
 
     @property
     def ascii_name(self) -> str:
         """``"alpha=0.5"``, ``"temperature=0.01"`` or ``"KIND[,key=value...]"`` (CSV-friendly)."""
-        if self.kind == "goal_baseline":
-            return f"alpha={self.alpha:g}"
-        if self.temperature is not None:
-            return f"temperature={self.temperature:g}"
-        return ",".join([self.kind, *(f"{k}={v}" for k, v in self.params)])
+        if self._only_sweep_value():
+            return self.spec.sweep.ascii_label(self.params[0][1])  # type: ignore[union-attr]
+        return ",".join([self.kind, *(f"{k}={format_value(v)}" for k, v in self.params)])
 
 
-def check_temperatures(temperatures: Sequence[float] | None) -> None:
-    """Refuse a softmax temperature that is not a positive finite number (the softmax divides by it).
+def sweep_values(
+    kind: RewardKind, given: Sequence[Any] | None, roles: set[str], *, grid: bool = False, notes: list[str] | None = None,
+    where: str = "",
+) -> list[Any]:
+    """The values of the kind's sweep parameter to evaluate.
+
+    Args:
+        kind: a kind with a ``sweep`` parameter.
+        given: the values from the command line (each validated by the kind's parameter), or None.
+        roles: the prompt roles given (``needs`` is checked against them).
+        grid: ``sweep``'s defaults (the declared grid) rather than ``evaluate``'s (the
+            parameter's default, or ``with_needs`` when ``needs`` is given).
+        notes: with ``grid``, values that need a missing prompt are dropped with a note here
+            instead of an error.
+        where: what ``notes`` name (``"prompt set 'plain'"``).
 
     Raises:
-        InvalidParameterError: ``τ ≤ 0``, or not finite.
+        InvalidParameterError: a value out of range, or one that needs a prompt not given.
     """
-    import math
-
-    bad = [t for t in temperatures or () if not (math.isfinite(float(t)) and float(t) > 0)]
-    if bad:
+    sweep = kind.sweep
+    assert sweep is not None
+    option = option_of(sweep.param)
+    if given:
+        values = [check_value(kind, sweep.param, v, option) for v in dict.fromkeys(given)]
+    elif grid:
+        values = list(sweep.grid)
+    elif sweep.needs is not None and sweep.needs in roles and sweep.with_needs:
+        values = list(sweep.with_needs)
+    else:
+        values = [kind.params.model_fields[sweep.param].get_default(call_default_factory=True)]
+    if sweep.needs is None or sweep.needs in roles:
+        return values
+    usable = [v for v in values if v == sweep.neutral]
+    if len(usable) == len(values):
+        return values
+    if notes is None:
+        bad = next(v for v in values if v != sweep.neutral)
         raise InvalidParameterError(
-            f"--temperature must be > 0 (the softmax divides the similarities by it; smaller is sharper); got {bad[0]:g}."
+            f"{sweep.label(bad)} needs {option_of(sweep.needs)} (the {kind.display_name} reward works without it only at "
+            f"{sweep.label(sweep.neutral)}; e.g. {option_of(sweep.needs)} 'a pole on a cart')."
         )
+    notes.append(f"{where} has no {sweep.needs}, so only {sweep.label(sweep.neutral)} was evaluated for it.")
+    return usable or [sweep.neutral]
+
+
+def settings_of(
+    kind: RewardKind, given: Mapping[str, Any], params: Mapping[str, Any] | None = None, *, per_frame_goals: bool = False,
+    grid: bool = False, notes: list[str] | None = None, where: str = "",
+) -> list[RewardSetting]:
+    """The settings of one kind: one per value of its sweep parameter (unless ``params`` fixes it),
+    each with the other given options and ``params``.
+
+    Raises:
+        InvalidParameterError: see :func:`sweep_values` and
+            :func:`~vlmreward.rewards.selection.gather_params`.
+    """
+    sweep = kind.sweep
+    varied = sweep.param if sweep is not None and sweep.param not in (params or {}) else None
+    fixed = gather_params(kind, {k: v for k, v in given.items() if k != varied and kind.takes(k)}, params)
+    fixed = {k: v for k, v in fixed.items() if k not in ("goal", "baseline", "negatives")}
+    if varied is None:
+        return [RewardSetting(kind.name, tuple(sorted(fixed.items())))]
+    raw = given.get(varied)
+    values = sweep_values(kind, [raw] if is_given(raw) and not isinstance(raw, (list, tuple)) else raw,
+                          given_roles(given, per_frame_goals), grid=grid, notes=notes, where=where)
+    return [RewardSetting(kind.name, tuple(sorted({**fixed, varied: v}.items()))) for v in values]
 
 
 def reward_settings(
-    baseline: Sequence[str] | None,
-    negatives: Sequence[str] | None,
-    alphas: Sequence[float] | None = None,
-    temperatures: Sequence[float] | None = None,
-    kind: str | None = None,
-    params: Mapping[str, Any] | None = None,
+    kind: Optional[str], given: Mapping[str, Any], params: Mapping[str, Any] | None = None, *, per_frame_goals: bool = False,
 ) -> list[RewardSetting]:
-    """The settings to evaluate for one set of prompts.
+    """The settings ``evaluate`` scores for one set of prompts and options.
 
-    With ``negatives``: the softmax probability at each temperature (default
-    :data:`~vlmreward.rewards.DEFAULT_TEMPERATURE`). Otherwise the goal-baseline reward at each
-    ``α``; by default ``α = 0`` without a baseline and :data:`DEFAULT_ALPHAS_WITH_BASELINE` with one.
-    With another ``kind`` (``--reward-kind``): that kind with ``params``, once.
+    Args:
+        kind: ``--reward-kind``, or None for the kind the prompts select
+            (:func:`~vlmreward.rewards.selection.choose_kind`).
+        given: ``{"goal": [...], "baseline": [...], "alpha": [...], ...}``: ``--goal`` and the
+            shorthand options (a sweep parameter's values as a list; None: not given).
+        params: ``--param`` values.
+        per_frame_goals: each frame is scored against its own goal (a goal dataset).
+
+    Returns:
+        One setting per value of the kind's sweep parameter (``α = 0``, or ``0 0.25 0.5 0.75 1``
+        with a baseline; ``τ = 0.01``), or one.
 
     Raises:
-        InvalidParameterError: ``α > 0`` without a baseline, ``α`` or ``τ`` with the other reward,
-            goal-baseline or softmax options with another kind.
         UnknownRewardKindError: an unknown ``kind``.
+        InvalidParameterError: options that do not belong together or are out of range.
     """
-    check_temperatures(temperatures)
-    if kind is not None and kind not in ("goal_baseline", "softmax_threshold"):
-        lookup_reward_kind(kind)  # unknown kinds fail here, before anything is loaded
-        given = [o for o, v in (("--baseline", baseline), ("--negative", negatives), ("--alpha", alphas),
-                                ("--temperature", temperatures)) if v]
-        if given:
-            raise InvalidParameterError(
-                f"{', '.join(given)} belong(s) to the goal-baseline and softmax rewards, not to reward kind {kind!r}; "
-                "give its parameters with --param KEY=VALUE."
-            )
-        return [RewardSetting(kind, params=tuple(sorted((params or {}).items())))]
-    if params:
-        raise InvalidParameterError("--param goes with --reward-kind of another kind; use --alpha, --temperature, ... here.")
-    if kind == "softmax_threshold" and not negatives:
-        raise InvalidParameterError("reward kind 'softmax_threshold' needs --negative prompts to compare the goal against.")
-    if kind == "goal_baseline" and negatives:
-        raise InvalidParameterError("--negative selects the softmax reward, but --reward-kind says goal_baseline; drop one.")
-    if negatives:
-        if alphas:
-            raise InvalidParameterError(
-                "--alpha belongs to the goal-baseline reward, but --negative selects the softmax reward; drop one."
-            )
-        return [RewardSetting("softmax_threshold", temperature=float(t)) for t in (temperatures or [DEFAULT_TEMPERATURE])]
-    if temperatures:
-        raise InvalidParameterError(
-            "--temperature sets the softmax reward, which needs --negative prompts to compare the goal against."
-        )
-    if not alphas:
-        alphas = DEFAULT_ALPHAS_WITH_BASELINE if baseline else (0.0,)
-    if not baseline and any(float(a) > 0 for a in alphas):
-        raise InvalidParameterError(
-            "α > 0 projects onto the goal-baseline direction and needs --baseline (e.g. 'a pole on a cart')."
-        )
-    return [RewardSetting("goal_baseline", alpha=float(a)) for a in dict.fromkeys(alphas)]
+    return settings_of(choose_kind(kind, given, per_frame_goals), given, params, per_frame_goals=per_frame_goals)
 
 
-def build_reward(
-    model: VisionLanguageModel,
-    setting: RewardSetting,
-    goal: Sequence[str],
-    baseline: Sequence[str] | None,
-    negatives: Sequence[str] | None,
+def build_setting(
+    model: Any, setting: RewardSetting, prompts: Mapping[str, Sequence[str] | None], context: RewardContext | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Any:
-    """The reward of a setting, built by the reward registry (the softmax one dense: ``threshold=None``).
-
-    A kind other than goal-baseline and softmax gets the goal when its parameters include one,
-    and the setting's ``params``.
+    """The reward of a setting, built by the registry: the setting's parameters plus the prompts
+    (``goal``, ``baseline``, ``negatives``) the kind takes and ``extra`` parameters (not part of
+    the setting's name, e.g. a goal dataset's prompt templates).
 
     Raises:
         UnknownRewardKindError, InvalidParameterError, PromptError: from the registry and the reward.
     """
-    if setting.kind == "softmax_threshold":
-        params: dict[str, Any] = {"goal": list(goal), "negatives": list(negatives or []),
-                                  "temperature": DEFAULT_TEMPERATURE if setting.temperature is None else setting.temperature}
-    elif setting.kind == "goal_baseline":
-        params = {"goal": list(goal), "baseline": list(baseline) if baseline else None, "alpha": setting.alpha or 0.0}
-    else:
-        fields = lookup_reward_kind(setting.kind).params.model_fields
-        params = {**({"goal": list(goal)} if "goal" in fields and goal else {}), **dict(setting.params)}
-    return registry_build_reward(setting.kind, params, model)
+    spec = setting.spec
+    given = {role: list(v) for role, v in prompts.items() if is_given(v) and spec.takes(role)}
+    return build_reward(setting.kind, {**given, **dict(setting.params), **dict(extra or {})}, model, context)

@@ -51,8 +51,10 @@ from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, frame_rewards, resize_note, scores_embeddings
 from vlmreward.models.spec import ModelSpec
 from vlmreward.eval.evaluation import resolve_label, score_rewards
-from vlmreward.eval.settings import RewardSetting, build_reward, check_temperatures
-from vlmreward.rewards import DEFAULT_TEMPERATURE
+from vlmreward.eval.settings import RewardSetting, build_setting, settings_of
+from vlmreward.rewards import registry
+from vlmreward.rewards.registry import RewardKind, loaded_kinds
+from vlmreward.rewards.selection import given_roles
 
 __all__ = [
     "parse_model",
@@ -64,14 +66,10 @@ __all__ = [
     "parse_prompt_sets",
     "run_sweep",
     "SWEEP_COLUMNS",
-    "DEFAULT_SWEEP_ALPHAS",
 ]
 
 GROUP_COLUMN = "group"
 """The extra ``results.csv`` column of grouped sweeps: ``all``, or a value of the grouping column."""
-
-DEFAULT_SWEEP_ALPHAS: tuple[float, ...] = (0.0, 0.5, 1.0)
-"""``α`` values of a sweep when none are given (prompt sets without a baseline use ``α = 0`` only)."""
 
 SWEEP_COLUMNS: list[str] = [
     "model", "parameters", "prompt_set", "reward", "setting", "alpha", "temperature",
@@ -209,22 +207,22 @@ class SweepResult:
 
 
 def _settings_for(
-    ps: PromptSet, alphas: Sequence[float], temperatures: Sequence[float], notes: list[str],
-    extra: RewardSetting | None = None,
+    ps: PromptSet, grids: Mapping[str, Sequence[Any]], notes: list[str], extra: RewardKind | None = None,
+    extra_params: Mapping[str, Any] | None = None,
 ) -> list[RewardSetting]:
-    if ps.templates is not None:
-        return [RewardSetting("goal_family_softmax", temperature=float(t)) for t in dict.fromkeys(temperatures)]
-    settings = []
-    usable = [a for a in alphas if ps.baseline or float(a) == 0.0]
-    if len(usable) < len(alphas):
-        notes.append(f"prompt set {ps.name!r} has no baseline, so only α = 0 was evaluated for it.")
-        if not usable:
-            usable = [0.0]
-    settings += [RewardSetting("goal_baseline", alpha=float(a)) for a in dict.fromkeys(usable)]
-    if ps.negatives:
-        settings += [RewardSetting("softmax_threshold", temperature=float(t)) for t in dict.fromkeys(temperatures)]
-    if extra is not None:
-        settings.append(extra)
+    """A prompt set's settings: every kind its prompts select (``selected_by``) over its sweep grid
+    (``grids[param]`` or the declared one), then the ``--reward-kind`` one."""
+    per_frame = ps.templates is not None
+    prompts = {} if per_frame else {"goal": ps.goal, "baseline": ps.baseline, "negatives": ps.negatives}
+    roles = given_roles(prompts, per_frame)
+    where = f"prompt set {ps.name!r}"
+    settings: list[RewardSetting] = []
+    for kind in loaded_kinds():
+        if kind.selected_by is not None and set(kind.selected_by) <= roles:
+            settings += settings_of(kind, {**prompts, **grids}, grid=True, notes=notes, where=where)
+    if extra is not None and not per_frame:
+        swept = {p: v for p, v in grids.items() if extra.sweep is not None and p == extra.sweep.param}
+        settings += settings_of(extra, {**prompts, **swept}, extra_params, grid=True, notes=notes, where=where)
     return settings
 
 
@@ -253,6 +251,7 @@ def run_sweep(
     goal_family: Any = None,
     reward_kind: str | None = None,
     reward_params: Mapping[str, Any] | None = None,
+    options: Mapping[str, Sequence[Any]] | None = None,
 ) -> SweepResult:
     """Evaluate every model × prompt set × reward setting on ``dataset``; one image pass per model.
 
@@ -261,7 +260,7 @@ def run_sweep(
         models: names (``MODEL`` or ``MODEL@CHECKPOINT``) or :class:`~vlmreward.models.spec.ModelSpec`.
         prompt_sets: from :func:`load_prompt_sets`.
         out_dir: output directory.
-        alphas: ``α`` values (default :data:`DEFAULT_SWEEP_ALPHAS`).
+        alphas: ``α`` values (default: the goal-baseline kind's declared grid, 0, 0.5, 1).
         temperatures: ``τ`` values of the softmax reward, for prompt sets with negatives
             (default :data:`~vlmreward.rewards.DEFAULT_TEMPERATURE`).
         label: binary label column (default ``is_success`` when present).
@@ -300,25 +299,14 @@ def run_sweep(
         raise InvalidParameterError("no models given; pass --model at least once.")
     if not prompt_sets:
         raise InvalidParameterError("no prompt sets given.")
-    alphas = list(alphas) if alphas else list(DEFAULT_SWEEP_ALPHAS)
-    check_temperatures(temperatures)
-    temperatures = list(temperatures) if temperatures else [DEFAULT_TEMPERATURE]
-    for a in alphas:
-        if not 0.0 <= float(a) <= 1.0:
-            raise InvalidParameterError(f"alpha must be in [0, 1]; got {a}.")
-    for t in temperatures:
-        if not float(t) > 0.0:
-            raise InvalidParameterError(f"temperature must be > 0; got {t}.")
+    grids = {p: list(v) for p, v in {"alpha": alphas, "temperature": temperatures, **dict(options or {})}.items() if v}
     notes: list[str] = []
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
     ref = dataset.numeric(reference, "reference reward")
-    extra = None
-    if reward_kind is not None:
-        from vlmreward.rewards.registry import reward_kind as lookup_reward_kind
-
-        lookup_reward_kind(reward_kind)  # unknown kinds fail before any model is loaded
-        extra = RewardSetting(reward_kind, params=tuple(sorted((reward_params or {}).items())))
-    plans = {name: _settings_for(ps, alphas, temperatures, notes, extra) for name, ps in prompt_sets.items()}
+    extra = registry.reward_kind(reward_kind) if reward_kind is not None else None  # unknown kinds fail before any model loads
+    plans = {name: _settings_for(ps, grids, notes, extra, reward_params) for name, ps in prompt_sets.items()}
+    swept = {kind.sweep.param: list(dict.fromkeys(grids.get(kind.sweep.param) or kind.sweep.grid))
+             for kind in loaded_kinds() if kind.sweep is not None and kind.selected_by is not None}
     import vlmreward.eval.goal_eval as goal_eval
     from vlmreward.eval.evaluation import group_summaries
 
@@ -350,19 +338,19 @@ def run_sweep(
             })
             for ps_name, ps in prompt_sets.items():
                 for setting in plans[ps_name]:
-                    if embedded is None and setting.kind in ("goal_baseline", "softmax_threshold", "goal_family_softmax"):
+                    if embedded is None and setting.spec.family == "contrastive":
+                        generative = " or ".join(k.name for k in loaded_kinds() if k.family == "generative")
                         tagged = (f"{model_label(spec)} is a generative VLM: the contrastive setting {setting.ascii_name} "
-                                  f"of prompt set {ps_name} was skipped (give --reward-kind vqa to sweep it).")
+                                  f"of prompt set {ps_name} was skipped (give --reward-kind {generative} to sweep it).")
                         if tagged not in notes:
                             notes.append(tagged)
                         continue
-                    if setting.kind == "goal_family_softmax":
-                        reward = goal_eval.goal_family_reward(
-                            model, family, setting.temperature, ps.family_negatives, ps.k, ps.templates
-                        )
+                    if ps.templates is not None:  # each frame against its own goal
+                        context = goal_eval.family_context(family, ps.family_negatives, ps.k)
+                        reward = build_setting(model, setting, {}, context, {"templates": ps.templates})
                         values = reward.from_embeddings_with_goals(embedded.embeddings, frame_goals)
                     else:
-                        reward = build_reward(model, setting, ps.goal, ps.baseline, ps.negatives)
+                        reward = build_setting(model, setting, {"goal": ps.goal, "baseline": ps.baseline, "negatives": ps.negatives})
                         if embedded is not None and scores_embeddings(reward):
                             values = reward.from_embeddings(embedded.embeddings)
                         else:
@@ -375,7 +363,7 @@ def run_sweep(
                     row = {
                         "model": model_label(spec), "parameters": parameters, "prompt_set": ps_name,
                         "reward": setting.kind, "setting": setting.ascii_name,
-                        "alpha": setting.alpha, "temperature": setting.temperature,
+                        "alpha": setting.get("alpha"), "temperature": setting.get("temperature"),
                         **result.summary(), "cache_hit": None if embedded is None else embedded.cache_hit,
                     }
                     if groups is None:
@@ -427,14 +415,16 @@ def run_sweep(
         "dataset": str(dataset.path), "env_id": dataset.env_id, "frames": len(dataset),
         "label": label_name, "reference": reference, "target_precision": target_precision,
         "models": model_rows, "prompt_sets": {k: v.describe() for k, v in prompt_sets.items()},
-        "alphas": alphas, "temperatures": temperatures, "notes": notes, "rows": rows, "group_by": group_by,
+        "alphas": swept.get("alpha"), "temperatures": swept.get("temperature"), "grids": swept, "notes": notes, "rows": rows, "group_by": group_by,
         "vlmreward_version": __version__,
     }
     files["json"].write_text(json.dumps(json_safe(summary), indent=2) + "\n", encoding="utf-8")
     if report:
         files["report"] = out / "report.html"
         images = {k: files[k] for k in ("scaling", "prompts", "prompts_by_group") if k in files}
-        write_sweep_report(files["report"], summary, columns, table, images)
+        names = {r["reward"]: registry.reward_kind(r["reward"]).display_name for r in rows}  # the kinds' display names
+        shown = [[names.get(v, v) if c == "reward" else v for c, v in zip(columns, row)] for row in table]
+        write_sweep_report(files["report"], summary, columns, shown, images)
     return SweepResult(rows=rows, models=model_rows, out_dir=out, files=files, notes=notes)
 
 

@@ -94,7 +94,7 @@ def load_model(
             :class:`~vlmreward.models.generative.GenerativeVLM` for the VQA reward kinds; or an
             X-CLIP hub id or directory (``microsoft/xclip-base-patch32``, ``model_type: xclip``),
             which loads as a :class:`~vlmreward.models.video.VideoLanguageModel` for the
-            ``episode_video`` and ``window_video`` kinds.
+            video reward kinds (``family="video"``).
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...
         dtype: weight dtype, ``torch.float16``/``"bf16"``/...; default ``float32``. Embeddings are
             returned as ``float32`` whatever the weights.

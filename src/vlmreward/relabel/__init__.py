@@ -36,18 +36,12 @@ def reward_from_config(path: str | os.PathLike, overrides: list[str] | None = No
     from pydantic import ValidationError
 
     from vlmreward._yamlfile import read_yaml_file
-    from vlmreward.rewards.registry import (
-        RewardContext,
-        build_reward,
-        describe_validation_error,
-        reward_kind,
-        validate_params,
-    )
-    from vlmreward.rl.config import ConfigError, ModelConfig, apply_overrides
+    from vlmreward.config import ConfigError, ModelConfig, apply_overrides, describe_errors
+    from vlmreward.rewards.registry import RewardContext, build_reward, reward_kind, validate_params
 
     data = read_yaml_file(path, "relabel config", ConfigError) or {}
     if not isinstance(data, dict) or not isinstance(data.get("reward"), dict) or "kind" not in data["reward"]:
-        raise ConfigError(f"{path}: needs a reward section with a kind (reward: {{kind: goal_baseline, goal: ...}}).")
+        raise ConfigError(f"{path}: needs a reward section with a kind (reward: {{kind: KIND, goal: ...}}; `vlmreward reward-kinds` lists the kinds).")
     data = {"reward": data["reward"], "model": data.get("model") or {}}
     if overrides:
         data = apply_overrides(data, overrides)
@@ -58,7 +52,7 @@ def reward_from_config(path: str | os.PathLike, overrides: list[str] | None = No
         params = validate_params(kind, reward)
         model_config = ModelConfig.model_validate(model)
     except ValidationError as err:
-        raise ConfigError(f"{path}: {describe_validation_error(err)}") from err
+        raise ConfigError(f"{path}: {describe_errors(err, ModelConfig, prefix='model.')}") from err
     vlm = None
     if kind.model == "required" or (kind.model == "optional" and model_config.name):
         vlm = model_config.spec().load("model.device")

@@ -12,6 +12,7 @@ from vlmreward.models.base import VisionLanguageModel
 from vlmreward.rewards.base import VLMReward, as_prompt_list
 from vlmreward.rewards.params import Prompts, RewardParams, UnitFloat
 from vlmreward.rewards.registry import register
+from vlmreward.rewards.shorthands import ALPHA, BASELINE, SweepParameter
 
 
 class GoalBaselineParams(RewardParams):
@@ -25,15 +26,28 @@ class GoalBaselineParams(RewardParams):
     def _baseline_for_alpha(self) -> "GoalBaselineParams":
         if self.alpha > 0 and self.baseline is None:
             raise ValueError(
-                f"reward.baseline is required when reward.alpha > 0 (got alpha {self.alpha}); add a sentence "
+                f"reward.baseline is required when reward.alpha > 0 (got alpha {self.alpha}): α > 0 needs a baseline "
+                "prompt; add a sentence "
                 "describing the scene without the goal (e.g. 'a humanoid robot'), or set reward.alpha: 0"
             )
         return self
 
-__all__ = ["GoalBaselineReward"]
+__all__ = ["GoalBaselineReward", "DEFAULT_ALPHAS_WITH_BASELINE", "DEFAULT_SWEEP_ALPHAS"]
 
 
-@register("goal_baseline", GoalBaselineParams)
+DEFAULT_ALPHAS_WITH_BASELINE: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""The ``α`` curves ``evaluate`` draws when a baseline is given and no ``α`` is."""
+
+DEFAULT_SWEEP_ALPHAS: tuple[float, ...] = (0.0, 0.5, 1.0)
+"""The ``α`` grid of ``sweep`` when none is given (Rocamonde et al. compare α = 0 with α > 0)."""
+
+
+@register(
+    "goal_baseline", GoalBaselineParams, display="goal-baseline", shorthands=(BASELINE, ALPHA), family="contrastive",
+    sweep=SweepParameter("alpha", "α", DEFAULT_SWEEP_ALPHAS, needs="baseline", with_needs=DEFAULT_ALPHAS_WITH_BASELINE,
+                         calibrate=True),
+    selected_by=("goal",),
+)
 class GoalBaselineReward(VLMReward):
     r"""Goal-baseline regularised CLIP reward.
 

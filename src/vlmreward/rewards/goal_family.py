@@ -16,6 +16,7 @@ from pydantic import Field
 from vlmreward.rewards.base import require_embedding_model
 from vlmreward.rewards.params import PositiveFloat, Prompts, RewardParams, UnitFloat
 from vlmreward.rewards.registry import RewardContext, register
+from vlmreward.rewards.shorthands import TEMPERATURE, THRESHOLD, SweepParameter
 from vlmreward.rewards.softmax_threshold import DEFAULT_TEMPERATURE
 
 
@@ -36,7 +37,11 @@ class GoalFamilySoftmaxParams(RewardParams):
 __all__ = ["GoalFamilySoftmaxReward"]
 
 
-@register("goal_family_softmax", GoalFamilySoftmaxParams, goals=True)
+@register(
+    "goal_family_softmax", GoalFamilySoftmaxParams, goals=True, display="goal-family softmax",
+    shorthands=(TEMPERATURE, THRESHOLD), family="contrastive",
+    sweep=SweepParameter("temperature", "τ", (DEFAULT_TEMPERATURE,)), selected_by=("goals",),
+)
 class GoalFamilySoftmaxReward:
     r"""``p(goal | frame)`` against the other goals of the family, per frame and its goal.
 

@@ -41,7 +41,7 @@ _AXLE_MARGIN = 12
 """Pixels around the pole's bounding box searched for the axle (its radius is 5 pixels)."""
 
 
-@register("cartpole_pixel_oracle", model="none")
+@register("cartpole_pixel_oracle", model="none", display="CartPole pixel oracle")
 class CartPolePixelReward:
     """``cos θ`` of the pole angle ``θ`` measured on rendered CartPole frames, in ``[-1, 1]``.
 
@@ -93,7 +93,7 @@ def _colour_mask(batch: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
     return mask
 
 
-@register("ground_truth", model="none")
+@register("ground_truth", model="none", display="ground truth", environment_reward=True)
 class GroundTruthOnlyReward:
     """The reward of ``reward.kind: ground_truth``: 0 for every frame. A run with it trains on the
     environment's own reward (the trainer adds it with weight 0) and logs the same columns as a

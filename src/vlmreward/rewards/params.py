@@ -1,15 +1,15 @@
 """Field types of reward parameters (pydantic), shared by every reward kind's ``Params`` model.
 
 A reward kind declares its parameters as a :class:`RewardParams` subclass; run configs, the
-command line and error messages are generated from it (:mod:`vlmreward.rewards.registry`).
+command line and error messages are generated from it (:mod:`vlmreward.rewards.registry`). The
+field types are :mod:`vlmreward.config.fields`' (re-exported here, where reward kinds find them).
 """
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any, Union
+from pydantic import BaseModel, ConfigDict
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
+from vlmreward.config.fields import Count, FiniteFloat, PositiveFloat, Prompt, Prompts, UnitFloat
 
 __all__ = ["RewardParams", "NoParams", "UnitFloat", "PositiveFloat", "FiniteFloat", "Count", "Prompt", "Prompts"]
 
@@ -22,50 +22,3 @@ class RewardParams(BaseModel):
 
 class NoParams(RewardParams):
     """A reward kind without parameters."""
-
-
-def _unit_interval(value: float) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"must be a number in [0, 1]; got {value}")
-    return value
-
-
-def _positive(value: float) -> float:
-    if not value > 0.0:
-        raise ValueError(f"must be a number > 0; got {value}")
-    return value
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number; got {value}")
-    return value
-
-
-def _at_least_one(value: int) -> int:
-    if value < 1:
-        raise ValueError(f"must be an integer ≥ 1; got {value}")
-    return value
-
-
-def _prompt(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must be a non-empty sentence")
-    return value
-
-
-def _prompts(value: Any) -> Any:
-    if isinstance(value, str) and value.strip():
-        return value
-    if isinstance(value, list) and value and all(isinstance(v, str) and v.strip() for v in value):
-        return value
-    raise ValueError(f"must be a non-empty sentence or a non-empty list of them; got {value!r}")
-
-
-UnitFloat = Annotated[float, AfterValidator(_unit_interval)]
-PositiveFloat = Annotated[float, AfterValidator(_positive)]
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
-Count = Annotated[int, AfterValidator(_at_least_one)]
-Prompt = Annotated[str, AfterValidator(_prompt)]
-Prompts = Annotated[Union[str, list[str]], BeforeValidator(_prompts)]
-"""One prompt or several (their unit embeddings are averaged)."""

@@ -34,13 +34,17 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 from pydantic import BaseModel, ValidationError, create_model
 
 from vlmreward._importing import import_object
+from vlmreward.config.errors import describe_errors
 from vlmreward.errors import InvalidParameterError, VLMRewardError
 from vlmreward.models.spec import ModelSpec
 from vlmreward.rewards.params import NoParams, RewardParams
+from vlmreward.rewards.shorthands import PROMPT_ROLES, Shorthand, SweepParameter
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ModelRequirement",
+    "ModelFamily",
+    "RewardMode",
     "RewardKind",
     "RewardContext",
     "UnknownRewardKindError",
@@ -52,13 +56,18 @@ __all__ = [
     "is_registered",
     "build_reward",
     "validate_params",
-    "describe_validation_error",
+    "loaded_kinds",
+    "shorthands",
 ]
 
 ENTRY_POINT_GROUP = "vlmreward.rewards"
 """Entry-point group that installed packages add reward kinds to."""
 
 ModelRequirement = Literal["required", "optional", "none"]
+ModelFamily = Literal["contrastive", "generative", "video"]
+"""What model a kind scores with: CLIP/SigLIP embeddings, a generative VLM's tokens, a video-language model."""
+RewardMode = Literal["frame", "clip", "episode", "prefix"]
+"""What one reward is a function of: a frame, a window of frames, a whole episode, an episode's prefix."""
 
 _BUILTIN_MODULES = (
     "vlmreward.rewards.goal_baseline",
@@ -107,6 +116,17 @@ class RewardKind:
         goals: whether it scores each frame against its episode's goal (a goal family).
         origin: ``"built-in"``, ``"entry point"`` or ``"dotted path"``.
         builder: ``factory`` is a builder function ``(params, model=..., context=...)``, not a class.
+        display: its name in tables, reports and messages (``"goal-baseline"``); default: ``name``
+            with spaces for underscores.
+        shorthands: the command-line options it declares (:class:`~vlmreward.rewards.shorthands.Shorthand`).
+        sweep: the parameter ``evaluate`` and ``sweep`` vary, or None.
+        family: the model family it scores with (None: no model).
+        mode: what one reward is a function of (:data:`RewardMode`).
+        selected_by: the prompt roles that choose this kind when no ``--reward-kind`` is given
+            (``("goal",)`` for the default, ``("goal", "negatives")`` for the softmax reward,
+            ``("goals",)`` for per-frame goals); None: only by name. The most specific match wins.
+        environment_reward: a run with it trains on the environment's own reward (the kind's
+            reward is logged beside it, added with weight 0).
     """
 
     name: str
@@ -116,6 +136,39 @@ class RewardKind:
     goals: bool = False
     origin: str = "built-in"
     builder: bool = False
+    display: str = ""
+    shorthands: tuple[Shorthand, ...] = ()
+    sweep: Optional[SweepParameter] = None
+    family: Optional[ModelFamily] = None
+    mode: RewardMode = "frame"
+    selected_by: Optional[tuple[str, ...]] = None
+    environment_reward: bool = False
+
+    def __post_init__(self) -> None:
+        if self.sweep is not None and self.sweep.param not in self.params.model_fields:
+            raise InvalidParameterError(
+                f"reward kind {self.name!r}: its sweep parameter {self.sweep.param!r} is not one of its parameters "
+                f"({', '.join(self.params.model_fields) or 'none'})."
+            )
+
+    @property
+    def display_name(self) -> str:
+        """``display``, or the name with spaces for underscores."""
+        return self.display or self.name.replace("_", " ")
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """The prompt roles it takes (:data:`~vlmreward.rewards.shorthands.PROMPT_ROLES` among its parameters)."""
+        return tuple(role for role in PROMPT_ROLES if role in self.params.model_fields)
+
+    def takes(self, param: str) -> bool:
+        """Whether ``param`` is one of its parameters."""
+        return param in self.params.model_fields
+
+    def requires(self, param: str) -> bool:
+        """Whether ``param`` is one of its parameters without a default."""
+        field = self.params.model_fields.get(param)
+        return field is not None and field.is_required()
 
     def config_model(self) -> type[BaseModel]:
         """The pydantic model of a config's ``reward`` section: ``kind`` plus the parameters."""
@@ -162,9 +215,13 @@ def register_kind(kind: RewardKind) -> RewardKind:
 
 
 def register(
-    name: str, params: type[RewardParams] = NoParams, *, model: ModelRequirement = "required", goals: bool = False
+    name: str, params: type[RewardParams] = NoParams, *, model: ModelRequirement = "required", goals: bool = False,
+    **declared: Any,
 ) -> Callable[[Any], Any]:
     """Class decorator: register the class as reward kind ``name`` with parameters ``params``.
+
+    ``declared`` are the other :class:`RewardKind` fields (``display``, ``shorthands``, ``sweep``,
+    ``family``, ``mode``, ``selected_by``, ``environment_reward``).
 
     Sets ``cls.kind = name`` and ``cls.Params = params`` (so ``"package.module:Class"`` finds
     them too). Example::
@@ -182,7 +239,7 @@ def register(
     def decorate(cls: Any) -> Any:
         cls.kind = name
         cls.Params = params
-        register_kind(RewardKind(name, cls, params, model, goals))
+        register_kind(RewardKind(name, cls, params, model, goals, **declared))
         return cls
 
     return decorate
@@ -213,7 +270,15 @@ def _kind_of_object(name: str, obj: Any, origin: str) -> RewardKind:
     if registered is not None and registered.factory is obj:
         return dataclasses.replace(registered, name=name, origin=origin)
     model = getattr(obj, "model_requirement", "required")
-    return RewardKind(name, obj, params, model, bool(getattr(obj, "goal_info_key", None)), origin)
+    declared = {field: getattr(obj, attr) for field, attr in _CLASS_DECLARATIONS.items() if hasattr(obj, attr)}
+    return RewardKind(name, obj, params, model, bool(getattr(obj, "goal_info_key", None)), origin, **declared)
+
+
+_CLASS_DECLARATIONS = {
+    "display": "display_name", "shorthands": "shorthands", "sweep": "sweep_parameter", "family": "model_family",
+    "mode": "reward_mode", "selected_by": "selected_by",
+}
+"""What a plugin class declares as attributes: :class:`RewardKind` field → class attribute."""
 
 
 def reward_kind(name: str) -> RewardKind:
@@ -252,6 +317,27 @@ def reward_kinds() -> tuple[str, ...]:
     return tuple(dict.fromkeys([*_REGISTRY, *_entry_points()]))
 
 
+def loaded_kinds() -> tuple[RewardKind, ...]:
+    """Every known kind, loaded: the registered ones and the installed entry points. A plugin that
+    cannot be loaded is left out here (``vlmreward reward-kinds`` says why)."""
+    kinds = []
+    for name in reward_kinds():
+        try:
+            kinds.append(reward_kind(name))
+        except VLMRewardError:
+            continue
+    return tuple(kinds)
+
+
+def shorthands() -> tuple[Shorthand, ...]:
+    """The shorthand options of every known kind, one per option (the first declaration wins)."""
+    seen: dict[str, Shorthand] = {}
+    for kind in loaded_kinds():
+        for shorthand in kind.shorthands:
+            seen.setdefault(shorthand.option, shorthand)
+    return tuple(seen.values())
+
+
 def is_registered(name: Any) -> bool:
     """Whether ``name`` is a kind registered in this process (no import, no entry-point scan)."""
     return isinstance(name, str) and name in _REGISTRY
@@ -263,19 +349,6 @@ def builtin_reward_kinds() -> tuple[str, ...]:
     _load_builtins()
     own = [name for name, ep in _entry_points().items() if ep.value.startswith("vlmreward.")]
     return tuple(dict.fromkeys([*(k for k, v in _REGISTRY.items() if v.origin == "built-in"), *own]))
-
-
-def describe_validation_error(err: ValidationError, prefix: str = "", unknown: str = "unknown parameter") -> str:
-    """One line for every problem of a parameters' ``ValidationError``: ``KEY: what is wrong``
-    (``unknown`` for a key the model does not have)."""
-    problems = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e.get("loc", ()) if not (isinstance(p, str) and p in ("str", "list[str]")))
-        msg = str(e.get("msg", "")).removeprefix("Value error, ")
-        if e.get("type") == "extra_forbidden":
-            msg = unknown
-        problems.append(f"{prefix}{loc}: {msg}" if loc else msg)
-    return "; ".join(problems)
 
 
 def validate_params(kind: RewardKind | str, params: Mapping[str, Any] | RewardParams | None) -> RewardParams:
@@ -293,7 +366,7 @@ def validate_params(kind: RewardKind | str, params: Mapping[str, Any] | RewardPa
     except ValidationError as err:
         allowed = ", ".join(kind.params.model_fields) or "none"
         raise InvalidParameterError(
-            f"reward kind {kind.name!r}: {describe_validation_error(err)} (its parameters: {allowed})."
+            f"reward kind {kind.name!r}: {describe_errors(err, kind.params, unknown='unknown parameter')} (its parameters: {allowed})."
         ) from None
 
 

@@ -12,6 +12,7 @@ from vlmreward.models.base import VisionLanguageModel
 from vlmreward.rewards.base import VLMReward, as_prompt_list
 from vlmreward.rewards.params import PositiveFloat, Prompt, Prompts, RewardParams, UnitFloat
 from vlmreward.rewards.registry import register
+from vlmreward.rewards.shorthands import NEGATIVES, TEMPERATURE, THRESHOLD, SweepParameter
 
 __all__ = ["SoftmaxThresholdReward", "DEFAULT_TEMPERATURE"]
 
@@ -29,7 +30,10 @@ class SoftmaxThresholdParams(RewardParams):
     threshold: Optional[UnitFloat] = None
 
 
-@register("softmax_threshold", SoftmaxThresholdParams)
+@register(
+    "softmax_threshold", SoftmaxThresholdParams, display="softmax", shorthands=(NEGATIVES, TEMPERATURE, THRESHOLD),
+    family="contrastive", sweep=SweepParameter("temperature", "τ", (DEFAULT_TEMPERATURE,)), selected_by=("goal", "negatives"),
+)
 class SoftmaxThresholdReward(VLMReward):
     r"""Probability of the goal among negatives, optionally thresholded into a binary reward.
 

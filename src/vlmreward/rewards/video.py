@@ -221,7 +221,7 @@ class VideoReward(_ClipRewardBase):
         }
 
 
-@register("episode_video", VideoRewardParams)
+@register("episode_video", VideoRewardParams, display="episode video", family="video", mode="episode")
 class EpisodeVideoReward(VideoReward):
     """RoboCLIP's sparse ``episode_video`` reward: 0 at every step and, at the episode's last step,
     :class:`VideoReward`'s score of the whole episode (sampled to the model's ``num_frames``).
@@ -233,7 +233,7 @@ class EpisodeVideoReward(VideoReward):
     kind = "episode_video"
 
 
-@register("window_video", WindowVideoRewardParams)
+@register("window_video", WindowVideoRewardParams, display="window video", family="video", mode="clip")
 class WindowVideoReward(VideoReward):
     """The dense ``window_video`` reward: at every step, :class:`VideoReward`'s score of the episode's
     last ``window`` frames (all of them while the episode is shorter).
@@ -261,7 +261,7 @@ class EpisodeInfoOracleParams(RewardParams):
     num_frames: Count = 8
 
 
-@register("episode_info_oracle", EpisodeInfoOracleParams, model="none")
+@register("episode_info_oracle", EpisodeInfoOracleParams, model="none", display="episode info oracle", mode="episode")
 class EpisodeInfoOracleReward(_ClipRewardBase):
     """An episode-level reward from the simulator, given through the video path.
 

@@ -39,6 +39,7 @@ from vlmreward.models.generative import NO_SPELLINGS, YES_SPELLINGS, GenerativeV
 from vlmreward.models.preprocess import Frames
 from vlmreward.rewards.params import PositiveFloat, Prompts, RewardParams, UnitFloat
 from vlmreward.rewards.registry import RewardContext, register
+from vlmreward.rewards.shorthands import NEGATIVES, TEMPERATURE, THRESHOLD, SweepParameter
 
 __all__ = ["VQAReward", "VQAContrastiveReward", "DEFAULT_VQA_TEMPLATE", "check_template", "yes_probability"]
 
@@ -111,7 +112,7 @@ class VQAParams(RewardParams):
     threshold: Optional[UnitFloat] = None
 
 
-@register("vqa", VQAParams)
+@register("vqa", VQAParams, display="VQA", shorthands=(THRESHOLD,), family="generative")
 class VQAReward:
     """``p(yes | frame, question(goal))`` normalised over yes and no, from a generative VLM.
 
@@ -228,7 +229,10 @@ class VQAContrastiveParams(RewardParams):
     threshold: Optional[UnitFloat] = None
 
 
-@register("vqa_contrastive", VQAContrastiveParams)
+@register(
+    "vqa_contrastive", VQAContrastiveParams, display="contrastive VQA", shorthands=(NEGATIVES, TEMPERATURE, THRESHOLD),
+    family="generative", sweep=SweepParameter("temperature", "τ", (1.0,)),
+)
 class VQAContrastiveReward:
     """Softmax over the VQA log-odds of the goal's question and its negatives' questions.
 

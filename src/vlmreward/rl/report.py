@@ -108,17 +108,19 @@ def write_run_report(
 
 
 def run_setup(config: Any, run_dir: Path) -> list[tuple[str, Any]]:
-    """The set-up rows of a :class:`~vlmreward.rl.config.RunConfig`."""
+    """The set-up rows of a :class:`~vlmreward.rl.config.RunConfig`: the reward kind by its display
+    name and every parameter the run gives it (from the registry), the model when the kind uses one."""
     reward = config.reward.model_dump() if hasattr(config.reward, "model_dump") else dict(config.reward)
-    kind = reward.pop("kind", "?")
+    kind_name = reward.pop("kind", "?")
+    kind = config.reward_kind
     rows: list[tuple[str, Any]] = [("run directory", str(run_dir)), ("environment", config.env.id),
-                                   ("algorithm", f"{config.algorithm} ({config.policy})"), ("reward kind", kind)]
-    for key in ("goal", "baseline", "negatives", "alpha", "temperature", "threshold"):
-        value = reward.get(key)
-        if value not in (None, [], ""):
+                                   ("algorithm", f"{config.algorithm} ({config.policy})"),
+                                   ("reward kind", f"{kind.display_name} ({kind_name})" if kind.display_name != kind_name else kind_name)]
+    for key, value in reward.items():
+        if value not in (None, [], "", {}):
             rows.append((key, " | ".join(map(str, value)) if isinstance(value, (list, tuple)) else value))
     model_name = getattr(config.model, "name", None)
-    if model_name and kind != "ground_truth":
+    if model_name and kind.model != "none":
         rows.append(("model", model_name))
     rows.append(("reward mode", f"{config.mode} (weight {format_number(config.weight)})"))
     rows.append(("seed", config.seed))

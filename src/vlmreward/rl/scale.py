@@ -74,7 +74,7 @@ class RayRuntime:
     Args:
         config: the run config, with a ``scale`` section.
         reward_factory: what each replica calls to build the reward (picklable, no arguments);
-            None for a run whose reward needs no replicas (``reward.kind: ground_truth``).
+            None for a run whose reward needs no replicas (a kind that trains on the environment's reward).
         local_reward: the reward model of a run without replicas.
         env_seed: the seed of the first :meth:`make_training_env` call: its workers then start
             while the replicas load the model (start-up takes the longer of the two, not the sum).

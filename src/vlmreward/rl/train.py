@@ -300,7 +300,7 @@ def _reward_and_env(config: RunConfig, seed: int, normalize: bool) -> tuple[Rewa
     from vlmreward.rl.scale import RayRuntime, replica_config
 
     check_env_id(config)
-    if config.reward.kind == "ground_truth":
+    if config.reward_kind.environment_reward:  # the environment's own reward: no replicas to score it
         runtime = RayRuntime(config, local_reward=build_reward_model(config), env_seed=seed)
     else:
         runtime = RayRuntime(config, reward_factory=partial(build_reward_model, replica_config(config)), env_seed=seed)
