@@ -122,7 +122,9 @@ def test_short_goal_conditioned_run_logs_per_goal_type_and_evaluates_held_out_go
 
     from vlmreward.eval import collect, load_dataset  # frames of the trained goal-conditioned policy
 
-    collected = collect("vlmreward/MiniWorldGoals-v0", tmp_path / "policy-data", run_dir, frames=6, seed=0)
+    from vlmreward.rl.run_policy import load_run_policy  # eval does not import rl: the caller loads the policy
+
+    collected = collect("vlmreward/MiniWorldGoals-v0", tmp_path / "policy-data", load_run_policy(run_dir), frames=6, seed=0)
     data = load_dataset(collected.path)
     assert len(data) == 6 and data.metadata["policy"]["kind"] == "run"
     assert data.metadata["env_kwargs"]["family"]["name"] == "miniworld_objects"

@@ -42,9 +42,9 @@ _LAZY = {
     "check_resources": "cluster",
     "RaySession": "cluster",
     "RewardService": "service",
-    "RemoteRewardModel": "service",
-    "ScoredFrame": "service",
-    "RewardReplica": "service",
+    "RemoteRewardModel": "remote",
+    "ScoredFrame": "remote",
+    "RewardReplica": "replica",
     "RayVecEnv": "rollouts",
     "EnvWorker": "rollouts",
 }

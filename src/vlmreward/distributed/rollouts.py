@@ -11,10 +11,10 @@ in ``info["frame"]`` for :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` 
 workers step in parallel.
 
 Where frames are scored: by default they travel worker → learner, and the learner's reward model
-scores them (with a :class:`~vlmreward.distributed.service.RemoteRewardModel`: learner → reward
+scores them (with a :class:`~vlmreward.distributed.remote.RemoteRewardModel`: learner → reward
 service, in the large batches of deferred scoring). With ``reward_service=`` each worker sends its
 step's frames to the service itself and hands the learner a
-:class:`~vlmreward.distributed.service.ScoredFrame` (the reward) in ``info["frame"]`` instead of
+:class:`~vlmreward.distributed.remote.ScoredFrame` (the reward) in ``info["frame"]`` instead of
 the frame: frames then never cross the learner, whose network link stops being the limit, and
 the replicas batch the requests of all workers (``max_wait_ms``). The wrapper's reward model must
 be the service's ``RemoteRewardModel``; the rewards are the same.
@@ -44,7 +44,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvObs, VecEnvStepReturn
 
 from vlmreward.distributed.errors import ClusterError
-from vlmreward.distributed.service import ScoredFrame
+from vlmreward.distributed.remote import ScoredFrame
 
 __all__ = ["EnvWorker", "RayVecEnv", "split_slices", "REPLACEMENT_SEED_STRIDE"]
 

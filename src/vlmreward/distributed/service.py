@@ -28,22 +28,16 @@ pure function of the frames, so a retried request gets the rewards the first att
 given, and no transition is lost or scored twice. A replica killed for good
 (``no_restart=True``) is routed around: its unanswered requests go to the other replicas.
 
-Why one module: the replica actor, the service handle that routes to replicas and the RewardModel
-on top of it share one request protocol and one set of failure semantics (above), which are easier
-to check in one place.
+The replica is :mod:`vlmreward.distributed.replica`, the RewardModel on top of a service
+:mod:`vlmreward.distributed.remote`; this module is the service handle that routes between them.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
-import os
 import threading
 import time
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -53,213 +47,13 @@ from ray.exceptions import ActorUnavailableError, GetTimeoutError, RayActorError
 from vlmreward.distributed.cluster import require_ray
 from vlmreward.distributed.errors import ClusterError
 from vlmreward.distributed.spec import RewardFactory, describe_factory
-from vlmreward.models.preprocess import Frames, as_frame_batch
+from vlmreward.models.preprocess import Frames
 
-__all__ = ["RewardReplica", "RewardService", "RemoteRewardModel", "ScoredFrame", "DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_WAIT_S"]
+from vlmreward.distributed.replica import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_WAIT_S, RewardReplica, as_frames, first_line
+
+__all__ = ["RewardService", "DEFAULT_MAX_BATCH_SIZE", "DEFAULT_MAX_WAIT_S"]
 
 _log = logging.getLogger("vlmreward.distributed")
-
-DEFAULT_MAX_BATCH_SIZE = 256
-"""Frames per replica batch (VLM-RM's reference code scores 1600-frame episodes in one go on big GPUs)."""
-DEFAULT_MAX_WAIT_S = 0.005
-"""How long a replica holds the first request of a batch for others to join: small next to a
-VLM forward pass (tens of ms on a GPU), large next to Ray's per-call overhead (about 1 ms)."""
-_STATS_WINDOW = 10_000
-
-
-def _as_frames(frames: Frames) -> np.ndarray:
-    """Validated ``uint8 [N, H, W, 3]`` NumPy frames (raises :class:`InvalidFramesError`)."""
-    batch = as_frame_batch(frames)
-    return batch.cpu().numpy() if batch.device.type != "cpu" else batch.numpy()
-
-
-@dataclass
-class _Request:
-    frames: np.ndarray
-    future: asyncio.Future
-    arrived: float
-
-
-class _Replica:
-    """One reward model in one Ray actor; see the module docstring. Use :class:`RewardService`.
-
-    Args:
-        factory: builds the reward (called once, here).
-        max_batch_size: most frames per batch (a larger request is scored alone, in pieces of
-            the model's ``batch_size``).
-        max_wait_s: longest wait after the oldest queued request before its batch is scored.
-        index: the replica's number in its service (for messages).
-    """
-
-    def __init__(
-        self, factory: RewardFactory, max_batch_size: int = DEFAULT_MAX_BATCH_SIZE, max_wait_s: float = DEFAULT_MAX_WAIT_S, index: int = 0
-    ) -> None:
-        self.index = index
-        self.max_batch_size = int(max_batch_size)
-        self.max_wait_s = float(max_wait_s)
-        self.pid = os.getpid()
-        self.started = time.time()
-        self._error: str | None = None
-        self._reward: Any = None
-        self._describe: dict[str, Any] = {}
-        start = time.perf_counter()
-        try:
-            self._reward = factory()  # the model loads and the prompts are embedded here, once
-            self._describe = self._reward.describe()
-        except Exception as err:  # noqa: BLE001 (reported by ready(), so the driver can say what failed)
-            self._error = f"{type(err).__name__}: {' '.join(str(err).split())}"
-        self.build_s = time.perf_counter() - start
-        self._queue: deque[_Request] = deque()
-        self._queued_frames = 0
-        self._arrived: asyncio.Event | None = None
-        self._batcher: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vlmreward-score")
-        self._batch_frames: deque[int] = deque(maxlen=_STATS_WINDOW)
-        self._batch_requests: deque[int] = deque(maxlen=_STATS_WINDOW)
-        self._requests = 0
-        self._frames = 0
-        self._busy_s = 0.0
-        self._scoring = 0  # requests in the batch being scored now
-
-    # ------------------------------------------------------------------ calls
-    async def ready(self) -> dict[str, Any]:
-        """``{"index", "pid", "node_id", "gpu_ids", "device", "describe", "build_s", "error"}``;
-        ``error`` is None when the reward was built, else ``"ErrorType: message"``."""
-        model = getattr(self._reward, "model", None)
-        return {
-            "index": self.index,
-            "pid": self.pid,
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-            "device": str(getattr(model, "device", "cpu")),
-            "describe": self._describe,
-            "build_s": self.build_s,
-            "error": self._error,
-        }
-
-    async def ping(self) -> None:
-        """Nothing: the round trip of an empty request (for overhead measurements)."""
-        return None
-
-    async def score(self, frames: np.ndarray) -> np.ndarray:
-        """Rewards of ``uint8 [N, H, W, 3]`` frames, ``float32 [N]``, scored in a shared batch.
-
-        Raises:
-            InvalidFramesError: frames that are not uint8 RGB (this request only).
-            ClusterError: the replica could not build its reward.
-        """
-        if self._error is not None:
-            raise ClusterError(f"reward replica {self.index} could not build its reward: {self._error}")
-        batch = _as_frames(frames)
-        loop = asyncio.get_running_loop()
-        if self._batcher is None or self._batcher.done():
-            self._arrived = asyncio.Event()
-            self._batcher = loop.create_task(self._run())
-        future = loop.create_future()
-        self._queue.append(_Request(batch, future, time.monotonic()))
-        self._queued_frames += len(batch)
-        self._requests += 1
-        assert self._arrived is not None
-        self._arrived.set()
-        return await future
-
-    async def stats(self) -> dict[str, Any]:
-        """Counters since start (or the last restart): requests, frames, batches, batch sizes.
-
-        Keys: ``pid``, ``requests``, ``frames``, ``batches``, ``mean_batch_frames``,
-        ``mean_batch_requests``, ``max_batch_frames``, ``batch_frames`` (the last 10 000 batch
-        sizes), ``queued_requests``, ``queued_frames``, ``held_requests`` (queued plus being
-        scored: what a crash now would interrupt), ``busy_s`` (time spent scoring).
-        """
-        sizes = list(self._batch_frames)
-        return {
-            "index": self.index,
-            "pid": self.pid,
-            "requests": self._requests,
-            "frames": self._frames,
-            "batches": len(sizes),
-            "mean_batch_frames": float(np.mean(sizes)) if sizes else 0.0,
-            "mean_batch_requests": float(np.mean(self._batch_requests)) if sizes else 0.0,
-            "max_batch_frames": max(sizes, default=0),
-            "batch_frames": sizes,
-            "queued_requests": len(self._queue),
-            "queued_frames": self._queued_frames,
-            "held_requests": len(self._queue) + self._scoring,
-            "busy_s": self._busy_s,
-        }
-
-    async def reset_stats(self) -> None:
-        """Zero the counters (benchmarks)."""
-        self._batch_frames.clear()
-        self._batch_requests.clear()
-        self._requests = self._frames = 0
-        self._busy_s = 0.0
-
-    # ------------------------------------------------------------------ batching
-    async def _run(self) -> None:
-        """Batching loop: wait for a request, then until the batch is full or the oldest waited long enough."""
-        assert self._arrived is not None
-        while True:
-            if not self._queue:
-                self._arrived.clear()
-                await self._arrived.wait()
-                continue
-            deadline = self._queue[0].arrived + self.max_wait_s
-            while self._queued_frames < self.max_batch_size:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._arrived.clear()
-                try:
-                    await asyncio.wait_for(self._arrived.wait(), remaining)
-                except asyncio.TimeoutError:
-                    break
-            await self._score_batch(self._take_batch())
-
-    def _take_batch(self) -> list[_Request]:
-        """The oldest requests, in order, up to ``max_batch_size`` frames (at least one), all of one frame size."""
-        first = self._queue.popleft()
-        batch, frames = [first], len(first.frames)
-        while self._queue:
-            nxt = self._queue[0]
-            if frames + len(nxt.frames) > self.max_batch_size or nxt.frames.shape[1:] != first.frames.shape[1:]:
-                break
-            batch.append(self._queue.popleft())
-            frames += len(nxt.frames)
-        self._queued_frames -= frames
-        return batch
-
-    async def _score_batch(self, batch: list[_Request]) -> None:
-        frames = batch[0].frames if len(batch) == 1 else np.concatenate([r.frames for r in batch])
-        start = time.perf_counter()
-        self._scoring = len(batch)
-        try:
-            # in a thread: the event loop keeps queueing requests for the next batch meanwhile
-            rewards = await asyncio.get_running_loop().run_in_executor(self._executor, self._reward, frames)
-            rewards = np.asarray(rewards, dtype=np.float32).reshape(-1)
-            if len(rewards) != len(frames):
-                raise ClusterError(f"the reward returned {len(rewards)} values for {len(frames)} frames.")
-        except Exception as err:  # noqa: BLE001 (each caller gets the error)
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(err)
-            return
-        finally:
-            self._busy_s += time.perf_counter() - start
-            self._scoring = 0
-        self._batch_frames.append(len(frames))
-        self._batch_requests.append(len(batch))
-        self._frames += len(frames)
-        offset = 0
-        for request in batch:
-            n = len(request.frames)
-            if not request.future.done():  # a cancelled caller
-                request.future.set_result(rewards[offset : offset + n].copy())
-            offset += n
-
-
-RewardReplica = ray.remote(max_restarts=-1, max_task_retries=-1)(_Replica)
-"""The replica as a Ray actor class: restarted without limit when it dies, its calls retried."""
 
 
 class RewardService:
@@ -370,7 +164,7 @@ class RewardService:
             ) from None
         except RayActorError as err:
             self.shutdown()
-            raise ClusterError(f"a reward replica for {what} died while starting: {_first_line(err)}") from None
+            raise ClusterError(f"a reward replica for {what} died while starting: {first_line(err)}") from None
         failed = [info for info in infos if info["error"] is not None]
         if failed:
             self.shutdown()
@@ -429,7 +223,7 @@ class RewardService:
         Raises:
             InvalidFramesError: frames that are not uint8 RGB.
         """
-        return self._send(_as_frames(frames))[1]
+        return self._send(as_frames(frames))[1]
 
     def split(self, n: int) -> list[tuple[int, int]]:
         """How a request of ``n`` frames is cut: ``[(start, stop), ...]`` in order.
@@ -454,7 +248,7 @@ class RewardService:
             ClusterError: no answer within ``request_timeout_s``, or no replica left.
             Exception: whatever the reward raised on the replica (its own type and message).
         """
-        batch = _as_frames(frames)
+        batch = as_frames(frames)
         pieces = [(a, b, *self._send(batch[a:b])) for a, b in self.split(len(batch))]
         deadline = None if self.request_timeout_s is None else time.monotonic() + self.request_timeout_s
         out = []
@@ -467,7 +261,7 @@ class RewardService:
                 except ActorUnavailableError:  # transient (Ray gave up waiting on a restart): send it again
                     index, ref = self._send(batch[a:b])
                 except RayActorError as err:  # killed for good: Ray retries every other death itself
-                    _log.warning("reward replica %d is gone (%s); sending its request elsewhere", index, _first_line(err))
+                    _log.warning("reward replica %d is gone (%s); sending its request elsewhere", index, first_line(err))
                     with self._lock:
                         self._dead.add(index)
                     tried.append(index)
@@ -511,73 +305,3 @@ class RewardService:
             except Exception:  # noqa: BLE001 (already gone)
                 pass
         self._dead = set(range(self.num_replicas))
-
-
-@dataclass(frozen=True)
-class ScoredFrame:
-    """Stands in for a frame that was scored where it was rendered.
-
-    :class:`~vlmreward.distributed.rollouts.RayVecEnv` with a ``reward_service`` puts one in
-    ``info["frame"]`` instead of the ``uint8 [H, W, 3]`` array: its env worker sent the frames to
-    the service and kept only the reward, so frames do not travel to the learner.
-    :class:`RemoteRewardModel` returns ``reward`` for it.
-
-    Attributes:
-        reward: the reward model's reward of the frame (``float32`` value, before ``weight``).
-    """
-
-    reward: float
-
-
-class RemoteRewardModel:
-    """A :class:`~vlmreward.rewards.base.RewardModel` whose frames are scored by a :class:`RewardService`.
-
-    Drop-in for a local reward: ``VLMRewardVecEnvWrapper(venv, RemoteRewardModel(service))``
-    scores every step's frames (or, deferred, every ``score_batch_size`` frames) on the replicas
-    and gets the rewards in frame order. It does not own the service (shut that down yourself).
-    It also takes a list mixing frames and :class:`ScoredFrame` stand-ins (what a ``RayVecEnv``
-    that scores on its workers hands out): the stand-ins give their reward, the frames are scored.
-
-    Args:
-        service: a started :class:`RewardService`.
-    """
-
-    def __init__(self, service: RewardService) -> None:
-        self.service = service
-        self._describe = service.describe()
-
-    def __call__(self, frames: Frames | Sequence[np.ndarray | ScoredFrame]) -> np.ndarray:
-        """Rewards of uint8 RGB frames ``[N, H, W, 3]`` (or one ``[H, W, 3]``), or of a list of
-        ``[H, W, 3]`` frames and :class:`ScoredFrame` stand-ins: ``float32 [N]``, in order.
-
-        Raises:
-            InvalidFramesError, ClusterError: as :meth:`RewardService.score`.
-        """
-        if isinstance(frames, (list, tuple)) and any(isinstance(f, ScoredFrame) for f in frames):
-            out = np.array([f.reward if isinstance(f, ScoredFrame) else np.nan for f in frames], dtype=np.float32)
-            todo = [i for i, f in enumerate(frames) if not isinstance(f, ScoredFrame)]
-            if todo:
-                out[todo] = self.service.score(np.stack([frames[i] for i in todo]))
-            return out
-        return self.service.score(frames)  # type: ignore[arg-type]
-
-    def from_embeddings(self, image_embeddings: Any) -> np.ndarray:
-        """Not available: the text embeddings and the reward live on the replicas.
-
-        Raises:
-            NotImplementedError: always; score frames, or build the reward locally (call the
-                service's ``factory``) to work with embeddings.
-        """
-        raise NotImplementedError(
-            "RemoteRewardModel scores frames on Ray replicas, which hold the text embeddings; call it with frames, "
-            "or build the reward locally (call service.factory()) to score embeddings."
-        )
-
-    def describe(self) -> dict[str, Any]:
-        """The served reward's description (kind, model, prompts, parameters) plus ``"ray_replicas"``."""
-        return dict(self._describe)
-
-
-def _first_line(err: BaseException) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    return lines[0] if lines else type(err).__name__

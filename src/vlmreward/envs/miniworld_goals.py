@@ -51,18 +51,17 @@ room, cos and sin of its heading, carrying anything), then for each object kind 
 slots), each ``[present, carried, distance / room diagonal, cos bearing, sin bearing,
 colour one-hot]``. Objects are grouped by kind, so a goal names its slot by kind and colour.
 
-Why one module: one environment class; its goal sampling, success detectors and sweep states all
-read MiniWorld's internals (entities, the agent, its carried object).
+The success detectors are :mod:`vlmreward.envs.success`'s (re-exported here); the labelled sweep
+states of ``vlmreward collect --policy scripted`` are the probe's (:mod:`vlmreward.envs.probes.miniworld`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import math
 import os
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 if not os.environ.get("DISPLAY"):
     os.environ.setdefault("PYGLET_HEADLESS", "true")
@@ -71,6 +70,10 @@ import numpy as np
 from gymnasium import spaces
 
 from vlmreward.envs.goal_conditioning import GoalState
+from vlmreward.envs.success import (  # the detectors, re-exported
+    FIND_MAX_BEARING, MINIWORLD_GOAL_TYPES, bearing, find_success, floor_distance, goal_success, lift_success,
+    near_distance, place_success,
+)
 from vlmreward.errors import InvalidParameterError, VLMRewardError
 from vlmreward.goals import Goal, GoalFamily, GoalObject, as_goal_family, select_goals
 
@@ -105,81 +108,15 @@ __all__ = [
 ENTITY_KINDS: dict[str, type] = {"box": Box, "ball": Ball, "key": Key}
 """Object kinds MiniWorld can draw, and their entity classes."""
 
-GOAL_TYPES: tuple[str, ...] = ("find", "lift", "place")
-"""Goal types with a ground-truth detector here."""
+GOAL_TYPES: tuple[str, ...] = MINIWORLD_GOAL_TYPES
+"""Goal types with a ground-truth detector (:func:`~vlmreward.envs.success.goal_success`)."""
 
 ACTIONS: tuple[str, ...] = ("turn_left", "turn_right", "move_forward", "move_back", "pickup", "drop")
 """The action names, by index (MiniWorld's first six actions)."""
 
-FIND_MAX_BEARING: float = math.radians(30.0)
-"""Largest angle (rad, 30°) between the agent's heading and the direction to the goal object for
-Find: the object's centre is in the central half of the 60° view, in front of the agent."""
-
 BOX_SIZE = 0.6
 BALL_SIZE = 0.6
 _INTERNAL_STEP_LIMIT = 10**9  # MiniWorld's own time limit; gymnasium's TimeLimit ends episodes
-
-
-# ---------------------------------------------------------------------------------------------
-# geometry and success detectors
-
-
-def bearing(agent_pos: np.ndarray, agent_dir: float, pos: np.ndarray) -> float:
-    """Angle (rad, in ``(-π, π]``) from the agent's heading to ``pos``, positive to the agent's left.
-
-    MiniWorld's heading ``dir`` points along ``(cos dir, 0, -sin dir)`` in ``(x, y, z)``.
-    """
-    dx, dz = float(pos[0] - agent_pos[0]), float(pos[2] - agent_pos[2])
-    angle = math.atan2(-dz, dx) - float(agent_dir)
-    return float(math.atan2(math.sin(angle), math.cos(angle)))
-
-
-def _distance(a: np.ndarray, b: np.ndarray) -> float:
-    return float(math.hypot(float(a[0] - b[0]), float(a[2] - b[2])))
-
-
-def near_distance(env: MiniWorldEnv, a: Entity, b: Entity) -> float:
-    """MiniWorld's ``near`` threshold for two entities: ``r_a + r_b + 1.1 · max forward step`` (m)."""
-    return float(a.radius + b.radius + 1.1 * env.max_forward_step)
-
-
-def find_success(env: MiniWorldEnv, obj: Entity) -> bool:
-    """Find: ``obj`` on the floor (not carried), nearer than :func:`near_distance` to the agent and
-    within :data:`FIND_MAX_BEARING` of the agent's heading."""
-    agent = env.agent
-    if agent.carrying is obj:
-        return False
-    return bool(
-        _distance(agent.pos, obj.pos) < near_distance(env, agent, obj)
-        and abs(bearing(agent.pos, agent.dir, obj.pos)) <= FIND_MAX_BEARING
-    )
-
-
-def lift_success(env: MiniWorldEnv, obj: Entity) -> bool:
-    """Lift: the agent carries ``obj``."""
-    return env.agent.carrying is obj
-
-
-def place_success(env: MiniWorldEnv, obj: Entity, target: Entity) -> bool:
-    """Place: ``obj`` not carried and within MiniWorld's ``near`` of ``target`` (PutNext's test)."""
-    return env.agent.carrying is not obj and _distance(obj.pos, target.pos) < near_distance(env, obj, target)
-
-
-def goal_success(env: "MiniWorldGoalsEnv", goal: Goal | None = None) -> bool:
-    """Ground-truth success of ``goal`` (default: the current goal) in ``env``'s current state.
-
-    Raises:
-        InvalidParameterError: a goal type without a detector, or a goal whose objects are not in the room.
-    """
-    goal = env.goal if goal is None else goal
-    obj = env.entity_of(goal.object)
-    if goal.type == "find":
-        return find_success(env, obj)
-    if goal.type == "lift":
-        return lift_success(env, obj)
-    if goal.type == "place":
-        return place_success(env, obj, env.entity_of(goal.target))
-    raise InvalidParameterError(f"goal type {goal.type!r} has no success detector; use one of {', '.join(GOAL_TYPES)}.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -419,11 +356,11 @@ class MiniWorldGoalsEnv(MiniWorldEnv):
         goal = self.goal
         obj = self._objects[goal.object]
         carrying = self.agent.carrying
-        target_distance = math.nan if goal.target is None else _distance(obj.pos, self._objects[goal.target].pos)
+        target_distance = math.nan if goal.target is None else floor_distance(obj.pos, self._objects[goal.target].pos)
         return GoalState(
             goal=goal,
             goal_type=goal.type,
-            object_distance=_distance(self.agent.pos, obj.pos),
+            object_distance=floor_distance(self.agent.pos, obj.pos),
             object_bearing=bearing(self.agent.pos, self.agent.dir, obj.pos),
             carrying_object=carrying is obj,
             carrying_other=carrying is not None and carrying is not obj,
@@ -460,7 +397,7 @@ class MiniWorldGoalsEnv(MiniWorldEnv):
                     ent = self._objects[obj]
                     angle = bearing(agent.pos, agent.dir, ent.pos)
                     one_hot = [float(c == obj.colour) for c in colours]
-                    out += [1.0, float(agent.carrying is ent), min(_distance(agent.pos, ent.pos) / diagonal, 1.0),
+                    out += [1.0, float(agent.carrying is ent), min(floor_distance(agent.pos, ent.pos) / diagonal, 1.0),
                             math.cos(angle), math.sin(angle), *one_hot]
                 else:
                     out += [0.0] * (5 + len(colours))
@@ -499,7 +436,7 @@ class MiniWorldGoalsEnv(MiniWorldEnv):
         for other in self.entities:
             if other is ent or other in ignore or other is self.agent.carrying:
                 continue
-            if _distance(pos, other.pos) < ent.radius + other.radius:
+            if floor_distance(pos, other.pos) < ent.radius + other.radius:
                 return False
         return True
 
@@ -511,78 +448,3 @@ class MiniWorldGoalsEnv(MiniWorldEnv):
             if self._free(pos, ent, ignore):
                 return pos
         return None
-
-    def sweep_states(self, n: int, seed: int = 0) -> Iterator[tuple[int, int, dict[str, Any]]]:
-        """Set ``n`` labelled states, goal after goal, about half of them successes.
-
-        For each goal of the goal set in turn (types interleaved), a fresh room (``reset`` with
-        that goal), then states set by hand (:meth:`set_agent`, :meth:`set_object`,
-        :meth:`set_carrying`): Find: the agent at distances from 0.6 to 3 times the ``near``
-        threshold, facing the object or turned away; Lift: carrying the object, standing at it
-        without carrying it, or carrying another object; Place: the object set down next to the
-        target, far from it, or carried beside it. Yields ``(line, index, {"state_kind": ...})``
-        after each state (line = the goal's number).
-        """
-        rng = np.random.default_rng(seed)
-        by_type = [[v[int(i)] for i in rng.permutation(len(v))] for v in self._by_type.values()]
-        goals = [g for group in itertools.zip_longest(*by_type) for g in group if g is not None]
-        per_goal = max(4, min(12, n // max(1, len(goals)) or 4))
-        count, line = 0, 0
-        while count < n:
-            goal = goals[line % len(goals)]
-            self.reset(seed=int(rng.integers(2**31)), options={"goal": goal})
-            for index in range(min(per_goal, n - count)):
-                kind = self._set_sweep_state(goal, index, rng)
-                count += 1
-                yield line, index, {"state_kind": kind}
-            line += 1
-
-    def _set_sweep_state(self, goal: Goal, index: int, rng: np.random.Generator) -> str:
-        obj = self._objects[goal.object]
-        self.set_carrying(None)
-        threshold = near_distance(self, self.agent, obj)
-        if goal.type == "find" or (goal.type == "lift" and index % 3 == 1):
-            positive = index % 2 == 0
-            closest = self.agent.radius + obj.radius + 0.01  # MiniWorld keeps bodies from overlapping
-            close = rng.uniform(closest, max(closest, 0.97 * threshold))
-            distance = close if positive or rng.random() < 0.4 else threshold * rng.uniform(1.2, 3.0)
-            pos = self._place_near(self.agent, obj.pos, distance, rng, ignore=[obj])
-            if pos is None:
-                return "unchanged"
-            towards = math.atan2(-(obj.pos[2] - pos[2]), obj.pos[0] - pos[0])
-            facing = positive or rng.random() < 0.5
-            direction = towards + (rng.uniform(-0.3, 0.3) if facing else rng.choice([-1, 1]) * rng.uniform(0.9, math.pi))
-            self.set_agent((pos[0], pos[2]), direction)
-            return "at_object" if distance < threshold and facing else ("facing_away" if distance < threshold else "far")
-        if goal.type == "lift":
-            if index % 3 == 0:
-                self.set_carrying(goal.object)
-                return "carrying_object"
-            others = [o for o in self._objects if o != goal.object]
-            self.set_carrying(others[int(rng.integers(len(others)))])
-            return "carrying_other"
-        target = self._objects[goal.target]
-        gap = near_distance(self, obj, target)
-        if index % 3 == 0:
-            pos = self._place_near(obj, target.pos, rng.uniform(obj.radius + target.radius + 0.02, gap * 0.95), rng)
-            kind = "next_to_target"
-        elif index % 3 == 1:
-            pos = self._place_near(obj, target.pos, rng.uniform(gap * 1.3, gap * 3.0), rng)
-            kind = "away_from_target"
-        else:
-            agent_pos = self._place_near(self.agent, target.pos, threshold * rng.uniform(1.2, 1.6), rng, ignore=[obj])
-            if agent_pos is not None:
-                self.set_agent((agent_pos[0], agent_pos[2]), self._heading(agent_pos, target.pos, rng))
-                self.set_carrying(goal.object)
-            return "carried_at_target"
-        if pos is not None:
-            self.set_object(goal.object, (pos[0], pos[2]))
-        middle = (obj.pos + target.pos) / 2  # look at the pair from a step back, so the frame shows it
-        agent_pos = self._place_near(self.agent, middle, rng.uniform(1.6, 2.4), rng)
-        if agent_pos is not None:
-            self.set_agent((agent_pos[0], agent_pos[2]), self._heading(agent_pos, middle, rng))
-        return kind
-
-    @staticmethod
-    def _heading(pos: np.ndarray, towards: np.ndarray, rng: np.random.Generator, jitter: float = 0.2) -> float:
-        return math.atan2(-(towards[2] - pos[2]), towards[0] - pos[0]) + rng.uniform(-jitter, jitter)

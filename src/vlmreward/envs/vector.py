@@ -15,7 +15,7 @@ frame when scoring is deferred (:func:`~vlmreward.envs.wrappers.goal_info_key`).
 A vector environment may put a stand-in for the frame in ``info["frame"]`` instead of the array
 (:class:`~vlmreward.distributed.rollouts.RayVecEnv` with ``reward_service``: the frame was scored
 where it was rendered); the wrapper then hands the reward model a list of what it found, which
-that reward model must understand (:class:`~vlmreward.distributed.service.RemoteRewardModel` does).
+that reward model must understand (:class:`~vlmreward.distributed.remote.RemoteRewardModel` does).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ training step:
 
 The training environment is the ``RayVecEnv`` wrapped in the usual
 :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper` with a
-:class:`~vlmreward.distributed.service.RemoteRewardModel` (with ``scale.score_on_workers`` the
+:class:`~vlmreward.distributed.remote.RemoteRewardModel` (with ``scale.score_on_workers`` the
 env workers send their frames to the replicas themselves and the learner receives rewards). The learner (stable-baselines3, in this
 process), deferred scoring, logs, checkpoints, evaluation (in this process, scored by the
 replicas) and resume are the single-process ones. Each replica builds its reward with
@@ -81,7 +81,7 @@ class RayRuntime:
         log_to_driver: show the actors' output in this process.
 
     Attributes (after :meth:`start`):
-        reward_model: a :class:`~vlmreward.distributed.service.RemoteRewardModel`, or ``local_reward``.
+        reward_model: a :class:`~vlmreward.distributed.remote.RemoteRewardModel`, or ``local_reward``.
         service: the :class:`~vlmreward.distributed.service.RewardService`, or None.
         session: the :class:`~vlmreward.distributed.cluster.RaySession`.
 
@@ -151,7 +151,7 @@ class RayRuntime:
             if self.env_seed is not None:  # the workers start while the replicas load the model
                 self._early_env = self._ray_vec_env(self.env_seed, wait=False)
             if self.service is not None:
-                from vlmreward.distributed.service import RemoteRewardModel
+                from vlmreward.distributed.remote import RemoteRewardModel
 
                 self.service.wait_ready()  # a replica that cannot load the model stops the run here
                 self.reward_model = RemoteRewardModel(self.service)
