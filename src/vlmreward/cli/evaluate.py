@@ -208,6 +208,7 @@ def evaluate(
     from vlmreward.eval.dataset import load_dataset
     from vlmreward.eval.settings import reward_settings
     from vlmreward.eval.outputs import evaluate_dataset
+    from vlmreward.rewards import registry
     from vlmreward.rewards.selection import default_kind
     from vlmreward.goals import load_goal_family
 
@@ -215,11 +216,11 @@ def evaluate(
         raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
     params = parse_params(param)
     options = dict(reward_options or {})
-    kind = None
-    if goal:  # option errors before loading anything
+    named = registry.reward_kind(reward_kind) if reward_kind is not None else None
+    if goal or (named is not None and not named.goals):  # option errors before loading anything
         kind = reward_settings(reward_kind, {"goal": goal, **options}, params)[0].spec
-    elif reward_kind is None:
-        kind = default_kind({"goals"})
+    else:  # a goal dataset: each frame against its own goal
+        kind = named or default_kind({"goals"})
     if model is None and (kind is None or kind.model == "required"):
         what = f"reward kind {kind.name!r}" if kind is not None else "this reward kind"
         raise InvalidParameterError(f"{what} scores frames with a vision-language model; give one with --model.")

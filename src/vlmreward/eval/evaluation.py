@@ -40,6 +40,7 @@ from vlmreward.eval.metrics import DetectionMetrics, correlations, detection_met
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.eval.episodes import dataset_clip_rewards, episode_metrics
 from vlmreward.eval.settings import RewardSetting, build_setting, reward_settings
+from vlmreward.rewards import registry
 from vlmreward.rewards.selection import is_given
 from vlmreward.rewards.video import is_clip_reward
 
@@ -362,7 +363,8 @@ def score_dataset(
     given = {"goal": list(goal) if goal else None, "baseline": baseline, "negatives": negatives, "alpha": alphas,
              "temperature": temperatures, **dict(options or {})}
     baseline, negatives = given.get("baseline"), given.get("negatives")
-    if not goal:  # each frame against its own goal (Baumli et al.'s goal-family reward)
+    named = registry.reward_kind(reward_kind) if reward_kind is not None else None
+    if not goal and (named is None or named.goals):  # each frame against its own goal (Baumli et al.'s reward)
         if not goal_eval.is_goal_dataset(dataset) and goal_family is None:
             raise InvalidParameterError(
                 f"dataset {str(dataset.path)!r} has no per-frame goals, so give the goal prompt (--goal ...)."
@@ -372,14 +374,9 @@ def score_dataset(
                 "each frame is scored against its own goal, with the goal family's other goals as negatives; "
                 "--baseline, --negative and --alpha do not apply (give --goal to score one sentence instead)."
             )
-        if reward_kind is not None or reward_params:
-            raise InvalidParameterError(
-                "each frame of a goal dataset is scored by the goal-family reward; --reward-kind and --param apply "
-                "with --goal (one sentence for every frame)."
-            )
         family = goal_eval.dataset_goal_family(dataset, goal_family)
         frame_goals = goal_eval.dataset_goals(dataset)
-        settings = reward_settings(None, given, per_frame_goals=True)
+        settings = reward_settings(reward_kind, given, reward_params, per_frame_goals=True)
         context = goal_eval.family_context(family, family_negatives, k)
         extra = {"templates": dict(templates)} if templates else {}
         rewards_objects = [(s, build_setting(model, s, {}, context, extra)) for s in settings]
@@ -388,8 +385,12 @@ def score_dataset(
             group_by = goal_eval.DEFAULT_GROUP_BY
     else:
         settings = reward_settings(reward_kind, given, reward_params)
-        prompts = {"goal": list(goal), "baseline": baseline, "negatives": negatives}
+        kind = settings[0].spec
+        if kind.requires("goal") and not goal:
+            raise InvalidParameterError(f"reward kind {kind.name!r} needs the goal prompt (--goal ...).")
+        prompts = {"goal": list(goal) if goal else None, "baseline": baseline, "negatives": negatives}
         rewards_objects = [(s, build_setting(model, s, prompts)) for s in settings]  # prompt errors first
+        goal = list(goal) if goal else [f"the {kind.display_name} reward (no prompt)"]
     groups = None if group_by is None else goal_eval.group_values(dataset, group_by)
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
     ref = dataset.numeric(reference, "reference reward")

@@ -122,7 +122,7 @@ def write_evaluation(
             files["landscape"], dataset.numeric(x_name, "state variable"), curves, x_name=x_name, x_unit=unit,
             labels=labels, label_name=label_name or "goal", reference=ref, reference_name=reference,
             facet=None if facet_name is None else dataset.column(facet_name), facet_name=facet_name or "",
-            title=f"{title}  ({_display_name(model.name)})",
+            title=f"{title}  ({_display_name(model.name)})" if model is not None else title,
         )
     else:
         notes.append("the dataset has no numeric state variable, so no reward landscape was drawn.")
@@ -175,7 +175,7 @@ def write_evaluation(
             "landscape_x": x_name,
             "landscape_facet": facet_name,
         },
-        "model": {
+        "model": None if model is None else {  # None: a model-free reward kind
             "name": model.name,
             "backend": getattr(model, "backend", None),
             "runtime": getattr(model, "runtime", "torch"),

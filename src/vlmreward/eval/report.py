@@ -76,7 +76,8 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
         ("policy", (ds.get("policy") or {}).get("kind", "?")),
         ("label", f"{ds['label']}: {ds.get('label_definition') or ''} ({ds['positives']} positive frames)" if ds["label"] else "none"),
         ("reference reward", f"{ds['reference']}: {ds.get('reference_definition') or ''}"),
-        ("model", f"{model['name']} ({model['backend']}{'' if model.get('runtime', 'torch') == 'torch' else ' on ' + model['runtime']}, {format_number(model['parameters'])} parameters, "
+        ("model", "none (a model-free reward)" if model is None else
+                  f"{model['name']} ({model['backend']}{'' if model.get('runtime', 'torch') == 'torch' else ' on ' + model['runtime']}, {format_number(model['parameters'])} parameters, "
                   f"{model['image_size']}x{model['image_size']} input, resize={model['resize']})"),
         ("goal prompt(s)", goal),
     ]

@@ -1,31 +1,5 @@
-"""Ground-truth success detectors for the VLM-RM environments (CartPole, MountainCar, Humanoid) and
-MiniWorldGoals (Find, Lift, Place).
-
-They label states as "goal reached" independently of any VLM, so that a policy trained on a
-VLM reward can be scored by its ground-truth success rate, and a VLM reward can be evaluated
-as a goal detector (precision / recall against these labels).
-
-Classic control detectors take the environment's state vector; Humanoid detectors take the
-MuJoCo ``(model, data)`` pair of gymnasium's ``Humanoid-v5`` model (any model with the same
-body, geom and joint names), after ``mj_forward`` or a simulation step so that ``data.xpos``,
-``data.xmat`` and ``data.geom_xpos`` are current. Positions are in metres, world frame, ``z`` up,
-floor at ``z = 0``; the humanoid faces ``+x`` in its initial pose. Angles are in radians.
-
-The Humanoid thresholds are calibrated on the model's own geometry (numbers in the constants'
-docstrings) by setting joint angles by hand: standing straight with the feet on the floor puts
-the torso at 1.29 m, the pelvis at 0.87 m and the knees at 0.42 m; kneeling upright on both knees
-puts the knees at 0.08 m, the pelvis at 0.50 m and the torso at 0.93 m; sitting on the heels puts
-the pelvis at 0.41 m. Body positions come from ``data.xpos`` / ``data.geom_xpos``, joint angles
-from ``data.qpos``, all looked up by name with ``mujoco.mj_name2id``. This module does not import
-MuJoCo at import time (only when a Humanoid detector runs).
-
-MiniWorldGoals' detectors read a :class:`~vlmreward.envs.miniworld_goals.MiniWorldGoalsEnv`'s
-agent and entities (duck-typed: this module does not import MiniWorld); positions are MiniWorld's
-``(x, y, z)`` with the floor in ``(x, z)``, headings in radians.
-
-Why one module: every environment family's ground-truth success, the one concept a VLM reward is
-evaluated against; each family's part reads its simulator's state and nothing else.
-"""
+"""The Humanoid's pose detectors (:mod:`vlmreward.envs.success`: the calibration of every threshold
+on the model's own geometry); MuJoCo is imported only when a detector runs."""
 
 from __future__ import annotations
 
@@ -40,18 +14,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import mujoco
 
 __all__ = [
-    "FIND_MAX_BEARING",
-    "MINIWORLD_GOAL_TYPES",
-    "bearing",
-    "floor_distance",
-    "near_distance",
-    "find_success",
-    "lift_success",
-    "place_success",
-    "goal_success",
-    "CARTPOLE_UPRIGHT_MAX_ANGLE",
-    "CARTPOLE_MAX_CART_POSITION",
-    "MOUNTAIN_CAR_GOAL_POSITION",
     "UPRIGHT_MAX_TILT",
     "STANDING_MIN_TORSO_HEIGHT",
     "KNEE_ON_FLOOR_MAX_HEIGHT",
@@ -68,8 +30,6 @@ __all__ = [
     "HANDS_ON_HIPS_MAX_DISTANCE",
     "ARMS_CROSSED_MIN_OVERLAP",
     "ONE_LEG_MIN_FOOT_HEIGHT",
-    "cartpole_upright",
-    "mountain_car_at_flag",
     "torso_tilt",
     "humanoid_standing",
     "humanoid_kneeling",
@@ -85,71 +45,6 @@ __all__ = [
 
 HumanoidPoseDetector = Callable[["mujoco.MjModel", "mujoco.MjData"], bool]
 """A Humanoid pose detector: ``(model, data) -> bool``."""
-
-# --------------------------------------------------------------------------------------------
-# CartPole
-# --------------------------------------------------------------------------------------------
-
-CARTPOLE_UPRIGHT_MAX_ANGLE: float = 0.1
-"""Largest ``|pole angle|`` (rad, ≈ 5.7°) that counts as "pole vertically upright".
-
-gymnasium's CartPole ends the episode at ``|θ| > 12°`` (0.2095 rad): that is the edge of the
-recoverable region, where a pole is visibly leaning and about to fall, not "upright". Half of it
-(rounded to 0.1 rad) keeps the label for poles that a person looking at the frame calls
-vertical (VLM-RM's goal prompt: "pole vertically upright on top of the cart")."""
-
-CARTPOLE_MAX_CART_POSITION: float = 2.4
-"""Largest ``|cart position|`` (m): gymnasium's CartPole termination bound ``x_threshold``;
-its rendering spans exactly ``[-2.4, 2.4]``, so beyond it the cart is off-screen."""
-
-
-def cartpole_upright(
-    state: np.ndarray | Any,
-    max_angle: float = CARTPOLE_UPRIGHT_MAX_ANGLE,
-    max_cart_position: float = CARTPOLE_MAX_CART_POSITION,
-) -> bool:
-    """Whether a CartPole state has the pole upright and the cart on the track.
-
-    Args:
-        state: gymnasium's CartPole state or observation, 4 numbers
-            ``(cart position m, cart velocity m/s, pole angle rad, pole angular velocity rad/s)``.
-        max_angle: largest ``|pole angle|`` in rad (default :data:`CARTPOLE_UPRIGHT_MAX_ANGLE`).
-        max_cart_position: largest ``|cart position|`` in m (default :data:`CARTPOLE_MAX_CART_POSITION`).
-    """
-    s = np.asarray(state, dtype=np.float64).reshape(-1)
-    if s.shape != (4,):
-        raise InvalidParameterError(
-            f"cartpole_upright needs CartPole's 4-number state (x, x_dot, theta, theta_dot), got shape "
-            f"{np.shape(state)}; pass env.unwrapped.state or the observation."
-        )
-    return bool(abs(s[2]) < max_angle and abs(s[0]) <= max_cart_position)
-
-
-# --------------------------------------------------------------------------------------------
-# MountainCar
-# --------------------------------------------------------------------------------------------
-
-MOUNTAIN_CAR_GOAL_POSITION: float = 0.45
-"""Position of the flag (``goal_position`` of gymnasium's ``MountainCarContinuous-v0``), in the
-environment's position units; the environment's own goal (its +100 reward needs this position
-and a non-negative velocity)."""
-
-
-def mountain_car_at_flag(state: np.ndarray | Any, goal_position: float = MOUNTAIN_CAR_GOAL_POSITION) -> bool:
-    """Whether a MountainCar state has the car at (or past) the flag: ``position >= goal_position``.
-
-    Args:
-        state: ``(position, velocity)`` of MountainCar(Continuous); only ``state[0]`` is read.
-        goal_position: the flag's position (default :data:`MOUNTAIN_CAR_GOAL_POSITION`).
-    """
-    s = np.asarray(state, dtype=np.float64).reshape(-1)
-    if s.shape != (2,):
-        raise InvalidParameterError(
-            f"mountain_car_at_flag needs MountainCar's 2-number state (position, velocity), got shape "
-            f"{np.shape(state)}; pass env.unwrapped.state or the observation."
-        )
-    return bool(s[0] >= goal_position)
-
 
 # --------------------------------------------------------------------------------------------
 # Humanoid
@@ -431,73 +326,3 @@ HUMANOID_POSES: dict[str, HumanoidPoseDetector] = {
 }
 """The eight Humanoid tasks of VLM-RM (Table 2's criteria) with a ground-truth detector, by name
 (the ``task`` of ``vlmreward/HumanoidTextured-v0`` and ``vlmreward/VLMRM-Humanoid-v0``)."""
-
-
-FIND_MAX_BEARING: float = math.radians(30.0)
-"""Largest angle (rad, 30°) between the agent's heading and the direction to the goal object for
-Find: the object's centre is in the central half of the 60° view, in front of the agent."""
-
-MINIWORLD_GOAL_TYPES: tuple[str, ...] = ("find", "lift", "place")
-"""MiniWorldGoals' goal types with a ground-truth detector."""
-
-# ---------------------------------------------------------------------------------------------
-# MiniWorldGoals (vlmreward.envs.miniworld_goals): geometry and success detectors
-
-
-def bearing(agent_pos: np.ndarray, agent_dir: float, pos: np.ndarray) -> float:
-    """Angle (rad, in ``(-π, π]``) from the agent's heading to ``pos``, positive to the agent's left.
-
-    MiniWorld's heading ``dir`` points along ``(cos dir, 0, -sin dir)`` in ``(x, y, z)``.
-    """
-    dx, dz = float(pos[0] - agent_pos[0]), float(pos[2] - agent_pos[2])
-    angle = math.atan2(-dz, dx) - float(agent_dir)
-    return float(math.atan2(math.sin(angle), math.cos(angle)))
-
-
-def floor_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Distance (m) of two MiniWorld positions ``(x, y, z)`` on the floor plane ``(x, z)``."""
-    return float(math.hypot(float(a[0] - b[0]), float(a[2] - b[2])))
-
-
-def near_distance(env: Any, a: Any, b: Any) -> float:
-    """MiniWorld's ``near`` threshold for two entities: ``r_a + r_b + 1.1 · max forward step`` (m)."""
-    return float(a.radius + b.radius + 1.1 * env.max_forward_step)
-
-
-def find_success(env: Any, obj: Any) -> bool:
-    """Find: ``obj`` on the floor (not carried), nearer than :func:`near_distance` to the agent and
-    within :data:`FIND_MAX_BEARING` of the agent's heading."""
-    agent = env.agent
-    if agent.carrying is obj:
-        return False
-    return bool(
-        floor_distance(agent.pos, obj.pos) < near_distance(env, agent, obj)
-        and abs(bearing(agent.pos, agent.dir, obj.pos)) <= FIND_MAX_BEARING
-    )
-
-
-def lift_success(env: Any, obj: Any) -> bool:
-    """Lift: the agent carries ``obj``."""
-    return env.agent.carrying is obj
-
-
-def place_success(env: Any, obj: Any, target: Any) -> bool:
-    """Place: ``obj`` not carried and within MiniWorld's ``near`` of ``target`` (PutNext's test)."""
-    return env.agent.carrying is not obj and floor_distance(obj.pos, target.pos) < near_distance(env, obj, target)
-
-
-def goal_success(env: Any, goal: Any = None) -> bool:
-    """Ground-truth success of ``goal`` (default: the current goal) in ``env``'s current state.
-
-    Raises:
-        InvalidParameterError: a goal type without a detector, or a goal whose objects are not in the room.
-    """
-    goal = env.goal if goal is None else goal
-    obj = env.entity_of(goal.object)
-    if goal.type == "find":
-        return find_success(env, obj)
-    if goal.type == "lift":
-        return lift_success(env, obj)
-    if goal.type == "place":
-        return place_success(env, obj, env.entity_of(goal.target))
-    raise InvalidParameterError(f"goal type {goal.type!r} has no success detector; use one of {', '.join(MINIWORLD_GOAL_TYPES)}.")
