@@ -325,10 +325,8 @@ def score_dataset(
         dataset: from :func:`~vlmreward.eval.dataset.load_dataset`.
         model: the vision-language model.
         goal: goal prompt(s); None (or empty) for a goal dataset: each frame against its own goal.
-        baseline: baseline prompt(s) of the goal-baseline reward.
-        negatives: negative prompts; select the softmax reward ``p(goal | frame)``.
-        alphas: ``α`` values (goal-baseline); see :func:`reward_settings` for the default.
-        temperatures: ``τ`` values (softmax).
+        baseline, negatives: baseline prompt(s) (goal-baseline), negative prompts (select the softmax reward).
+        alphas, temperatures: ``α`` values (goal-baseline), ``τ`` values (softmax); :func:`reward_settings`.
         label: binary label column for the detection metrics; None: ``is_success`` if the
             dataset has it (else detection metrics are skipped with a note).
         reference: numeric column the EPIC distance and correlations compare with.
@@ -344,8 +342,10 @@ def score_dataset(
         templates: the reward's prompt templates per goal type (goal datasets).
         group_by: also report every metric per value of this column (default ``goal_type`` for
             goal datasets, else none).
-        reward_kind, reward_params: another reward kind than goal-baseline and softmax (``--reward-kind``,
-            ``--param``), evaluated once with these parameters (and the goal, when it takes one).
+        reward_kind, reward_params: the reward kind (``--reward-kind``; default: the one the prompts
+            select, :func:`~vlmreward.rewards.selection.choose_kind`) and its ``--param`` values.
+        options: the shorthand options given (``{"threshold": 0.5, "scale": [1, 2]}``; a kind's sweep
+            parameter as a list, one curve per value), beside ``baseline``, ``alphas``, ... .
 
     Returns:
         :class:`DatasetScores`.

@@ -54,7 +54,7 @@ from vlmreward.eval.evaluation import resolve_label, score_rewards
 from vlmreward.eval.settings import RewardSetting, build_setting, settings_of
 from vlmreward.rewards import registry
 from vlmreward.rewards.registry import RewardKind, loaded_kinds
-from vlmreward.rewards.selection import given_roles
+from vlmreward.rewards.selection import check_value, given_roles
 
 __all__ = [
     "parse_model",
@@ -300,6 +300,9 @@ def run_sweep(
     if not prompt_sets:
         raise InvalidParameterError("no prompt sets given.")
     grids = {p: list(v) for p, v in {"alpha": alphas, "temperature": temperatures, **dict(options or {})}.items() if v}
+    for kind in loaded_kinds():  # every value against every kind that sweeps it, before anything loads
+        for value in grids.get(kind.sweep.param, ()) if kind.sweep is not None else ():
+            check_value(kind, kind.sweep.param, value)
     notes: list[str] = []
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
     ref = dataset.numeric(reference, "reference reward")

@@ -1,12 +1,16 @@
 """The reward-kind registry: one name per reward kind, its parameters, and one builder for all.
 
 A reward kind is a class (or a builder function) registered under one name with the pydantic
-model of its parameters (:class:`~vlmreward.rewards.params.RewardParams`) and what it needs: a
-vision-language model (``model="required" | "optional" | "none"``) and whether it scores each
-frame against its episode's goal (``goals=True``). Run configs (``reward: {kind: NAME, ...}``),
+model of its parameters (:class:`~vlmreward.rewards.params.RewardParams`) and everything the
+commands need to know about it (:class:`RewardKind`): whether it needs a vision-language model
+(``model="required" | "optional" | "none"``) and of which family, whether it scores each frame
+against its episode's goal (``goals=True``), what one reward is a function of (``mode``), its
+display name, its command-line shorthands and sweep parameter
+(:mod:`vlmreward.rewards.shorthands`), and which prompts choose it when no kind is named
+(``selected_by``; :mod:`vlmreward.rewards.selection`). Run configs (``reward: {kind: NAME, ...}``),
 ``vlmreward score/evaluate/sweep --reward-kind NAME --param KEY=VALUE``, goal-conditioned runs
 and the Ray reward service all build rewards through :func:`build_reward`; error messages name
-the parameters from the model.
+the parameters from the model. No module outside :mod:`vlmreward.rewards` names a built-in kind.
 
 Where a kind comes from, first match wins (:func:`reward_kind`):
 
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
@@ -254,6 +259,13 @@ def _load_builtins() -> None:
 
 
 def _entry_points() -> dict[str, Any]:
+    return _entry_points_on(tuple(sys.path))
+
+
+@lru_cache(maxsize=8)
+def _entry_points_on(path: tuple[str, ...]) -> dict[str, Any]:
+    """The group's entry points of the distributions on ``path`` (scanned once per ``sys.path``:
+    every command line built asks for them, and a scan reads every installed distribution)."""
     return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
 
 

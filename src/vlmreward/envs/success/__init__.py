@@ -30,64 +30,9 @@ importable from here.
 
 from __future__ import annotations
 
-from vlmreward.envs.success.classic_control import (
-    CARTPOLE_UPRIGHT_MAX_ANGLE, CARTPOLE_MAX_CART_POSITION, MOUNTAIN_CAR_GOAL_POSITION, cartpole_upright,
-    mountain_car_at_flag,
-)
-from vlmreward.envs.success.humanoid import (
-    UPRIGHT_MAX_TILT, STANDING_MIN_TORSO_HEIGHT, KNEE_ON_FLOOR_MAX_HEIGHT, KNEELING_MIN_PELVIS_ABOVE_KNEE,
-    KNEELING_MIN_KNEE_FLEXION, ARMS_RAISED_MIN_HAND_ABOVE_HEAD, SPLITS_MIN_FEET_DISTANCE,
-    SPLITS_MAX_PELVIS_HEIGHT, SPLITS_MAX_KNEE_FLEXION, FOOT_ON_FLOOR_MAX_HEIGHT, LOTUS_MAX_PELVIS_HEIGHT,
-    LOTUS_MIN_KNEE_SPREAD, LOTUS_MIN_FEET_INSIDE_KNEES, HANDS_ON_HIPS_MAX_DISTANCE, ARMS_CROSSED_MIN_OVERLAP,
-    ONE_LEG_MIN_FOOT_HEIGHT, torso_tilt, humanoid_standing, humanoid_kneeling, humanoid_arms_raised,
-    humanoid_splits, humanoid_lotus, humanoid_hands_on_hips, humanoid_arms_crossed,
-    humanoid_standing_on_one_leg, HUMANOID_POSES, HumanoidPoseDetector,
-)
-from vlmreward.envs.success.miniworld import (
-    FIND_MAX_BEARING, MINIWORLD_GOAL_TYPES, bearing, floor_distance, near_distance, find_success, lift_success,
-    place_success, goal_success,
-)
+from vlmreward.envs.success import classic_control, humanoid, miniworld
+from vlmreward.envs.success.classic_control import *  # noqa: F403 (each module's __all__)
+from vlmreward.envs.success.humanoid import *  # noqa: F403 (each module's __all__)
+from vlmreward.envs.success.miniworld import *  # noqa: F403 (each module's __all__)
 
-__all__ = [
-    "FIND_MAX_BEARING",
-    "MINIWORLD_GOAL_TYPES",
-    "bearing",
-    "floor_distance",
-    "near_distance",
-    "find_success",
-    "lift_success",
-    "place_success",
-    "goal_success",
-    "CARTPOLE_UPRIGHT_MAX_ANGLE",
-    "CARTPOLE_MAX_CART_POSITION",
-    "MOUNTAIN_CAR_GOAL_POSITION",
-    "UPRIGHT_MAX_TILT",
-    "STANDING_MIN_TORSO_HEIGHT",
-    "KNEE_ON_FLOOR_MAX_HEIGHT",
-    "KNEELING_MIN_PELVIS_ABOVE_KNEE",
-    "KNEELING_MIN_KNEE_FLEXION",
-    "ARMS_RAISED_MIN_HAND_ABOVE_HEAD",
-    "SPLITS_MIN_FEET_DISTANCE",
-    "SPLITS_MAX_PELVIS_HEIGHT",
-    "SPLITS_MAX_KNEE_FLEXION",
-    "FOOT_ON_FLOOR_MAX_HEIGHT",
-    "LOTUS_MAX_PELVIS_HEIGHT",
-    "LOTUS_MIN_KNEE_SPREAD",
-    "LOTUS_MIN_FEET_INSIDE_KNEES",
-    "HANDS_ON_HIPS_MAX_DISTANCE",
-    "ARMS_CROSSED_MIN_OVERLAP",
-    "ONE_LEG_MIN_FOOT_HEIGHT",
-    "cartpole_upright",
-    "mountain_car_at_flag",
-    "torso_tilt",
-    "humanoid_standing",
-    "humanoid_kneeling",
-    "humanoid_arms_raised",
-    "humanoid_splits",
-    "humanoid_lotus",
-    "humanoid_hands_on_hips",
-    "humanoid_arms_crossed",
-    "humanoid_standing_on_one_leg",
-    "HUMANOID_POSES",
-    "HumanoidPoseDetector",
-]
+__all__ = [*classic_control.__all__, *humanoid.__all__, *miniworld.__all__]
