@@ -158,3 +158,17 @@ def test_a_model_free_kind_evaluates_without_model_or_goal(tmp_path):
     ap = detection_metrics(expected, dataset.label("is_success")).average_precision
     assert metrics["average_precision"] == pytest.approx(ap, abs=1e-9) and metrics["name"] == "CartPole pixel oracle"
     assert "no model" in result.output
+
+
+def test_an_option_of_a_kind_chosen_only_by_name_says_how_to_choose_it():
+    with pytest.raises(InvalidParameterError, match=r"--param statistic=\.\.\. belongs to the episode info oracle reward, "
+                                                    r"but the prompts select the goal-baseline reward; choose it with "
+                                                    r"--reward-kind episode_info_oracle"):
+        choose_kind(None, {"goal": [GOAL], "statistic": "max"})
+
+
+def test_a_kind_with_an_unknown_family_or_mode_is_refused():
+    with pytest.raises(InvalidParameterError, match="family='diffusion'"):
+        RewardKind("k", object, family="diffusion")
+    with pytest.raises(InvalidParameterError, match="mode='trajectory'"):
+        RewardKind("k", object, mode="trajectory")

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Callable, Literal, Optional
 import typer
 
 from vlmreward.rewards.registry import loaded_kinds, shorthands
-from vlmreward.rewards.shorthands import Shorthand
+from vlmreward.rewards.shorthands import Shorthand, format_value
 
 __all__ = ["RewardOptions", "with_reward_options", "as_overrides", "Style"]
 
@@ -43,7 +43,7 @@ def _default_text(shorthand: Shorthand) -> Optional[str]:
         field = kind.params.model_fields.get(shorthand.param)
         if field is not None and shorthand in kind.shorthands and not field.is_required():
             default = field.get_default(call_default_factory=True)
-            return None if default in (None, [], {}) else f"{default:g}" if isinstance(default, float) else str(default)
+            return None if default in (None, [], {}) else format_value(default)
     return None
 
 

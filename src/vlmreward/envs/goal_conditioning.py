@@ -281,6 +281,7 @@ class GoalStateOracleReward:
     kind = "goal_state_oracle"  # reward kind, registered by vlmreward's own "vlmreward.rewards" entry point
     Params = NoParams
     model_requirement = "none"
+    display_name = "goal-state oracle"
 
     @staticmethod
     def reward_of(state: GoalState) -> float:

@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, get_args
 
 from pydantic import BaseModel, ValidationError, create_model
 
@@ -150,6 +150,10 @@ class RewardKind:
     environment_reward: bool = False
 
     def __post_init__(self) -> None:
+        for field, value, allowed in (("family", self.family, (None, *get_args(ModelFamily))),
+                                      ("mode", self.mode, get_args(RewardMode))):
+            if value not in allowed:
+                raise InvalidParameterError(f"reward kind {self.name!r}: {field}={value!r}; use one of {allowed}.")
         if self.sweep is not None and self.sweep.param not in self.params.model_fields:
             raise InvalidParameterError(
                 f"reward kind {self.name!r}: its sweep parameter {self.sweep.param!r} is not one of its parameters "
@@ -288,7 +292,7 @@ def _kind_of_object(name: str, obj: Any, origin: str) -> RewardKind:
 
 _CLASS_DECLARATIONS = {
     "display": "display_name", "shorthands": "shorthands", "sweep": "sweep_parameter", "family": "model_family",
-    "mode": "reward_mode", "selected_by": "selected_by",
+    "mode": "reward_mode", "selected_by": "selected_by", "environment_reward": "environment_reward",
 }
 """What a plugin class declares as attributes: :class:`RewardKind` field → class attribute."""
 

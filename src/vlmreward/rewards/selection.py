@@ -65,12 +65,17 @@ def _selector(kind: RewardKind) -> str:
 def _foreign_error(kind: RewardKind, foreign: list[str], roles: set[str], named: bool) -> InvalidParameterError:
     owners = [k for k in loaded_kinds() if k is not kind and k.takes(foreign[0])]
     defaults = [k for k in owners if k.selected_by is not None]
-    if named or not defaults:
-        names = " and ".join(dict.fromkeys(f"the {k.display_name} reward" for k in owners[:2])) or "another reward kind"
-        verb = "belong" if len(foreign) > 1 else "belongs"
+    names = " and ".join(dict.fromkeys(f"the {k.display_name} reward" for k in owners[:2])) or "another reward kind"
+    verb = "belong" if len(foreign) > 1 else "belongs"
+    if named:
         return InvalidParameterError(
             f"reward kind {kind.name!r}: {foreign[0]}: unknown parameter ({_options(foreign)} {verb} to {names}; its "
             f"parameters: {', '.join(kind.params.model_fields) or 'none'}, given with --param KEY=VALUE)."
+        )
+    if not defaults:  # an option of a kind that only its name chooses
+        choose = f"; choose it with --reward-kind {owners[0].name}" if owners else ""
+        return InvalidParameterError(
+            f"{_options(foreign)} {verb} to {names}, but the prompts select the {kind.display_name} reward{choose}."
         )
     owner = defaults[0]
     if set(owner.selected_by or ()) <= roles:  # the owner matched too, but a more specific kind won
@@ -79,12 +84,15 @@ def _foreign_error(kind: RewardKind, foreign: list[str], roles: set[str], named:
             f"{_options(theirs)} belong{'s' if len(theirs) == 1 else ''} to the {owner.display_name} reward, but "
             f"{_selector(kind)} selects the {kind.display_name} reward; drop one or the other."
         )
-    missing = [r for r in owner.selected_by or () if r not in roles]
+    missing = " and ".join(_role(r) for r in owner.selected_by or () if r not in roles)
     return InvalidParameterError(
         f"{_options(foreign)} {'set' if len(foreign) > 1 else 'sets'} the {owner.display_name} reward, which needs "
-        f"{_options(missing)} (e.g. {option_of(missing[0])} 'a cart with a fallen pole'); give it, or drop "
-        f"{_options(foreign)}."
+        f"{missing}; give it, or drop {_options(foreign)}.".replace("....", "...")
     )
+
+
+def _role(role: str) -> str:
+    return "per-frame goals (a goal dataset, without --goal)" if role == "goals" else f"{option_of(role)} prompts"
 
 
 def choose_kind(name: Optional[str], given: Mapping[str, Any], per_frame_goals: bool = False) -> RewardKind:
