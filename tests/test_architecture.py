@@ -18,7 +18,7 @@ FORBIDDEN = {  # layer -> layers above it that it must not import
     "envs": {"rl", "eval", "relabel", "cli", "distributed"},
     "rl": {"eval", "relabel", "cli"},
     "eval": {"rl", "relabel", "cli"},
-    "relabel": {"cli"},
+    "relabel": {"rl", "cli"},
     "distributed": {"rl", "eval", "cli"},
 }
 

@@ -172,3 +172,10 @@ def test_a_kind_with_an_unknown_family_or_mode_is_refused():
         RewardKind("k", object, family="diffusion")
     with pytest.raises(InvalidParameterError, match="mode='trajectory'"):
         RewardKind("k", object, mode="trajectory")
+
+
+def test_a_repeated_option_gives_one_value_to_a_kind_that_does_not_vary_it():
+    (setting,) = reward_settings("episode_info_oracle", {"scale": [2.0]})
+    assert setting.get("scale") == 2.0
+    with pytest.raises(InvalidParameterError, match=r"(--scale|--param scale=\.\.\.) takes one value with reward kind 'episode_info_oracle'"):
+        reward_settings("episode_info_oracle", {"scale": [1.0, 2.0]})

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Callable, Literal, Optional
 import typer
 
 from vlmreward.rewards.registry import loaded_kinds, shorthands
+from vlmreward.rewards.selection import option_of
 from vlmreward.rewards.shorthands import Shorthand, format_value
 
 __all__ = ["RewardOptions", "with_reward_options", "as_overrides", "Style"]
@@ -65,9 +66,12 @@ def _parameter(shorthand: Shorthand, style: Style, swept: set[str], taken: set[s
     decls = [shorthand.option] + ([shorthand.short] if shorthand.short and style != "config" and shorthand.short not in taken else [])
     help_text = shorthand.help + (" Repeat for one curve (row) each." if repeat and not shorthand.prompts else "")
     default = _default_text(shorthand)
-    if style == "sweep":  # the declared grid
-        grids = [k.sweep.grid_text() for k in loaded_kinds() if k.sweep is not None and k.sweep.param == shorthand.param]
-        default = grids[0] if grids else default
+    sweeps = [k.sweep for k in loaded_kinds() if k.sweep is not None and k.sweep.param == shorthand.param]
+    if style == "sweep" and sweeps:  # the declared grid
+        default = sweeps[0].grid_text()
+    elif style == "evaluate" and sweeps and sweeps[0].needs and sweeps[0].with_needs and default is not None:
+        with_needs = ", ".join(format_value(v) for v in sweeps[0].with_needs)
+        default = f"{default}, or {with_needs} with {option_of(sweeps[0].needs)}"
     option = typer.Option(*decls, help=help_text, show_default=default if default is not None else False)
     return inspect.Parameter(shorthand.identifier, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[Optional[value_type], option])

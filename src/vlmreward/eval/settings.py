@@ -122,7 +122,8 @@ def settings_of(
     """
     sweep = kind.sweep
     varied = sweep.param if sweep is not None and sweep.param not in (params or {}) else None
-    fixed = gather_params(kind, {k: v for k, v in given.items() if k != varied and kind.takes(k)}, params)
+    one = {k: _one_value(kind, k, v) for k, v in given.items() if k != varied and kind.takes(k)}
+    fixed = gather_params(kind, one, params)
     fixed = {k: v for k, v in fixed.items() if k not in ("goal", "baseline", "negatives")}
     if varied is None:
         return [RewardSetting(kind.name, tuple(sorted(fixed.items())))]
@@ -130,6 +131,18 @@ def settings_of(
     values = sweep_values(kind, [raw] if is_given(raw) and not isinstance(raw, (list, tuple)) else raw,
                           given_roles(given, per_frame_goals), grid=grid, notes=notes, where=where)
     return [RewardSetting(kind.name, tuple(sorted({**fixed, varied: v}.items()))) for v in values]
+
+
+def _one_value(kind: RewardKind, param: str, value: Any) -> Any:
+    """A repeated option's values for a parameter the kind does not vary: the one value given."""
+    if param in ("goal", "baseline", "negatives") or not isinstance(value, (list, tuple)):
+        return value
+    if len(value) > 1:
+        raise InvalidParameterError(
+            f"{option_of(param)} takes one value with reward kind {kind.name!r} (it varies "
+            f"{kind.sweep.param if kind.sweep is not None else 'no parameter'}); got {len(value)}."
+        )
+    return value[0] if value else None
 
 
 def reward_settings(
