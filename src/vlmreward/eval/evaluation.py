@@ -395,9 +395,7 @@ def score_dataset(
     label_name, labels = resolve_label(dataset, label, notes, needed=target_precision is not None)
     ref = dataset.numeric(reference, "reference reward")
     x_name, facet_name = _landscape_axes(dataset, x, facet)
-    note = resize_note(model, dataset.render_size)
-    if note:
-        notes.append(note)
+    notes += [n for n in [resize_note(model, dataset.render_size)] if n]
 
     embedded = None
     if any(scores_embeddings(r) for _, r in rewards_objects):
@@ -425,7 +423,8 @@ def score_dataset(
         key = f"{sweep.param}_by_epic"
         try:
             choice = pick_alpha_by_epic({s.get(sweep.param): r.rewards for s, r in zip(settings, results)}, ref)
-            calibration[key] = {sweep.param: choice.alpha, "epic_distance": choice.epic_distance, "reference": reference}
+            calibration[key] = {sweep.param: choice.alpha, "epic_distance": choice.epic_distance, "reference": reference,
+                                "symbol": sweep.symbol}
         except CalibrationError as err:
             calibration[key] = {sweep.param: None, "note": str(err)}
     if target_precision is not None:

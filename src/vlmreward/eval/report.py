@@ -123,12 +123,14 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
             "scores with the episodes' ground-truth returns. The filmstrips show the highest and lowest scored episodes.</p>"
         )
     calibration = metrics.get("calibration") or {}
-    if calibration.get("alpha_by_epic", {}).get("alpha") is not None:
-        c = calibration["alpha_by_epic"]
-        parts.append(
-            f"<p><b>α by EPIC distance:</b> α = {format_number(c['alpha'])} is closest to "
-            f"<code>{html.escape(str(c['reference']))}</code> (EPIC distance {format_number(c['epic_distance'])}).</p>"
-        )
+    for key, c in calibration.items():  # PARAM_by_epic: the sweep parameter's value chosen by EPIC distance
+        param = key.removesuffix("_by_epic")
+        if key.endswith("_by_epic") and isinstance(c, dict) and c.get(param) is not None:
+            symbol = html.escape(str(c.get("symbol", param)))
+            parts.append(
+                f"<p><b>{symbol} by EPIC distance:</b> {symbol} = {format_number(c[param])} is closest to "
+                f"<code>{html.escape(str(c['reference']))}</code> (EPIC distance {format_number(c['epic_distance'])}).</p>"
+            )
     parts.append("<h2>Plots</h2>" + _figures(images))
     from vlmreward import __version__
 
