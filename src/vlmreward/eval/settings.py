@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 from vlmreward.errors import InvalidParameterError
 from vlmreward.rewards.registry import RewardContext, RewardKind, build_reward, reward_kind
-from vlmreward.rewards.shorthands import format_value
+from vlmreward.rewards.shorthands import PROMPT_ROLES, format_value
 from vlmreward.rewards.selection import check_value, choose_kind, gather_params, given_roles, is_given, option_of
 
 __all__ = ["RewardSetting", "reward_settings", "settings_of", "sweep_values", "build_setting"]
@@ -124,7 +124,7 @@ def settings_of(
     varied = sweep.param if sweep is not None and sweep.param not in (params or {}) else None
     one = {k: _one_value(kind, k, v) for k, v in given.items() if k != varied and kind.takes(k)}
     fixed = gather_params(kind, one, params)
-    fixed = {k: v for k, v in fixed.items() if k not in ("goal", "baseline", "negatives")}
+    fixed = {k: v for k, v in fixed.items() if k not in PROMPT_ROLES}
     if varied is None:
         return [RewardSetting(kind.name, tuple(sorted(fixed.items())))]
     raw = given.get(varied)
@@ -135,7 +135,7 @@ def settings_of(
 
 def _one_value(kind: RewardKind, param: str, value: Any) -> Any:
     """A repeated option's values for a parameter the kind does not vary: the one value given."""
-    if param in ("goal", "baseline", "negatives") or not isinstance(value, (list, tuple)):
+    if param in PROMPT_ROLES or not isinstance(value, (list, tuple)):
         return value
     if len(value) > 1:
         raise InvalidParameterError(
