@@ -206,7 +206,7 @@ def evaluate(
 ) -> None:
     """Evaluate a VLM reward on a labelled dataset: metrics.json, plots and report.html."""
     from vlmreward.eval.dataset import load_dataset
-    from vlmreward.eval.settings import reward_settings
+    from vlmreward.eval.settings import reward_settings, scores_per_frame_goals
     from vlmreward.eval.outputs import evaluate_dataset
     from vlmreward.rewards import registry
     from vlmreward.rewards.selection import default_kind
@@ -216,11 +216,10 @@ def evaluate(
         raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
     params = parse_params(param)
     options = dict(reward_options or {})
-    named = registry.reward_kind(reward_kind) if reward_kind is not None else None
-    if goal or (named is not None and not named.goals):  # option errors before loading anything
+    if not scores_per_frame_goals(reward_kind, goal):  # option errors before loading anything
         kind = reward_settings(reward_kind, {"goal": goal, **options}, params)[0].spec
     else:  # a goal dataset: each frame against its own goal
-        kind = named or default_kind({"goals"})
+        kind = registry.reward_kind(reward_kind) if reward_kind is not None else default_kind({"goals"})
     if model is None and (kind is None or kind.model == "required"):
         what = f"reward kind {kind.name!r}" if kind is not None else "this reward kind"
         raise InvalidParameterError(f"{what} scores frames with a vision-language model; give one with --model.")

@@ -39,8 +39,7 @@ from vlmreward.eval.embeddings import embed_dataset, frame_rewards, resize_note,
 from vlmreward.eval.metrics import DetectionMetrics, correlations, detection_metrics, epic_distance
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.eval.episodes import dataset_clip_rewards, episode_metrics
-from vlmreward.eval.settings import RewardSetting, build_setting, reward_settings
-from vlmreward.rewards import registry
+from vlmreward.eval.settings import RewardSetting, build_setting, reward_settings, scores_per_frame_goals
 from vlmreward.rewards.selection import is_given
 from vlmreward.rewards.video import is_clip_reward
 
@@ -363,8 +362,7 @@ def score_dataset(
     given = {"goal": list(goal) if goal else None, "baseline": baseline, "negatives": negatives, "alpha": alphas,
              "temperature": temperatures, **dict(options or {})}
     baseline, negatives = given.get("baseline"), given.get("negatives")
-    named = registry.reward_kind(reward_kind) if reward_kind is not None else None
-    if not goal and (named is None or named.goals):  # each frame against its own goal (Baumli et al.'s reward)
+    if scores_per_frame_goals(reward_kind, goal):  # each frame against its own goal (Baumli et al.'s reward)
         if not goal_eval.is_goal_dataset(dataset) and goal_family is None:
             raise InvalidParameterError(
                 f"dataset {str(dataset.path)!r} has no per-frame goals, so give the goal prompt (--goal ...)."

@@ -23,7 +23,7 @@ import torch
 
 from vlmreward import media
 from vlmreward.errors import InputFileError, InvalidParameterError
-from vlmreward.models.base import VisionLanguageModel
+from vlmreward.eval.embeddings import scores_embeddings
 
 __all__ = ["ScoreResult", "score_to_csv", "plot_rewards", "default_out_dir", "make_dirs", "write_output", "CSV_NAME",
            "PLOT_NAME", "JSON_NAME", "has_probability"]
@@ -36,9 +36,7 @@ JSON_NAME = "score.json"
 def has_probability(reward: Any) -> bool:
     """Whether ``reward`` reports ``p(goal | frame)`` of its model's embeddings beside the reward
     (``reward.probability(embeddings [N, D]) -> [N]``, the softmax reward's)."""
-    return callable(getattr(reward, "probability", None)) and not getattr(reward, "goal_info_key", None) and isinstance(
-        getattr(reward, "model", None), VisionLanguageModel
-    )
+    return callable(getattr(reward, "probability", None)) and not getattr(reward, "goal_info_key", None) and scores_embeddings(reward)
 
 
 def default_out_dir(path: Path) -> Path:
@@ -109,9 +107,7 @@ def score_to_csv(
             writer = csv.writer(f)
             writer.writerow(["frame", "source", "reward"] + (["p_goal"] if softmax else []))
             index = 0
-            embedding_reward = isinstance(getattr(reward, "model", None), VisionLanguageModel) and callable(
-                getattr(reward, "from_embeddings", None)
-            )
+            embedding_reward = scores_embeddings(reward)
             for sources, batch in media.iter_batches(frames, batch_size):
                 if embedding_reward:
                     embeddings = reward.model.encode_images(batch, batch_size=batch_size)

@@ -18,7 +18,7 @@ from vlmreward.rewards.registry import RewardContext, RewardKind, build_reward, 
 from vlmreward.rewards.shorthands import PROMPT_ROLES, format_value
 from vlmreward.rewards.selection import check_value, choose_kind, gather_params, given_roles, is_given, option_of
 
-__all__ = ["RewardSetting", "reward_settings", "settings_of", "sweep_values", "build_setting"]
+__all__ = ["RewardSetting", "reward_settings", "scores_per_frame_goals", "settings_of", "sweep_values", "build_setting"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,16 @@ def _one_value(kind: RewardKind, param: str, value: Any) -> Any:
             f"{kind.sweep.param if kind.sweep is not None else 'no parameter'}); got {len(value)}."
         )
     return value[0] if value else None
+
+
+def scores_per_frame_goals(kind_name: Optional[str], goal: Sequence[str] | None) -> bool:
+    """Whether ``evaluate`` scores each frame against its own goal: no ``--goal``, and no kind named
+    (``--reward-kind``) or one that reads per-frame goals (a goal dataset).
+
+    Raises:
+        UnknownRewardKindError: an unknown ``kind_name``.
+    """
+    return not goal and (kind_name is None or reward_kind(kind_name).goals)
 
 
 def reward_settings(
