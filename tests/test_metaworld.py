@@ -155,14 +155,30 @@ def test_a_policy_learns_from_an_episode_level_reward(tmp_path):
     """The informative control: ``episode_info_oracle`` (-10 × the hand's mean distance to the target,
     paid only at the episode's end, through the same deferred clip path as ``episode_video``) trains
     PPO on reach to a Meta-World return far above a random policy's (measured: 125.6 against 47.0)."""
+    trained, random = _trained_and_random_returns("reach_episode_oracle.yaml", 5000, tmp_path)
+    assert trained > random + 30.0, (trained, random)
+
+
+def _trained_and_random_returns(config_name: str, steps: int, tmp_path: Path) -> tuple[float, float]:
+    """PPO trained ``steps`` steps on a ``configs/metaworld`` config, and a random policy: their mean returns on reach."""
     from stable_baselines3 import PPO
 
-    config = load_config(CONFIGS / "reach_episode_oracle.yaml", [
-        "total_steps=5000", "eval_every=null", "video=false", f"output_dir={tmp_path}", "checkpoint_every=100000",
+    config = load_config(CONFIGS / config_name, [
+        f"total_steps={steps}", "eval_every=null", "video=false", f"output_dir={tmp_path}", "checkpoint_every=100000",
     ])
     run_dir = train(config, progress_bar=False)
     model = PPO.load(run_dir / "final_model.zip", device="cpu")
     trained = _episode_return(lambda obs: model.predict(obs, deterministic=True)[0], "reach")
     rng = np.random.default_rng(0)
-    random = _episode_return(lambda obs: rng.uniform(-1, 1, 4).astype(np.float32), "reach")
+    return trained, _episode_return(lambda obs: rng.uniform(-1, 1, 4).astype(np.float32), "reach")
+
+
+@pytest.mark.slow
+def test_a_policy_learns_from_a_prefix_progress_reward(tmp_path):
+    """The control of token_progress's path: ``progress_info_oracle`` (at every step, the fraction of the
+    hand's initial distance to the target covered, read over the prefix 0..t sampled to 16 steps, handed
+    over as a prefix clip and scored in deferred batches like token_progress's video prefixes) trains PPO
+    on reach in 3000 steps to a Meta-World return far above a random policy's (measured: 158.9 against 47.0)."""
+    assert load_config(CONFIGS / "reach_progress_oracle.yaml").reward.kind == "progress_info_oracle"
+    trained, random = _trained_and_random_returns("reach_progress_oracle.yaml", 3000, tmp_path)
     assert trained > random + 30.0, (trained, random)

@@ -161,9 +161,9 @@ def test_a_model_free_kind_evaluates_without_model_or_goal(tmp_path):
 
 
 def test_an_option_of_a_kind_chosen_only_by_name_says_how_to_choose_it():
-    with pytest.raises(InvalidParameterError, match=r"--param statistic=\.\.\. belongs to the episode info oracle reward, "
-                                                    r"but the prompts select the goal-baseline reward; choose it with "
-                                                    r"--reward-kind episode_info_oracle"):
+    with pytest.raises(InvalidParameterError, match=r"--param statistic=\.\.\. belongs to the episode info oracle reward and "
+                                                    r"the progress info oracle reward, but the prompts select the goal-baseline "
+                                                    r"reward; choose it with --reward-kind episode_info_oracle or progress_info_oracle"):
         choose_kind(None, {"goal": [GOAL], "statistic": "max"})
 
 

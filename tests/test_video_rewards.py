@@ -206,7 +206,7 @@ def _expected(venv, reward):
     return out
 
 
-@pytest.mark.parametrize("mode,window", [("episode", None), ("window", 3)])
+@pytest.mark.parametrize("mode,window", [("episode", None), ("window", 3), ("prefix", None)])
 def test_per_step_clip_rewards_equal_a_per_episode_computation(mode, window):
     reward = PixelClipReward(mode, window)
     venv = _vec(reward, max_steps=9)
@@ -245,7 +245,7 @@ def _ppo(reward, deferred):
     return snapshots, model
 
 
-@pytest.mark.parametrize("mode,window", [("episode", None), ("window", 3)])
+@pytest.mark.parametrize("mode,window", [("episode", None), ("window", 3), ("prefix", None)])
 def test_deferred_rollout_buffer_gets_clip_rewards_at_the_right_transitions(mode, window):
     """PPO: the deferred buffer's rewards equal per-step scoring's bit for bit (episode rewards at the
     episodes' last transitions, through auto-resets and time-limit truncations, bootstrap included),
@@ -341,7 +341,7 @@ def test_score_command_treats_a_video_as_one_episode(tiny_xclip, tmp_path):
     assert bad.exit_code == 2 and "episode_video" in bad.output
 
 
-@pytest.mark.parametrize("mode,window", [("episode", None), ("window", 3)])
+@pytest.mark.parametrize("mode,window", [("episode", None), ("window", 3), ("prefix", None)])
 def test_dataset_clip_rewards_are_the_per_episode_computation(mode, window):
     """``evaluate``'s replay of a dataset's episodes (rows out of order, clips scored two at a time)
     gives each row the reward the per-episode computation gives its step."""

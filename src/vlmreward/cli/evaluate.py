@@ -203,8 +203,16 @@ def evaluate(
     group_by: Annotated[
         Optional[str], typer.Option(help="Also report the metrics per value of this column.", show_default="goal_type for goal datasets")
     ] = None,
+    mismatch: Annotated[
+        Optional[list[str]],
+        typer.Option(help="Another task's instruction: the episodes scored against it must score lower "
+                     "(instruction-mismatch metric; repeat).", show_default=False),
+    ] = None,
 ) -> None:
-    """Evaluate a VLM reward on a labelled dataset: metrics.json, plots and report.html."""
+    """Evaluate a VLM reward on a labelled dataset: metrics.json, plots and report.html.
+
+    On a dataset of episodes (from `vlmreward collect`) it also reports VOC, policy ranking and,
+    with --mismatch, instruction mismatch."""
     from vlmreward.eval.dataset import load_dataset
     from vlmreward.eval.settings import reward_settings, scores_per_frame_goals
     from vlmreward.eval.outputs import evaluate_dataset
@@ -239,7 +247,7 @@ def evaluate(
             label=label, reference=reference, x=x, facet=facet, target_precision=target_precision,
             cache_dir=_cache_dir(dataset, cache_dir, no_cache), batch_size=batch_size, progress=advance,
             goal_family=family, family_negatives=family_negatives, k=k, templates=templates or None, group_by=group_by,
-            reward_kind=reward_kind, reward_params=params,
+            reward_kind=reward_kind, reward_params=params, mismatch=mismatch,
         )
     from vlmreward.eval.report import format_number as f
 
@@ -252,6 +260,12 @@ def evaluate(
             f"  {r.name:<12} AP {f(s['average_precision'], 3):>6}  ROC-AUC {f(s['roc_auc'], 3):>6}  "
             f"EPIC {f(s['epic_distance'], 3):>6}  Pearson {f(s['pearson'], 3):>6}  Spearman {f(s['spearman'], 3):>6}"
         )
+        if r.quality is not None:
+            q = r.quality
+            typer.echo(
+                f"  {'':<12} VOC {f(q['voc'], 3):>6}  policy ranking τ {f(q['policy_ranking_tau'], 3):>6}  "
+                f"instruction mismatch {f(q['instruction_mismatch'], 3):>6}  ({q['episodes']} episodes, {q['voc_episodes']} for VOC)"
+            )
         for value, g in r.groups.items():
             typer.echo(
                 f"    {result.metrics['group_by']} {value:<10} AP {f(g['average_precision'], 3):>6}  "
@@ -259,6 +273,9 @@ def evaluate(
             )
     for note in result.metrics["notes"]:
         typer.echo(f"note: {note}")
+    for r in result.results:
+        for note in r.notes:
+            typer.echo(f"note: {r.name}: {note}")
     typer.echo(f"wrote     {result.files['metrics']}")
     for kind, path in result.files.items():
         if kind != "metrics":

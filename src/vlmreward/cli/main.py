@@ -1,5 +1,5 @@
 """The ``vlmreward`` command: a typer app with the ``score``, ``models``, ``collect``, ``evaluate``,
-``sweep``, ``train``, ``evaluate-policy``, ``demo`` and ``relabel`` sub-commands.
+``sweep``, ``train``, ``evaluate-policy``, ``demo``, ``relabel`` and ``benchmark`` sub-commands.
 
 Errors a user can cause (:class:`~vlmreward.errors.VLMRewardError`) are reported in one place,
 :meth:`_Group.invoke`: one line ``error: <message>`` on stderr and exit code 2, no traceback.
@@ -21,6 +21,7 @@ from typer.core import TyperGroup
 from vlmreward import __version__
 from vlmreward.cli.console import command_name
 from vlmreward.cli.demo import demo
+from vlmreward.cli.benchmark import benchmark
 from vlmreward.cli.evaluate import collect, evaluate, sweep
 from vlmreward.cli.relabel import relabel
 from vlmreward.cli.listing import models, reward_kinds_command
@@ -112,6 +113,7 @@ app.command("train")(train)
 app.command("evaluate-policy")(evaluate_policy)
 app.command("demo")(demo)
 app.command("relabel")(relabel)
+app.command("benchmark")(benchmark)
 
 
 if __name__ == "__main__":  # python -m vlmreward.cli.main

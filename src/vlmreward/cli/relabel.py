@@ -32,6 +32,10 @@ def relabel(
     reward_options: RewardOptions = None,  # type: ignore[assignment]  (generated: --alpha, ... as --set reward.KEY=VALUE)
     batch_frames: Annotated[int, typer.Option(help="Frames scored per reward-model call (across episodes).")] = 256,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing destination dataset.")] = False,
+    progress_file: Annotated[Optional[str], typer.Option(
+        "--progress-file", help="LeRobot only: also write LeRobot's progress parquet (index, episode_index, frame_index, "
+        "progress_sparse: the reward min-max normalised per episode) under this name in OUT, for RA-BC.",
+        show_default=False)] = None,
 ) -> None:
     """Relabel SOURCE's rewards with the VLM reward CONFIG describes; write the dataset OUT (same format).
 
@@ -55,8 +59,10 @@ def relabel(
     if format_ == "lerobot":
         from vlmreward.relabel.lerobot_format import LeRobotAdapter
 
-        adapter: object = LeRobotAdapter(source, out, image_key=image_key)
+        adapter: object = LeRobotAdapter(source, out, image_key=image_key, progress_file=progress_file)
     else:
+        if progress_file is not None:
+            raise typer.BadParameter("the progress parquet is LeRobot's; SOURCE is a Minari dataset", param_hint="--progress-file")
         from vlmreward.relabel.minari_format import MinariAdapter
 
         adapter = MinariAdapter(source, out, image_key=image_key)

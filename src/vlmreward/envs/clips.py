@@ -1,8 +1,8 @@
 """Episode frame histories for clip rewards (:mod:`vlmreward.rewards.video`): which clip to score at which step.
 
 A clip reward scores a sequence of frames rather than one: the whole episode at its last step
-(``clip_mode="episode"``, RoboCLIP) or the last ``window`` frames at every step
-(``"window"``). :class:`ClipAssembler` keeps each sub-environment's frames of the running
+(``clip_mode="episode"``, RoboCLIP), the last ``window`` frames at every step
+(``"window"``), or the episode so far at every step (``"prefix"``, TOPReward). :class:`ClipAssembler` keeps each sub-environment's frames of the running
 episode (and the per-step ``info`` value the reward reads, if any) and, step by step, hands over
 the clips due: ``(sub-environment index, clip, infos)``. Each clip is already reduced to the
 frames the reward reads (:meth:`~vlmreward.rewards.video.ClipReward.clip_indices`), so a stored
@@ -93,7 +93,7 @@ class ClipAssembler:
             self._frames[i].append(frame)
             if self.info_key is not None:
                 self._infos[i].append(None if infos is None else infos[i].get(self.info_key))
-            if self.mode == "window" or dones[i]:
+            if self.mode != "episode" or dones[i]:
                 history = self._frames[i]
                 keep = self.reward_model.clip_indices(len(history))
                 due.slots.append(i)

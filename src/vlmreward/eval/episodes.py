@@ -25,6 +25,7 @@ from vlmreward.envs.clips import ClipAssembler, DueClips, score_clips_batched
 from vlmreward.errors import InvalidParameterError
 from vlmreward.eval.metrics import detection_metrics, epic_distance
 from vlmreward.models.video import uniform_frame_indices
+from vlmreward.rewards.video import offline_episode_rewards
 
 __all__ = ["episode_rows", "dataset_clip_rewards", "episode_metrics", "draw_filmstrips", "EPISODE_SUCCESS_RULE"]
 
@@ -54,7 +55,9 @@ def dataset_clip_rewards(
 
     Each episode is replayed frame by frame through a :class:`ClipAssembler` (its last frame
     ends it), so the rewards are those the environment wrappers pay; the clips, across episodes,
-    are scored ``clips_per_batch`` at a time as they come (memory: one batch of clips).
+    are scored ``clips_per_batch`` at a time as they come (memory: one batch of clips). A reward
+    with its own offline scoring (``episode_rewards``: the prefix kinds' anchored curves) is
+    given each episode whole instead (:func:`~vlmreward.rewards.video.offline_episode_rewards`).
 
     Raises:
         InvalidParameterError: the reward reads an ``info`` key that is not a dataset column.
@@ -65,8 +68,15 @@ def dataset_clip_rewards(
         if key not in dataset.table:
             raise InvalidParameterError(f"the reward reads info[{key!r}], which is not a column of the dataset.")
         values = dataset.table[key]
-    assembler = ClipAssembler(reward, 1)
     out = np.zeros(len(dataset.frames), dtype=np.float32)
+    if hasattr(reward, "episode_rewards"):  # scored offline its own way (a prefix reward's anchored curve)
+        for idx in episode_rows(dataset):
+            infos = None if values is None else [values[row].item() for row in idx]
+            out[idx] = offline_episode_rewards(reward, np.stack([np.asarray(dataset.frames[row]) for row in idx]), infos)
+            if progress is not None:
+                progress(len(idx))
+        return out
+    assembler = ClipAssembler(reward, 1)
     batch: list[DueClips] = []  # clips due, scored clips_per_batch at a time (memory: one batch)
     targets: list[int] = []  # the row each clip's reward belongs to
 

@@ -10,7 +10,13 @@ scores each against the dataset's labels (:func:`score_rewards`):
   target precision the threshold that reaches it (:func:`~vlmreward.eval.calibration.threshold_for_precision`);
 * as a reward against a reference reward (the ground-truth ``gt_reward`` by default): EPIC
   distance, Pearson and Spearman correlations; the EPIC distance to the binary label too (VLM-RM
-  compares with human goal labels this way).
+  compares with human goal labels this way);
+* on a dataset of episodes, for every reward kind: VOC, policy ranking and (with ``mismatch``,
+  other tasks' instructions) instruction mismatch (:mod:`vlmreward.eval.progress_metrics`).
+
+Sequence rewards (clip, episode and prefix kinds) are scored episode by episode
+(:func:`~vlmreward.eval.episodes.dataset_clip_rewards`); the rest frame by frame or from the
+cached embeddings. :class:`~vlmreward.eval.results.RewardEvaluation` holds each setting's metrics.
 
 :func:`vlmreward.eval.outputs.evaluate_dataset` then writes ``metrics.json``, ``landscape.png``,
 ``pr_curve.png``, ``reward_by_label.png``, ``frames.png`` and a self-contained ``report.html``
@@ -24,21 +30,20 @@ every metric per value of a column (``metrics.json``: ``results[i].groups``, ``m
 
 from __future__ import annotations
 
-import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from vlmreward._json import json_safe
 from vlmreward.errors import InvalidParameterError
-from vlmreward.eval.calibration import CalibrationError, ThresholdChoice, pick_alpha_by_epic, threshold_for_precision
+from vlmreward.eval.calibration import CalibrationError, pick_alpha_by_epic
 from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import embed_dataset, frame_rewards, resize_note, scores_embeddings
-from vlmreward.eval.metrics import DetectionMetrics, correlations, detection_metrics, epic_distance
-from vlmreward.models.base import VisionLanguageModel
 from vlmreward.eval.episodes import dataset_clip_rewards, episode_metrics
+from vlmreward.eval.progress_metrics import episode_quality, has_episodes
+from vlmreward.eval.results import RewardEvaluation, group_summaries, score_rewards
+from vlmreward.models.base import VisionLanguageModel
 from vlmreward.eval.settings import RewardSetting, build_setting, reward_settings, scores_per_frame_goals
 from vlmreward.rewards.selection import is_given
 from vlmreward.rewards.video import is_clip_reward
@@ -47,6 +52,7 @@ __all__ = [
     "RewardEvaluation",
     "DatasetScores",
     "score_rewards",
+    "group_summaries",
     "resolve_label",
     "score_dataset",
     "METRICS_FILE",
@@ -62,160 +68,6 @@ PLOT_FILES = {
     "reward_by_label": "reward_by_label.png",
     "frames": "frames.png",
 }
-@dataclass
-class RewardEvaluation:
-    """A reward's metrics on a dataset.
-
-    Attributes:
-        name: display name of the setting.
-        reward: the reward's ``describe()``.
-        rewards: ``float32 [N]`` rewards of the frames (not written to JSON).
-        detection: detection metrics against the label, or None (no label, or one class only).
-        epic_distance: EPIC distance to the reference reward (NaN when undefined).
-        epic_distance_to_label: EPIC distance to the binary label (NaN when undefined / no label).
-        pearson, spearman: correlations with the reference reward (NaN when undefined).
-        threshold_at_precision: the calibrated threshold, when a target precision was given and reached.
-        notes: why something is missing.
-        groups: per value of the grouping column: the scalar metrics (:meth:`summary`) on its
-            frames, with ``frames`` and ``positives``.
-        episodes: for an episode reward (a kind of mode ``episode``): the episode-level metrics of
-            :func:`~vlmreward.eval.episodes.episode_metrics` (AP and ROC-AUC against episode
-            success, EPIC distance to the episodes' returns), else None.
-    """
-
-    name: str
-    reward: dict[str, Any]
-    rewards: np.ndarray
-    detection: DetectionMetrics | None
-    epic_distance: float
-    epic_distance_to_label: float
-    pearson: float
-    spearman: float
-    threshold_at_precision: ThresholdChoice | None = None
-    notes: list[str] = field(default_factory=list)
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    episodes: dict[str, Any] | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """Scalar metrics: AP, ROC-AUC, best F1 and its threshold, EPIC distances, correlations."""
-        d = self.detection
-        return {
-            "average_precision": d.average_precision if d else math.nan,
-            "roc_auc": d.roc_auc if d else math.nan,
-            "best_f1": d.best_f1 if d else math.nan,
-            "best_threshold": d.best_threshold if d else math.nan,
-            "epic_distance": self.epic_distance,
-            "epic_distance_to_label": self.epic_distance_to_label,
-            "pearson": self.pearson,
-            "spearman": self.spearman,
-            "threshold_at_precision": self.threshold_at_precision.threshold if self.threshold_at_precision else math.nan,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        d = self.detection
-        out: dict[str, Any] = {"name": self.name, "reward": self.reward, **self.summary()}
-        out["reward_stats"] = {
-            "mean": float(np.mean(self.rewards)), "std": float(np.std(self.rewards)),
-            "min": float(np.min(self.rewards)), "max": float(np.max(self.rewards)),
-        }
-        out["threshold_at_precision"] = (
-            None if self.threshold_at_precision is None else dict(vars(self.threshold_at_precision))
-        )
-        out["pr_curve"] = None if d is None else {"precision": d.precision, "recall": d.recall, "thresholds": d.thresholds}
-        out["notes"] = self.notes
-        if self.groups:
-            out["groups"] = self.groups
-        if self.episodes is not None:
-            out["episodes"] = self.episodes
-        return json_safe(out)
-
-
-def score_rewards(
-    name: str,
-    rewards: np.ndarray,
-    labels: np.ndarray | None,
-    reference: np.ndarray,
-    target_precision: float | None = None,
-    reward: dict[str, Any] | None = None,
-) -> RewardEvaluation:
-    """Score one reward against labels and a reference reward.
-
-    Args:
-        name: display name.
-        rewards: ``[N]``.
-        labels: ``[N]`` booleans, or None.
-        reference: ``[N]`` reference reward.
-        target_precision: also pick the threshold that reaches this precision.
-        reward: the reward's description.
-
-    Returns:
-        :class:`RewardEvaluation`; what cannot be computed (a constant reward, one-class labels,
-        an unreachable precision) is NaN/None with a note, not an error.
-    """
-    rewards = np.asarray(rewards, dtype=np.float32)
-    notes: list[str] = []
-    detection = None
-    choice = None
-    epic_label = math.nan
-    if labels is not None:
-        labels = np.asarray(labels, dtype=bool)
-        if labels.all() or not labels.any():
-            notes.append(
-                f"the label is {'true' if labels.all() else 'false'} for every frame, so AP, ROC-AUC and the "
-                "precision-recall curve are undefined; collect a dataset with both goal and non-goal frames."
-            )
-        else:
-            detection = detection_metrics(rewards, labels)
-            epic_label = epic_distance(rewards, labels.astype(np.float64))
-            if target_precision is not None:
-                try:
-                    choice = threshold_for_precision(rewards, labels, target_precision)
-                except CalibrationError as err:
-                    notes.append(str(err))
-    epic = epic_distance(rewards, reference)
-    corr = correlations(rewards, reference)
-    if math.isnan(epic):
-        notes.append(
-            "the reference reward or this reward is constant on the dataset, so the EPIC distance and the "
-            "correlations are undefined; choose another --reference (e.g. is_success)."
-        )
-    return RewardEvaluation(
-        name=name,
-        reward=reward or {},
-        rewards=rewards,
-        detection=detection,
-        epic_distance=epic,
-        epic_distance_to_label=epic_label,
-        pearson=corr["pearson"],
-        spearman=corr["spearman"],
-        threshold_at_precision=choice,
-        notes=notes,
-    )
-
-
-def group_summaries(
-    rewards: np.ndarray,
-    labels: np.ndarray | None,
-    reference: np.ndarray,
-    groups: np.ndarray,
-    target_precision: float | None = None,
-) -> dict[str, dict[str, Any]]:
-    """:meth:`RewardEvaluation.summary` per value of ``groups`` (``[N]``), with ``frames``, ``positives`` and notes."""
-    out: dict[str, dict[str, Any]] = {}
-    for value in dict.fromkeys(groups.tolist()):
-        mask = groups == value
-        part = score_rewards(str(value), rewards[mask], None if labels is None else labels[mask], reference[mask], target_precision)
-        d = part.detection
-        out[str(value)] = {
-            **part.summary(),
-            "frames": int(mask.sum()),
-            "positives": None if labels is None else int(labels[mask].sum()),
-            "pr_curve": None if d is None else {"precision": d.precision, "recall": d.recall, "thresholds": d.thresholds},
-            "notes": part.notes,
-        }
-    return out
-
-
 def resolve_label(dataset: Dataset, label: str | None, notes: list[str], needed: bool) -> tuple[str | None, np.ndarray | None]:
     """The label column to score against: ``label`` if given (required), else ``is_success`` if present.
 
@@ -317,6 +169,7 @@ def score_dataset(
     reward_kind: str | None = None,
     reward_params: Mapping[str, Any] | None = None,
     options: Mapping[str, Any] | None = None,
+    mismatch: Sequence[str] | None = None,
 ) -> DatasetScores:
     """Score a VLM reward on a labelled dataset: every setting's rewards and metrics, no file written.
 
@@ -345,6 +198,9 @@ def score_dataset(
             select, :func:`~vlmreward.rewards.selection.choose_kind`) and its ``--param`` values.
         options: the shorthand options given (``{"threshold": 0.5, "scale": [1, 2]}``; a kind's sweep
             parameter as a list, one curve per value), beside ``baseline``, ``alphas``, ... .
+        mismatch: other tasks' instructions: on a dataset of episodes, each setting is scored again
+            with each in place of ``goal`` for the instruction-mismatch metric
+            (:mod:`vlmreward.eval.progress_metrics`; VOC and policy ranking need no option).
 
     Returns:
         :class:`DatasetScores`.
@@ -353,7 +209,8 @@ def score_dataset(
         MissingLabelError: ``label``, ``reference``, ``x``, ``facet`` or ``group_by`` is not a column
             of the dataset (or ``target_precision`` without any label).
         InvalidParameterError, PromptError: bad reward parameters or prompts; no ``goal`` for a
-            dataset without per-frame goals; ``baseline``, ``negatives`` or ``alphas`` with per-frame goals.
+            dataset without per-frame goals; ``baseline``, ``negatives`` or ``alphas`` with per-frame goals;
+            ``mismatch`` without episodes, with per-frame goals, or for a kind without a goal.
     """
     import vlmreward.eval.goal_eval as goal_eval
 
@@ -398,21 +255,44 @@ def score_dataset(
     embedded = None
     if any(scores_embeddings(r) for _, r in rewards_objects):
         embedded = embed_dataset(model, dataset, cache_dir=cache_dir, batch_size=batch_size, progress=progress)
+    def values_of(r: Any) -> np.ndarray:
+        if is_clip_reward(r):  # episodes replayed through the environments' clip path
+            return dataset_clip_rewards(r, dataset, progress=progress)
+        if embedded is None or not scores_embeddings(r):
+            return frame_rewards(r, dataset.frames, batch_size, progress)
+        if frame_goals is None:
+            return r.from_embeddings(embedded.embeddings)
+        return r.from_embeddings_with_goals(embedded.embeddings, frame_goals)
+
+    episodes = has_episodes(dataset)
+    mismatch = list(mismatch or [])
+    if mismatch and not episodes:
+        raise InvalidParameterError(
+            "--mismatch compares episodes; the dataset records none (a scripted sweep, or no episode and step columns): "
+            "record episodes with collect --policy random or expert."
+        )
+    if mismatch and (frame_goals is not None or not settings[0].spec.takes("goal")):
+        raise InvalidParameterError(
+            f"--mismatch scores the episodes against other instructions in place of --goal; reward kind "
+            f"{settings[0].spec.name!r} {'scores each frame against its own goal' if frame_goals is not None else 'takes no goal'}."
+        )
     results = []
     for s, r in rewards_objects:
-        if is_clip_reward(r):  # episodes replayed through the environments' clip path
-            values = dataset_clip_rewards(r, dataset, progress=progress)
-        elif embedded is None or not scores_embeddings(r):
-            values = frame_rewards(r, dataset.frames, batch_size, progress)
-        elif frame_goals is None:
-            values = r.from_embeddings(embedded.embeddings)
-        else:
-            values = r.from_embeddings_with_goals(embedded.embeddings, frame_goals)
+        values = values_of(r)
         result = score_rewards(s.name, values, labels, ref, target_precision, r.describe())
+        parse = result.reward.get("parse")  # a reward that reads generated answers counts those it could not read
+        if isinstance(parse, dict) and parse.get("frames_unparsed"):
+            result.notes.append(
+                f"{parse['frames_unparsed']} of {parse['frames_asked']} frames' answers could not be read "
+                f"({parse.get('episodes_without_answer', 0)} episodes without any, scored 0); see reward.parse."
+            )
         if groups is not None:
             result.groups = group_summaries(result.rewards, labels, ref, groups, target_precision)
         if is_clip_reward(r) and r.clip_mode == "episode":
             result.episodes = episode_metrics(values, dataset, labels, ref)
+        if episodes:
+            others = [values_of(build_setting(model, s, {**prompts, "goal": [m]})) for m in mismatch]
+            result.quality = episode_quality(result.rewards, dataset, labels, ref, others, mismatch)
         results.append(result)
 
     calibration: dict[str, Any] = {}

@@ -29,6 +29,9 @@ METRIC_COLUMNS: list[tuple[str, str]] = [
     ("pearson", "Pearson"),
     ("spearman", "Spearman"),
     ("threshold_at_precision", "threshold (target precision)"),
+    ("voc", "VOC"),
+    ("policy_ranking_tau", "policy ranking τ"),
+    ("instruction_mismatch", "instruction mismatch"),
 ]
 """``(key, heading)`` of the metric columns, in table order."""
 
@@ -121,6 +124,22 @@ def write_report(path: str | os.PathLike, metrics: Mapping[str, Any], images: Ma
             + table(["setting", "episodes", "successes", "AP", "ROC-AUC", "EPIC to return"], episodic, [False] + [True] * 5)
             + f"<p>The episode's score against its success ({rule}); the EPIC distance compares the episode "
             "scores with the episodes' ground-truth returns. The filmstrips show the highest and lowest scored episodes.</p>"
+        )
+    quality = [
+        [r["name"], q["episodes"], q["voc_episodes"], q["voc"], q["policy_ranking_tau"], q["policy_ranking_success_tau"],
+         q["instruction_mismatch"]]
+        for r in metrics["results"] for q in [r.get("quality")] if q
+    ]
+    if quality:
+        parts.append(
+            "<h2>Reward quality over episodes</h2>"
+            + table(["setting", "episodes", "successful", "VOC", "τ vs return", "τ vs success", "instruction mismatch"],
+                    quality, [False] + [True] * 6)
+            + "<p>VOC: Spearman correlation of the per-frame reward with the frame index, averaged over successful "
+            "episodes (GVL's value-order correlation; 1 = rises at every step). Policy ranking: Kendall τ between the "
+            "episodes' returns and their ground-truth returns or success. Instruction mismatch: the fraction of "
+            "(episode, other instruction) pairs in which the episode scores higher under its own instruction "
+            "(0.5 = the reward ignores the instruction; given with --mismatch).</p>"
         )
     calibration = metrics.get("calibration") or {}
     for key, c in calibration.items():  # PARAM_by_epic: the sweep parameter's value chosen by EPIC distance

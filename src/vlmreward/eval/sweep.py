@@ -50,7 +50,10 @@ from vlmreward.errors import InvalidParameterError, PromptFileError
 from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import count_parameters, embed_dataset, frame_rewards, resize_note, scores_embeddings
 from vlmreward.models.spec import ModelSpec
+from vlmreward.eval.episodes import dataset_clip_rewards
 from vlmreward.eval.evaluation import resolve_label, score_rewards
+from vlmreward.eval.progress_metrics import episode_quality, has_episodes
+from vlmreward.rewards.video import is_clip_reward
 from vlmreward.eval.settings import RewardSetting, build_setting, settings_of
 from vlmreward.rewards import registry
 from vlmreward.rewards.registry import RewardKind, loaded_kinds
@@ -74,7 +77,7 @@ GROUP_COLUMN = "group"
 SWEEP_COLUMNS: list[str] = [
     "model", "parameters", "prompt_set", "reward", "setting", "alpha", "temperature",
     "average_precision", "roc_auc", "best_f1", "best_threshold", "epic_distance", "epic_distance_to_label",
-    "pearson", "spearman", "threshold_at_precision",
+    "pearson", "spearman", "threshold_at_precision", "voc", "policy_ranking_tau", "instruction_mismatch",
 ]
 """Columns of ``results.csv`` / ``results.md``."""
 
@@ -354,11 +357,15 @@ def run_sweep(
                         values = reward.from_embeddings_with_goals(embedded.embeddings, frame_goals)
                     else:
                         reward = build_setting(model, setting, {"goal": ps.goal, "baseline": ps.baseline, "negatives": ps.negatives})
-                        if embedded is not None and scores_embeddings(reward):
+                        if is_clip_reward(reward):  # each episode on its own, as evaluate scores it
+                            values = dataset_clip_rewards(reward, dataset, progress=callback)
+                        elif embedded is not None and scores_embeddings(reward):
                             values = reward.from_embeddings(embedded.embeddings)
                         else:
                             values = frame_rewards(reward, dataset.frames, batch_size, callback)
                     result = score_rewards(setting.name, values, labels, ref, target_precision, reward.describe())
+                    if has_episodes(dataset):
+                        result.quality = episode_quality(result.rewards, dataset, labels, ref)
                     for n in result.notes:
                         tagged = f"{model_label(spec)} / {ps_name} / {setting.ascii_name}: {n}"
                         if tagged not in notes:

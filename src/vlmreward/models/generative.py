@@ -231,9 +231,14 @@ class GenerativeVLM:
             text=texts, images=[[p] for p in pil] if self.model_type in _NESTED_IMAGES else pil,
             padding=True, return_tensors="pt",
         )
+        return self.on_device(batch)
+
+    def on_device(self, batch: Any) -> dict[str, Any]:
+        """A processor's output as model inputs: tensors on the model's device, floating ones in its dtype
+        (``labels``, which PaliGemma's processor adds for training, dropped: scoring computes no loss)."""
         out = {}
         for key, value in batch.items():
-            if key == "labels":  # PaliGemma's processor returns training labels; scoring computes no loss
+            if key == "labels":
                 continue
             if isinstance(value, torch.Tensor):
                 value = value.to(self.device)
@@ -241,6 +246,10 @@ class GenerativeVLM:
                     value = value.to(self.dtype)
             out[key] = value
         return out
+
+    def autocast(self) -> Any:
+        """``torch.autocast`` in :attr:`autocast_dtype` on CUDA when set, else a null context."""
+        return self._autocast()
 
     def _autocast(self) -> Any:
         if self.autocast_dtype is not None and self.device.type == "cuda":

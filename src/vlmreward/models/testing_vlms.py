@@ -29,6 +29,7 @@ QWEN_TEMPLATE = (
     "You are a helpful assistant.<|im_end|>\n{% endif %}<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n{% else %}"
     "{% for content in message['content'] %}{% if content['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
@@ -88,7 +89,8 @@ def build_qwen2_5_vl(path: Path, seed: int = 0) -> Path:
     Qwen2_5_VLForConditionalGeneration(config).eval().save_pretrained(path)
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64),
-        tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN_TEMPLATE,
+        tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 64),
+        chat_template=QWEN_TEMPLATE,
     )
     processor.save_pretrained(path)
     return path
@@ -118,7 +120,8 @@ def build_qwen3_vl(path: Path, seed: int = 0) -> Path:
     Qwen3VLForConditionalGeneration(config).eval().save_pretrained(path)
     processor = Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(patch_size=16, min_pixels=32 * 32 * 4, max_pixels=32 * 32 * 64),
-        tokenizer=tokenizer, video_processor=Qwen3VLVideoProcessor(), chat_template=QWEN_TEMPLATE,
+        tokenizer=tokenizer, video_processor=Qwen3VLVideoProcessor(size={"shortest_edge": 32 * 32 * 4, "longest_edge": 32 * 32 * 64}),
+        chat_template=QWEN_TEMPLATE,
     )
     processor.save_pretrained(path)
     return path

@@ -24,7 +24,9 @@ distance between the VLM reward and the source's reward (:mod:`vlmreward.eval.me
 figures ``vlmreward evaluate`` reports), over all frames.
 
 **Rewards.** Step ``t``'s VLM reward scores the frame of the state that step reached (VLM-RM,
-eq. 1). ``mode="replace"`` makes it the dataset's reward and keeps the original as
+eq. 1); a reward of sequences (clip, episode and prefix kinds) scores each episode on its own
+(:func:`~vlmreward.rewards.video.offline_episode_rewards`: a prefix reward's anchored curve).
+``mode="replace"`` makes it the dataset's reward and keeps the original as
 ``original_reward``; ``mode="add"`` keeps the reward and adds ``vlm_reward`` (where each format
 puts these: see its module).
 """
@@ -46,6 +48,7 @@ from vlmreward import __version__
 from vlmreward._locking import exclusive_directory
 from vlmreward._paths import atomic_write_bytes, atomic_write_text, files_sha256
 from vlmreward.errors import VLMRewardError
+from vlmreward.rewards.video import is_clip_reward, offline_episode_rewards
 
 __all__ = [
     "RelabelError",
@@ -252,8 +255,12 @@ def _relabel_held(adapter: DatasetAdapter, reward_model: Any, dest: Path, mode: 
         nonlocal scored_now
         if not held:
             return
-        frames = np.concatenate([e.frames for e in held]) if any(len(e.frames) for e in held) else None
-        values = np.asarray(reward_model(frames), dtype=np.float32) if frames is not None else np.zeros(0, np.float32)
+        if is_clip_reward(reward_model):  # a reward of sequences scores each episode on its own
+            values = np.concatenate([offline_episode_rewards(reward_model, e.frames) if len(e.frames) else np.zeros(0, np.float32)
+                                     for e in held])
+        else:
+            frames = np.concatenate([e.frames for e in held]) if any(len(e.frames) for e in held) else None
+            values = np.asarray(reward_model(frames), dtype=np.float32) if frames is not None else np.zeros(0, np.float32)
         start = 0
         for episode in held:
             _save_scores(partial, episode.index, values[start : start + len(episode.frames)])

@@ -28,6 +28,15 @@ destination is a new directory: the source's videos, tasks and metadata copied, 
 
 both ``float32 [1]`` features in ``info.json``, with their statistics in ``meta/stats.json`` and
 per episode, and the provenance in ``meta/vlmreward.json`` and ``info.json``'s ``vlmreward`` key.
+
+**Progress file.** With ``progress_file`` (``relabel --progress-file NAME.parquet``) the
+destination also holds LeRobot's progress parquet, the file its reward-aligned behaviour cloning
+reads (``rabc_progress_path``; written by LeRobot's ``rewards/<model>/compute_rabc_weights.py``):
+one row per frame, ``index, episode_index, frame_index`` (int64) and ``progress_sparse``
+(float32): the VLM reward of the frame min-max normalised per episode to ``[0, 1]``
+(:func:`~vlmreward.rewards.progress.min_max_normalize`, LeRobot's ``normalize_rewards``), with
+the model in the schema metadata (``vlm_name``, ``reward_model_path``) and the reward's
+description (``vlmreward``, JSON).
 :func:`write_lerobot_dataset` writes a dataset of this format from episodes (the tests' sources).
 """
 
@@ -43,6 +52,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from vlmreward.relabel.core import Mode, RelabelError, SourceEpisode, files_checksum
+from vlmreward.rewards.progress import min_max_normalize
 
 __all__ = ["LeRobotAdapter", "write_lerobot_dataset", "lerobot_root", "CODEBASE_VERSION"]
 
@@ -135,14 +145,21 @@ class LeRobotAdapter:
         source: the dataset's directory or repo id.
         destination: the new dataset's directory.
         image_key: the camera feature to score (None: the only ``video``/``image`` feature).
+        progress_file: also write LeRobot's progress parquet under this name in the destination
+            (module docstring), or None.
 
     Raises:
-        RelabelError: not a readable v3.0 dataset, or no camera / several without ``image_key``.
+        RelabelError: not a readable v3.0 dataset, or no camera / several without ``image_key``;
+            a ``progress_file`` that is not a plain ``.parquet`` file name.
     """
 
     format = "lerobot"
 
-    def __init__(self, source: str | os.PathLike, destination: str | os.PathLike, image_key: str | None = None) -> None:
+    def __init__(self, source: str | os.PathLike, destination: str | os.PathLike, image_key: str | None = None,
+                 progress_file: str | None = None) -> None:
+        if progress_file is not None and (Path(progress_file).name != progress_file or not progress_file.endswith(".parquet")):
+            raise RelabelError(f"--progress-file {progress_file!r}: give a file name ending in .parquet (it is written in the destination).")
+        self.progress_file = progress_file
         self.pa, self.pq = _pa()
         self.root = lerobot_root(source)
         self.source_id = str(source)
@@ -246,6 +263,7 @@ class LeRobotAdapter:
         new = {"replace": ["next.reward"] + (["original_reward"] if has_reward else []), "add": ["next.vlm_reward"]}[mode]
         values: dict[str, list[np.ndarray]] = {name: [] for name in new}  # every frame's, for the dataset's stats
         episode_stats: dict[int, dict[str, dict[str, list[float]]]] = {}  # an episode lies in one data file
+        progress_rows: list[tuple[np.ndarray, ...]] = []  # (index, episode_index, frame_index, progress) per episode
         for data_file in sorted((self.root / "data").glob("chunk-*/file-*.parquet")):
             table = pq.read_table(data_file)
             episodes = np.asarray(table.column("episode_index"))
@@ -255,6 +273,9 @@ class LeRobotAdapter:
                 rows = episodes == index
                 scores = np.asarray(rewards_of(int(index)), dtype=np.float32)
                 vlm[rows] = scores[frames[rows]]
+                if self.progress_file is not None:
+                    progress_rows.append((np.asarray(table.column("index"))[rows], np.full(int(rows.sum()), index), frames[rows],
+                                          min_max_normalize(scores)[frames[rows]]))
             columns = {"next.vlm_reward": vlm} if mode == "add" else {"next.reward": vlm}
             if mode == "replace" and has_reward:
                 columns["original_reward"] = np.asarray(table.column("next.reward"), dtype=np.float32).reshape(-1)
@@ -285,6 +306,26 @@ class LeRobotAdapter:
                                         pa.array(column, type=pa.list_(pa.int64() if stat == "count" else pa.float64())))
             pq.write_table(table, episodes_file)
         (self.dest / "meta" / "vlmreward.json").write_text(json.dumps(provenance, indent=2, default=str) + "\n", encoding="utf-8")
+        if self.progress_file is not None:
+            self._write_progress(progress_rows, provenance)
+
+    def _write_progress(self, rows: list[tuple[np.ndarray, ...]], provenance: dict[str, Any]) -> None:
+        pa, pq = self.pa, self.pq
+        columns = [np.concatenate([r[i] for r in rows]) if rows else np.zeros(0) for i in range(4)]
+        order = np.argsort(columns[0], kind="stable")
+        table = pa.table({
+            "index": pa.array(columns[0][order].astype(np.int64)),
+            "episode_index": pa.array(columns[1][order].astype(np.int64)),
+            "frame_index": pa.array(columns[2][order].astype(np.int64)),
+            "progress_sparse": pa.array(columns[3][order].astype(np.float32)),
+        })
+        reward = provenance.get("reward") or {}
+        model = str(reward.get("model") or reward.get("kind") or "")
+        table = table.replace_schema_metadata({
+            b"vlm_name": model.encode(), b"reward_model_path": model.encode(),
+            b"vlmreward": json.dumps(reward, default=str).encode(),
+        })
+        pq.write_table(table, self.dest / self.progress_file)
 
     def close(self) -> None:
         self._video.close()

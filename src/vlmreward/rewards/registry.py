@@ -81,6 +81,8 @@ _BUILTIN_MODULES = (
     "vlmreward.rewards.oracles",
     "vlmreward.rewards.vqa",
     "vlmreward.rewards.video",
+    "vlmreward.rewards.progress",
+    "vlmreward.rewards.value",
 )
 """The modules of :mod:`vlmreward.rewards` that register kinds when imported."""
 

@@ -73,7 +73,7 @@ def _foreign_error(kind: RewardKind, foreign: list[str], roles: set[str], named:
             f"parameters: {', '.join(kind.params.model_fields) or 'none'}, given with --param KEY=VALUE)."
         )
     if not defaults:  # an option of a kind that only its name chooses
-        choose = f"; choose it with --reward-kind {owners[0].name}" if owners else ""
+        choose = f"; choose it with --reward-kind {' or '.join(o.name for o in owners)}" if owners else ""
         return InvalidParameterError(
             f"{_options(foreign)} {verb} to {names}, but the prompts select the {kind.display_name} reward{choose}."
         )

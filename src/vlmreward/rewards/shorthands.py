@@ -33,6 +33,7 @@ RESERVED_OPTIONS = frozenset({
     "--goal", "--model", "--models", "--param", "--reward-kind", "--out", "--overwrite", "--device", "--dtype",
     "--batch-size", "--resize", "--checkpoint", "--runtime", "--backend", "--quantize", "--set", "--config",
     "--label", "--reference", "--prompts", "--k", "--x", "--facet", "--template", "--help", "--resume", "--mode",
+    "--mismatch", "--progress-file", "--suite", "--only", "--lerobot", "--data", "--episodes",
 })
 """Options the commands own; a shorthand may not take one of these names."""
 

@@ -42,6 +42,8 @@ __all__ = [
     "ClipMode",
     "is_clip_reward",
     "clip_step_rewards",
+    "offline_episode_rewards",
+    "info_series",
     "VideoReward",
     "EpisodeVideoReward",
     "WindowVideoReward",
@@ -49,7 +51,7 @@ __all__ = [
     "read_video",
 ]
 
-ClipMode = Literal["episode", "window"]
+ClipMode = Literal["episode", "window", "prefix"]
 
 
 @runtime_checkable
@@ -57,8 +59,9 @@ class ClipReward(Protocol):
     """A reward of clips: ``score_clips(clips, infos) -> float32 [E]``.
 
     Attributes:
-        clip_mode: ``"episode"`` (one clip per episode, rewarded at its last step) or
-            ``"window"`` (at every step, the episode's last ``window`` frames).
+        clip_mode: ``"episode"`` (one clip per episode, rewarded at its last step),
+            ``"window"`` (at every step, the episode's last ``window`` frames) or ``"prefix"``
+            (at every step, the episode so far: frames ``0 … t``).
         window: frames per clip in ``"window"`` mode; None in ``"episode"`` mode.
         clip_info_key: the ``info`` key whose per-step values are kept with the frames and passed
             as ``infos`` (one list per clip), or None.
@@ -77,14 +80,15 @@ class ClipReward(Protocol):
 
 def is_clip_reward(reward_model: Any) -> bool:
     """Whether ``reward_model`` scores clips (declares ``clip_mode``) rather than single frames."""
-    return getattr(reward_model, "clip_mode", None) in ("episode", "window")
+    return getattr(reward_model, "clip_mode", None) in ("episode", "window", "prefix")
 
 
 def clip_step_rewards(reward: Any, frames: Any, infos: Sequence[Any] | None = None) -> np.ndarray:
     """The per-step rewards a clip reward gives an episode of ``frames`` ``[N, H, W, 3]``.
 
     ``"episode"``: zeros and, at the last step, the score of the whole episode; ``"window"``: at
-    step ``t`` the score of frames ``max(0, t - window + 1) … t``. This is the straightforward
+    step ``t`` the score of frames ``max(0, t - window + 1) … t``; ``"prefix"``: at step ``t`` the
+    score of frames ``0 … t``. This is the straightforward
     per-episode computation the wrappers' batched, deferred scoring is tested against.
 
     Args:
@@ -100,7 +104,7 @@ def clip_step_rewards(reward: Any, frames: Any, infos: Sequence[Any] | None = No
         frames = frames[None]
     n = len(frames)
     ends = [n] if reward.clip_mode == "episode" else list(range(1, n + 1))
-    starts = [0 if reward.clip_mode == "episode" else max(0, end - reward.window) for end in ends]
+    starts = [max(0, end - reward.window) if reward.clip_mode == "window" else 0 for end in ends]
     clips, clip_infos = [], None if infos is None else []
     for start, end in zip(starts, ends):
         keep = start + reward.clip_indices(end - start)
@@ -108,11 +112,20 @@ def clip_step_rewards(reward: Any, frames: Any, infos: Sequence[Any] | None = No
         if clip_infos is not None:
             clip_infos.append([infos[i] for i in keep])
     scores = np.asarray(reward.score_clips(clips, clip_infos), dtype=np.float32)
-    if reward.clip_mode == "window":
+    if reward.clip_mode != "episode":
         return scores
     out = np.zeros(n, dtype=np.float32)
     out[-1] = scores[0]
     return out
+
+
+def offline_episode_rewards(reward: Any, frames: Any, infos: Sequence[Any] | None = None) -> np.ndarray:
+    """Per-frame rewards of one recorded episode ``[N, H, W, 3]`` (``float32 [N]``): the reward's own
+    offline scoring when it has one (``episode_rewards``: a prefix reward's anchored curve), else
+    the rewards the wrappers pay (:func:`clip_step_rewards`)."""
+    if hasattr(reward, "episode_rewards"):
+        return np.asarray(reward.episode_rewards(frames, infos), dtype=np.float32)
+    return clip_step_rewards(reward, frames, infos)
 
 
 def read_video(path: str | Path) -> np.ndarray:
@@ -252,6 +265,30 @@ class WindowVideoReward(VideoReward):
         self.window = int(window)
 
 
+def info_series(reward: Any, clips: Sequence[Any], infos: Sequence[Sequence[Any]] | None) -> list[np.ndarray]:
+    """The ``info[reward.clip_info_key]`` values of each clip's steps as ``float64`` arrays (the oracles' input).
+
+    Raises:
+        InvalidParameterError: no infos passed, or a step whose value is missing or not a finite number.
+    """
+    name = reward.describe()["kind"]
+    if infos is None or len(infos) != len(clips):
+        raise InvalidParameterError(f"{name} reads info[{reward.clip_info_key!r}] of each step; none was passed.")
+    out = []
+    for values in infos:
+        try:
+            x = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            x = np.array([np.nan])
+        if x.size == 0 or not np.all(np.isfinite(x)):
+            raise InvalidParameterError(
+                f"{name}: info[{reward.clip_info_key!r}] is missing or not a number at some step; "
+                "the environment must set it at every step."
+            )
+        out.append(x)
+    return out
+
+
 class EpisodeInfoOracleParams(RewardParams):
     """Parameters of ``episode_info_oracle``: the ``info`` key, the statistic, a scale, the steps sampled."""
 
@@ -289,21 +326,9 @@ class EpisodeInfoOracleReward(_ClipRewardBase):
         return uniform_frame_indices(length, self.num_frames)
 
     def score_clips(self, clips: Sequence[np.ndarray], infos: Sequence[Sequence[Any]] | None = None) -> np.ndarray:
-        if infos is None or len(infos) != len(clips):
-            raise InvalidParameterError(f"episode_info_oracle reads info[{self.clip_info_key!r}] of each step; none was passed.")
         out = np.empty(len(clips), dtype=np.float32)
-        for i, values in enumerate(infos):
-            try:
-                x = np.asarray(values, dtype=np.float64)
-            except (TypeError, ValueError):
-                x = np.array([np.nan])
-            if x.size == 0 or not np.all(np.isfinite(x)):
-                raise InvalidParameterError(
-                    f"episode_info_oracle: info[{self.clip_info_key!r}] is missing or not a number at some step; "
-                    "the environment must set it at every step."
-                )
-            value = {"mean": x.mean(), "max": x.max(), "last": x[-1]}[self.statistic]
-            out[i] = self.scale * value
+        for i, x in enumerate(info_series(self, clips, infos)):
+            out[i] = self.scale * {"mean": x.mean(), "max": x.max(), "last": x[-1]}[self.statistic]
         return out
 
     def describe(self) -> dict[str, Any]:

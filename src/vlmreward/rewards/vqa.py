@@ -26,7 +26,6 @@ Neither has ``from_embeddings``: a generative model has no image embedding to ca
 
 from __future__ import annotations
 
-import string
 from typing import Annotated, Any, Literal, Optional, Sequence
 
 import numpy as np
@@ -37,7 +36,7 @@ from vlmreward.errors import InvalidParameterError
 from vlmreward.goals import NEGATIVE_MODES, as_goal_family
 from vlmreward.models.generative import NO_SPELLINGS, YES_SPELLINGS, GenerativeVLM, frame_list
 from vlmreward.models.preprocess import Frames
-from vlmreward.rewards.params import PositiveFloat, Prompts, RewardParams, UnitFloat
+from vlmreward.rewards.params import PositiveFloat, Prompts, RewardParams, UnitFloat, check_placeholder
 from vlmreward.rewards.registry import RewardContext, register
 from vlmreward.rewards.shorthands import NEGATIVES, TEMPERATURE, THRESHOLD, SweepParameter
 
@@ -53,15 +52,7 @@ def check_template(template: str) -> str:
     Raises:
         ValueError: no ``{goal}``, another ``{field}``, or broken braces.
     """
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as err:
-        raise ValueError(f"template {template!r} has broken braces ({err}); write {{goal}} where the goal goes") from None
-    if fields != ["goal"]:
-        raise ValueError(
-            f"template {template!r} must contain {{goal}} exactly once and no other {{field}}; e.g. {DEFAULT_VQA_TEMPLATE!r}"
-        )
-    return template
+    return check_placeholder(template, "goal", DEFAULT_VQA_TEMPLATE)
 
 
 Template = Annotated[str, AfterValidator(check_template)]
