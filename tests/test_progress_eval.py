@@ -260,3 +260,22 @@ def test_train_with_token_progress_pays_log_probabilities_through_deferred_scori
     assert len(rows) >= 4
     assert all(float(row["vlm_return"]) < 0 for row in rows)  # sums of log-probabilities
     assert {int(row["length"]) for row in rows} == {6}
+
+
+def test_sweep_table_has_the_episode_metrics(episodes_dataset, tiny_hf_clip, tmp_path):
+    """sweep's results.csv carries VOC, policy ranking and instruction mismatch beside AP and EPIC, and its
+    VOC is evaluate's for the same setting."""
+    import csv
+
+    prompts = tmp_path / "prompts.yaml"
+    prompts.write_text(yaml.safe_dump({"upright": {"goal": TASK, "baseline": "a pole"}}))
+    assert_ok(run("sweep", episodes_dataset, "--model", tiny_hf_clip, "--prompts", prompts, "--alpha", 0.5,
+                  "--out", tmp_path / "sw"))
+    with open(tmp_path / "sw" / "results.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert {"voc", "policy_ranking_tau", "instruction_mismatch"} <= set(row)
+    assert_ok(run("evaluate", episodes_dataset, "--model", tiny_hf_clip, "--goal", TASK, "--baseline", "a pole",
+                  "--alpha", 0.5, "--out", tmp_path / "ev"))
+    (r,) = json.loads((tmp_path / "ev" / "metrics.json").read_text())["results"]
+    assert r["voc"] is not None and float(row["voc"]) == pytest.approx(r["voc"], abs=1e-6)  # the CSV rounds to 6 digits
+    assert row["instruction_mismatch"] in ("", "nan")  # no --mismatch: not computed

@@ -168,10 +168,11 @@ def test_gvl_unshuffles_a_hand_worked_permutation():
     assert sorted(order.tolist()) == list(range(6)) and order.tolist() != list(range(6))
 
 
-def test_gvl_on_a_tiny_model_counts_the_answers_it_cannot_parse(video_vlms):
+@pytest.mark.parametrize("arch", sorted(VIDEO_ARCHITECTURES))
+def test_gvl_on_a_tiny_model_counts_the_answers_it_cannot_parse(video_vlms, arch):
     """A random-weight model answers gibberish: every frame is counted unparsed and reported in describe(),
     the episode counted as without an answer, the rewards 0, not NaN."""
-    model = video_vlms["qwen2_5_vl"]
+    model = video_vlms[arch]
     reward = GenerativeValueReward(model, TASK, max_frames=3, max_new_tokens=6)
     values = reward(_episode(5, seed=5, size=(56, 56)))
     assert values.shape == (5,) and np.all(np.isfinite(values))
@@ -182,12 +183,13 @@ def test_gvl_on_a_tiny_model_counts_the_answers_it_cannot_parse(video_vlms):
         assert parse["episodes_without_answer"] == 1 and not values.any()
 
 
-def test_gvl_reads_the_answer_it_is_given_back_in_time_order(video_vlms, monkeypatch):
+@pytest.mark.parametrize("arch", sorted(VIDEO_ARCHITECTURES))
+def test_gvl_reads_the_answer_it_is_given_back_in_time_order(video_vlms, arch, monkeypatch):
     """The generated text is put back in time order through the real prompt and shuffle: the answer for
     each shown frame names which frame it was shown, so the unshuffled values must be increasing."""
     import vlmreward.rewards.value as value
 
-    model = video_vlms["qwen2_5_vl"]
+    model = video_vlms[arch]
     reward = GenerativeValueReward(model, TASK, max_frames=4, seed=3)
     prompts = []
 
@@ -202,7 +204,11 @@ def test_gvl_reads_the_answer_it_is_given_back_in_time_order(video_vlms, monkeyp
     np.testing.assert_allclose(got[[0, 3, 6, 9]], [0.0, 0.25, 0.5, 0.75], atol=1e-6)
     assert np.all(np.diff(got) >= 0) and reward.describe()["parse"]["frames_parsed"] == 4
     shown = [c for c in prompts[0] if isinstance(c, np.ndarray)]
-    assert len(shown) == 5 and shown[0] is not None  # the initial scene, then the 4 shuffled frames
+    assert len(shown) == 5  # the initial scene, then the 4 sampled frames in the shuffled order
+    np.testing.assert_array_equal(shown[0], frames[0])
+    sampled = [0, 3, 6, 9]
+    for j, i in enumerate(shuffled_order(4, 3)):
+        np.testing.assert_array_equal(shown[1 + j], frames[sampled[i]])
 
 
 # ---------------------------------------------------------------- the oracle

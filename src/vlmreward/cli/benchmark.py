@@ -33,7 +33,7 @@ def benchmark(
     only: Annotated[Optional[list[str]], typer.Option("--only", help="Evaluate only this set of the suite (repeat).",
                                                       show_default=False)] = None,
     lerobot: Annotated[Optional[list[Path]], typer.Option(
-        "--lerobot", help="A LeRobot v3.0 dataset directory: an extra set (progress label = frame index / length on "
+        "--lerobot", help="A LeRobot v3.0 dataset directory: an extra set (progress label = frame index / (length - 1) on "
         "successful episodes; the instruction: its task). Repeat.", show_default=False)] = None,
     data: Annotated[Path, typer.Option(help="Where the suite's episode sets are collected (once; reused).")] = Path("benchmark-data"),
     episodes: Annotated[Optional[int], typer.Option(help="Episodes per episode set (a smaller benchmark).",

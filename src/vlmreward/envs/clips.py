@@ -2,11 +2,12 @@
 
 A clip reward scores a sequence of frames rather than one: the whole episode at its last step
 (``clip_mode="episode"``, RoboCLIP), the last ``window`` frames at every step
-(``"window"``), or the episode so far at every step (``"prefix"``, TOPReward). :class:`ClipAssembler` keeps each sub-environment's frames of the running
-episode (and the per-step ``info`` value the reward reads, if any) and, step by step, hands over
-the clips due: ``(sub-environment index, clip, infos)``. Each clip is already reduced to the
-frames the reward reads (:meth:`~vlmreward.rewards.video.ClipReward.clip_indices`), so a stored
-clip of a deferred step holds ``num_frames`` frames, not the episode.
+(``"window"``), or the episode so far at every step (``"prefix"``, TOPReward).
+:class:`ClipAssembler` keeps each sub-environment's frames of the running episode (and the
+per-step ``info`` value the reward reads, if any) and, step by step, hands over the clips due:
+``(sub-environment index, clip, infos)``. Each clip is already reduced to the frames the reward
+reads (:meth:`~vlmreward.rewards.video.ClipReward.clip_indices`), so a stored clip of a deferred
+step holds ``num_frames`` frames, not the episode.
 
 The wrappers (:class:`~vlmreward.envs.wrappers.VLMRewardWrapper`,
 :class:`~vlmreward.envs.vector.VLMRewardVecEnvWrapper`) score the clips now or, deferred, in
