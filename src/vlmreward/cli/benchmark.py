@@ -81,15 +81,14 @@ def benchmark(
                 lerobot_episode_set(path, target)
             sets.append(EpisodeSet(name, None, goal=lerobot_task(path), path=target,
                                    description=f"LeRobot dataset {path}"))
-    sets = [replace(s, mismatch=()) if s.mismatch and kind is not None and not kind.takes("goal") else s for s in sets]
+    if kind is not None and not kind.takes("goal"):  # a kind without a goal: no instruction to give, none to mismatch
+        sets = [replace(s, goal=None, mismatch=()) for s in sets]
     interactive = is_interactive()
     ready, notes = collect_suite(sets, data, episodes=episodes, progress=lambda name: typer.echo(f"collecting {name} ...", err=True))
     vlm = None
     if model is not None and (kind is None or kind.model != "none"):
         with quiet_model_loading(enabled=not interactive):
             vlm = model_spec(model, device, dtype, resize, antialias, None).load("--device")
-    if kind is not None and not kind.takes("goal"):  # a model-free kind without a goal: no instruction to give
-        ready = [(replace(s, goal=None), path) for s, path in ready]
     result = run_benchmark(ready, vlm, out, reward_kind=reward_kind, reward_params=parse_params(param),
                            options=dict(reward_options or {}), notes=notes, batch_size=batch_size,
                            progress=lambda name: typer.echo(f"evaluating {name} ...", err=True))
