@@ -52,6 +52,7 @@ __all__ = [
     "load_generative_model",
     "DEFAULT_GENERATIVE_BATCH_SIZE",
     "frame_list",
+    "check_generative",
 ]
 
 GENERATIVE_MODEL_TYPES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "idefics3", "smolvlm", "paligemma")
@@ -211,7 +212,7 @@ class GenerativeVLM:
                 f"frames of {images[0].shape[1]}x{images[0].shape[0]} px make {length} tokens, more than the "
                 f"{self.max_sequence_length} {self.name!r} takes; score smaller frames (render_width/render_height)."
             )
-        with self._autocast():
+        with self.autocast():
             if self.padding_side == "left":
                 logits = self.model(**inputs, logits_to_keep=1).logits[:, -1]
             else:
@@ -249,15 +250,27 @@ class GenerativeVLM:
 
     def autocast(self) -> Any:
         """``torch.autocast`` in :attr:`autocast_dtype` on CUDA when set, else a null context."""
-        return self._autocast()
-
-    def _autocast(self) -> Any:
         if self.autocast_dtype is not None and self.device.type == "cuda":
             return torch.autocast(device_type="cuda", dtype=self.autocast_dtype)
         return contextlib.nullcontext()
 
     def __repr__(self) -> str:
         return f"GenerativeVLM({self.name!r}, {self.model_type}, {self.device}, {str(self.dtype).removeprefix('torch.')})"
+
+
+def check_generative(model: Any, kind: str) -> GenerativeVLM:
+    """``model`` if it is a :class:`GenerativeVLM` (the reward kind ``kind`` reads its answers).
+
+    Raises:
+        InvalidParameterError: any other model, in one line naming the models the kind takes.
+    """
+    if not isinstance(model, GenerativeVLM):
+        raise InvalidParameterError(
+            f"reward kind {kind!r} asks a generative VLM (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, SmolVLM, PaliGemma); "
+            f"{getattr(model, 'name', model)!r} is a {type(model).__name__}, which has no answer to read. Use a "
+            "contrastive kind (`vlmreward reward-kinds` lists them) with CLIP or SigLIP."
+        )
+    return model
 
 
 def frame_list(frames: Frames | Sequence[np.ndarray]) -> list[np.ndarray]:

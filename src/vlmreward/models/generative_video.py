@@ -28,12 +28,11 @@ import numpy as np
 import torch
 
 from vlmreward.errors import InvalidFramesError, InvalidParameterError
-from vlmreward.models.generative import GenerativeVLM
+from vlmreward.models.generative import GenerativeVLM, check_generative
 
 __all__ = [
     "VIDEO_INPUT_MODEL_TYPES",
     "check_video_input",
-    "check_generative",
     "video_prompt_text",
     "answer_token_count",
     "video_answer_log_probs",
@@ -42,20 +41,6 @@ __all__ = [
 
 VIDEO_INPUT_MODEL_TYPES: tuple[str, ...] = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 """``model_type`` values of the generative VLMs whose processors take videos (Qwen-VL's M-RoPE video input)."""
-
-
-def check_generative(model: Any, kind: str) -> GenerativeVLM:
-    """``model`` if it is a :class:`GenerativeVLM`.
-
-    Raises:
-        InvalidParameterError: any other model (one line naming the kind and the models it takes).
-    """
-    if not isinstance(model, GenerativeVLM):
-        raise InvalidParameterError(
-            f"reward kind {kind!r} asks a generative VLM (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, SmolVLM, PaliGemma); "
-            f"{getattr(model, 'name', model)!r} is a {type(model).__name__}."
-        )
-    return model
 
 
 def check_video_input(model: Any, kind: str) -> GenerativeVLM:

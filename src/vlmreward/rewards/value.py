@@ -32,7 +32,8 @@ import numpy as np
 from pydantic import Field
 
 from vlmreward.errors import InvalidParameterError
-from vlmreward.models.generative_video import check_generative, generate_after_frames
+from vlmreward.models.generative import check_generative
+from vlmreward.models.generative_video import generate_after_frames
 from vlmreward.models.video import uniform_frame_indices
 from vlmreward.rewards.base import as_prompt_list
 from vlmreward.rewards.params import Prompts, RewardParams

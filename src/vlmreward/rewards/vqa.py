@@ -34,7 +34,7 @@ from pydantic import AfterValidator
 
 from vlmreward.errors import InvalidParameterError
 from vlmreward.goals import NEGATIVE_MODES, as_goal_family
-from vlmreward.models.generative import NO_SPELLINGS, YES_SPELLINGS, GenerativeVLM, frame_list
+from vlmreward.models.generative import NO_SPELLINGS, YES_SPELLINGS, check_generative, frame_list
 from vlmreward.models.preprocess import Frames
 from vlmreward.rewards.params import PositiveFloat, Prompts, RewardParams, UnitFloat, check_placeholder
 from vlmreward.rewards.registry import RewardContext, register
@@ -74,16 +74,6 @@ def _as_goals(goal: str | Sequence[str] | None) -> list[str] | None:
     if goal is None:
         return None
     return [goal] if isinstance(goal, str) else list(goal)
-
-
-def _check_model(model: Any, kind: str) -> GenerativeVLM:
-    if not isinstance(model, GenerativeVLM):
-        raise InvalidParameterError(
-            f"reward kind {kind!r} asks a generative VLM (Qwen2-VL, Qwen2.5-VL, Qwen3-VL, SmolVLM, PaliGemma); "
-            f"{getattr(model, 'name', model)!r} is a {type(model).__name__}, which has no answer to read. Use a "
-            "contrastive kind (goal_baseline, softmax_threshold) with CLIP or SigLIP."
-        )
-    return model
 
 
 class VQAParams(RewardParams):
@@ -128,7 +118,7 @@ class VQAReward:
         output: str = "probability",
         threshold: float | None = None,
     ) -> None:
-        self.model = _check_model(model, "vqa")
+        self.model = check_generative(model, "vqa")
         try:
             self.template = check_template(template)
         except ValueError as err:
