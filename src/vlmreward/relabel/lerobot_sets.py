@@ -52,7 +52,7 @@ def lerobot_episode_set(source: str | os.PathLike, out: str | os.PathLike, image
         RelabelError: not a readable LeRobot v3.0 dataset, or no camera / several without ``image_key``.
         InvalidParameterError: ``out`` exists (without ``overwrite``).
     """
-    adapter = LeRobotAdapter(source, Path(out).with_name(Path(out).name + ".unused"), image_key=image_key)
+    adapter = LeRobotAdapter(source, out, image_key=image_key)  # read only: this adapter writes nothing
     frames, episode, step, reward, progress, success = [], [], [], [], [], []
     labelled = True
     try:
