@@ -63,10 +63,11 @@ def video_prompt_text(model: GenerativeVLM, prefix_text: str, suffix: str) -> st
     """The text of one video row: the chat template's user turn ``[video, prefix_text]`` without its
     end-of-turn token, then ``suffix`` (which ends with the answer).
 
-    LeRobot's TOPReward cuts the templated turn at the *first* end-of-sequence token, which is
-    the end of the user turn for Qwen3-VL's template (no default system turn); templates with a
-    default system turn (Qwen2-VL, Qwen2.5-VL) end that turn first, so the cut here is at the
-    *last* one: the same text for Qwen3-VL, the user turn kept for the others.
+    LeRobot's TOPReward cuts the templated turn at the *first* end-of-sequence token, the end of
+    the user turn when that turn is the template's first (Qwen3-VL's template has no default
+    system turn); templates with a default system turn (Qwen2-VL, Qwen2.5-VL) end that turn
+    first, so the cut here is at the *last* one, which keeps the user turn for both (the real
+    Qwen3-VL template is not on this machine: that the two cuts agree there is not tested).
     """
     messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": prefix_text}]}]
     chat = model.processor.apply_chat_template(messages, add_generation_prompt=False, tokenize=False)
@@ -79,8 +80,8 @@ def video_prompt_text(model: GenerativeVLM, prefix_text: str, suffix: str) -> st
 def answer_token_count(model: GenerativeVLM, text: str, answer: str) -> int:
     """How many of ``text``'s last tokens spell ``answer`` (``text`` ends with it, after a space): the
     tokens of ``text`` minus those of ``text`` without the answer and the spaces before it. The
-    space belongs to the answer (Qwen's tokenizers spell `` True`` as one token, ``ĠTrue``: the
-    one token LeRobot's TOPReward scores).
+    space belongs to the answer (Qwen's vocabulary spells `` True`` as one token, ``ĠTrue``, the
+    one token LeRobot's TOPReward scores; the tests' tiny tokenizer takes several).
 
     Raises:
         InvalidParameterError: ``text`` does not end with ``answer``, or the answer adds no token.
