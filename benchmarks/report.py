@@ -454,6 +454,23 @@ def progress_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]:
     return out
 
 
+def preference_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    m = r["machine"]
+    out = [f"\n## Preference labels: the preference kind's VLM labeller ({m['cpu']}, {m['cores']} cores)\n",
+           f"{r['pairs']} pairs of CartPole frames ({r['frame_size'][1]} × {r['frame_size'][0]}) labelled by the tests' "
+           "random-weight Qwen2.5-VL. Pairs/s for every variant; vlmreward asks both orders of each pair (two queries), "
+           f"the naive loop one order with one `generate` of {r['max_new_tokens']} tokens per pair, parsed as RL-VLM-F "
+           "parses Gemini's reply.\n"]
+    out.append(table(["variant", "pairs/s", "ms/pair", "÷ naive loop"],
+                     [[row["variant"], f(row["pairs_per_s"], 1), f(row["ms_per_pair"], 1), f"{f(row['vs_naive'], 2)}×"]
+                      for row in r["rows"]]))
+    out.append(f"\nLabel cache hit rate on the rerun: {r['cache_hit_rate']:.0%} (no model call).")
+    best = max((row for row in r["rows"] if row["variant"].startswith("vlmreward, both")), key=lambda row: row["vs_naive"])
+    targets.append(["preference pairs/s, both orders asked, ≥ a naive loop of one generate per pair, one order (tiny Qwen2.5-VL, CPU, best batch)",
+                    f"{f(best['vs_naive'], 2)}×", verdict(best["vs_naive"] >= 1.0)])
+    return out
+
+
 def main() -> None:
     results = load_results()
     results = {k: v for k, v in results.items() if not k.startswith("quick")}
@@ -479,6 +496,8 @@ def main() -> None:
         body += video_section(results["video"], targets)
     if "progress" in results:
         body += progress_section(results["progress"], targets)
+    if "preference" in results:
+        body += preference_section(results["preference"], targets)
     text = [
         "# Benchmark results",
         "",

@@ -49,6 +49,11 @@ BUDGETS = {
     "train configs/miniworld_goals.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=2", "--set", "algorithm_kwargs.n_steps=64",
                                                          "--set", "algorithm_kwargs.batch_size=64"],
     "train configs/android/open_app_fake.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=2"],
+    "train configs/preference/cartpole_oracle.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=2", "--set", "reward.update_every=64",
+                                                                    "--set", "algorithm_kwargs.learning_starts=32"],
+    "train configs/preference/cartpole_vlm.yaml": TRAIN_BUDGET + ["--set", "env.n_envs=1", "--set", "reward.update_every=64",
+                                                                 "--set", "reward.queries_per_update=2",
+                                                                 "--set", "algorithm_kwargs.learning_starts=32"],
 }
 """Extra ``--set`` overrides per command: seconds instead of hours; nothing else changes."""
 

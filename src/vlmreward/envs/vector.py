@@ -135,6 +135,10 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         self._n_unscored = 0  # index of the first step in self._steps whose frames are not scored
         self.episodes = EpisodeAccounts(self.num_envs)
         self.num_timesteps = 0  # steps of all sub-environments, as SB3's num_timesteps (training sets it)
+        self.observe_frames = False  # hand the frames to a learned reward's observe() (training sets it)
+        if getattr(reward_model, "learned", False) and (deferred or self.clips is not None):
+            raise InvalidParameterError("a learned reward (preference) scores every step with the reward model of that "
+                                        "moment; use per-step scoring (deferred: false).")
 
     def reset(self) -> Any:
         obs = self.venv.reset()
@@ -160,11 +164,41 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
             if self._pending_frames >= self.score_batch_size:
                 self.score_stored()
             return obs, combine_rewards(gt, np.zeros_like(gt), self.mode, self.weight), dones, infos
-        vlm = self._score_clips([items])[0] if self.clips is not None else score_frames(self.reward_model, frames, goals)
+        if getattr(self.reward_model, "learned", False):
+            vlm = self._score_learned(frames, obs, gt, infos, dones)
+        else:
+            vlm = self._score_clips([items])[0] if self.clips is not None else score_frames(self.reward_model, frames, goals)
         self.episodes.add(vlm, gt, np.asarray(dones, dtype=bool), successes, goals=episode_goals, step=self.num_timesteps)
         for info, value in zip(infos, vlm):
             info["vlm_reward"] = float(value)
         return obs, combine_rewards(gt, vlm, self.mode, self.weight), dones, infos
+
+    def _score_learned(self, frames: Any, obs: Any, gt: np.ndarray, infos: list[dict], dones: Any) -> np.ndarray:
+        """A learned reward (``reward_model.learned``, e.g. the ``preference`` kind): its head's inputs of the reached
+        states (frames, or observations: a finished episode's is ``info["terminal_observation"]``) scored by the
+        current reward model, and, with :attr:`observe_frames`, handed to ``reward_model.observe`` with the
+        ground-truth values ``info[truth_key]`` (``"gt_reward"``: the environment's reward)."""
+        model = self.reward_model
+        frames = _frame_arrays(frames)
+        reached = None
+        if not isinstance(obs, dict):
+            reached = np.array(obs, copy=True)
+            for i, done in enumerate(dones):
+                if done and "terminal_observation" in infos[i]:
+                    reached[i] = infos[i]["terminal_observation"]
+        inputs = model.reward_inputs(frames, reached)
+        if self.observe_frames:
+            key = getattr(getattr(model, "params", None), "truth_key", None)
+            truths = None
+            if key == "gt_reward":
+                truths = gt
+            elif key is not None:
+                truths = np.array([float(info.get(key, np.nan)) for info in infos], dtype=np.float32)
+            model.observe(frames, inputs, truths)
+        base = combine_rewards(gt, np.zeros_like(gt), self.mode, self.weight)
+        for info, x, b in zip(infos, inputs, base):  # for a replay buffer that relabels (vlmreward.rl.preference)
+            info["reward_input"], info["reward_base"] = x, float(b)
+        return model.score_inputs(inputs)
 
     def score_stored(self) -> None:
         """Score every stored, unscored step now, in batches of ``score_batch_size`` frames

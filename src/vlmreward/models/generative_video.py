@@ -29,6 +29,7 @@ import torch
 
 from vlmreward.errors import InvalidFramesError, InvalidParameterError
 from vlmreward.models.generative import GenerativeVLM, check_generative
+from vlmreward.models.generative_images import interleaved_turn
 
 __all__ = [
     "VIDEO_INPUT_MODEL_TYPES",
@@ -176,19 +177,7 @@ def generate_after_frames(model: GenerativeVLM, content: Sequence[str | np.ndarr
     Raises:
         InvalidFramesError: a frame that is not uint8 RGB ``[H, W, 3]``.
     """
-    from PIL import Image
-
-    parts, images = [], []
-    for piece in content:
-        if isinstance(piece, str):
-            parts.append({"type": "text", "text": piece})
-        else:
-            frame = np.asarray(piece)
-            if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
-                raise InvalidFramesError(f"a frame must be uint8 RGB [H, W, 3]; got {frame.dtype} of shape {tuple(frame.shape)}.")
-            parts.append({"type": "image"})
-            images.append(Image.fromarray(frame))
-    text = model.processor.apply_chat_template([{"role": "user", "content": parts}], add_generation_prompt=True, tokenize=False)
+    text, images = interleaved_turn(model, content)
     batch = model.processor(text=[text], images=images or None, return_tensors="pt")
     inputs = model.on_device(batch)
     with model.autocast():

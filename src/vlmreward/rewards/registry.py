@@ -16,7 +16,8 @@ Where a kind comes from, first match wins (:func:`reward_kind`):
 
 1. the kinds registered with :func:`register` (vlmreward's own: ``goal_baseline``,
    ``softmax_threshold``, ``goal_family_softmax``, ``vqa``, ``vqa_contrastive``,
-   ``episode_video``, ``window_video``, ``episode_info_oracle``, ``cartpole_pixel_oracle``, ``ground_truth``, ``custom``; ``goal_state_oracle`` comes through vlmreward's own entry point);
+   ``episode_video``, ``window_video``, ``episode_info_oracle``, ``token_progress``, ``generative_value``,
+   ``progress_info_oracle``, ``preference``, ``cartpole_pixel_oracle``, ``ground_truth``, ``custom``; ``goal_state_oracle`` comes through vlmreward's own entry point);
 2. ``"package.module:ClassName"``: the class is imported (it needs a ``Params`` attribute, a
    :class:`RewardParams` subclass, or a :func:`register` decorator);
 3. the ``vlmreward.rewards`` entry-point group of installed distributions
@@ -83,6 +84,7 @@ _BUILTIN_MODULES = (
     "vlmreward.rewards.video",
     "vlmreward.rewards.progress",
     "vlmreward.rewards.value",
+    "vlmreward.rewards.preference",
 )
 """The modules of :mod:`vlmreward.rewards` that register kinds when imported."""
 

@@ -163,6 +163,7 @@ def make_training_env(
         )
     except TypeError as err:
         raise ConfigError(f"env.kwargs: {config.env.id} does not accept them ({err}).") from err
+    venv.observe_frames = True  # a learned reward pools the frames the agent reaches (not those of evaluations)
     if normalize and config.env.normalize_observations:
         venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
     return venv
@@ -273,15 +274,34 @@ def build_algorithm(config: RunConfig, venv: VecEnv) -> BaseAlgorithm:
     kwargs = _algorithm_kwargs(config)
     if issubclass(cls, OffPolicyAlgorithm):
         _check_replay_buffer_memory(cls, kwargs, venv)
-    if config.deferred:
-        key = "replay_buffer_class" if issubclass(cls, OffPolicyAlgorithm) else "rollout_buffer_class"
-        kwargs[key] = deferred_buffer_class(key == "replay_buffer_class", isinstance(venv.observation_space, gym.spaces.Dict))
+    buffer = _buffer_class(config, issubclass(cls, OffPolicyAlgorithm), isinstance(venv.observation_space, gym.spaces.Dict))
+    if buffer is not None:
+        kwargs["replay_buffer_class" if issubclass(cls, OffPolicyAlgorithm) else "rollout_buffer_class"] = buffer
     try:
         model = cls(config.policy, venv, seed=config.seed, verbose=0, **kwargs)
     except (TypeError, ValueError, AssertionError) as err:
         raise ConfigError(f"algorithm_kwargs: {config.algorithm} rejected them: {err}") from err
     attach_reward_source(model, venv)
     return model
+
+
+def _buffer_class(config: RunConfig, off_policy: bool, dict_observations: bool) -> type | None:
+    """The buffer class a run needs: a deferred one (deferred scoring), the relabelling replay buffer of a
+    learned reward (off-policy), or None (SB3's default).
+
+    Raises:
+        ConfigError: a learned reward with dict observations off-policy (its relabelling buffer takes arrays).
+    """
+    if config.deferred:
+        return deferred_buffer_class(off_policy, dict_observations)
+    if off_policy and getattr(config.reward_kind.factory, "learned", False):
+        if dict_observations:
+            raise ConfigError(f"reward.kind {config.reward.kind!r} relabels a replay buffer of array observations; "
+                              "goal-conditioned (dict) observations need an on-policy algorithm (PPO).")
+        from vlmreward.rl.preference import PreferenceReplayBuffer
+
+        return PreferenceReplayBuffer
+    return None
 
 
 def _serialized_keys(path: str | os.PathLike) -> list[str]:
@@ -328,7 +348,7 @@ def load_algorithm(
                 if p.default is not inspect.Parameter.empty}
     policy = config.policy
     off_policy = issubclass(cls, OffPolicyAlgorithm)
-    buffer = deferred_buffer_class(off_policy, isinstance(observation_space, gym.spaces.Dict)) if config.deferred else None
+    buffer = _buffer_class(config, off_policy, isinstance(observation_space, gym.spaces.Dict))
     known: dict[str, Any] = {
         **defaults,
         **kwargs,

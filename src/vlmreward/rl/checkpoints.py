@@ -299,6 +299,9 @@ class Checkpointer:
     worth saving) and the checkpoint counts the steps up to the rollout's start, so that a resumed
     run still stops at the same rollout boundary.
 
+    ``reward`` (optional): a learned reward (``learned = True``), whose state goes into the
+    checkpoint (:func:`vlmreward.rl.preference.save_learned_state`).
+
     ``before_write`` (optional) is called with the checkpoint's step count once the deferred
     rewards are in and before anything is written: the trainer writes the episodes finished up to
     that step into ``episodes.csv`` (:meth:`~vlmreward.rl.callbacks.EpisodeLogCallback.write_finished`).
@@ -311,8 +314,10 @@ class Checkpointer:
         keep: int | None = 2,
         replay_buffer: bool = True,
         before_write: Callable[[int], Any] | None = None,
+        reward: Any = None,
     ) -> None:
         self.before_write = before_write
+        self.reward = reward if getattr(reward, "learned", False) else None  # a learned reward's state is checkpointed
         self.directory = Path(run_dir) / "checkpoints"
         self.replay_buffer = bool(replay_buffer)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -352,6 +357,8 @@ class Checkpointer:
         steps = model.num_timesteps
         if not isinstance(model, OffPolicyAlgorithm) and self.in_rollout and self.rollout_start_timesteps is not None:
             steps = self.rollout_start_timesteps
+        if self.reward is not None:  # staged frames: of the lost partial rollout (on-policy), else of stored transitions
+            self.reward.discard_staged() if steps != model.num_timesteps else self.reward.commit()
         if not complete_deferred_rewards(model, drop_unscorable=True):
             _log.warning(
                 "the newest transitions of the replay buffer have no VLM reward and could not be dropped; "
@@ -379,6 +386,10 @@ class Checkpointer:
         vec_normalize = model.get_vec_normalize_env()
         if vec_normalize is not None:
             save_vec_normalize(vec_normalize, tmp / VEC_NORMALIZE_FILE)
+        if self.reward is not None:
+            from vlmreward.rl.preference import save_learned_state
+
+            save_learned_state(model, self.reward, tmp)
         save_state(tmp, {"num_timesteps": steps, "reason": reason, "time": time.time(), "rng": capture_rng_state(model)})
         write_manifest(tmp, {"num_timesteps": steps, "reason": reason, "algorithm": self.algorithm})
         name = f"step_{steps:09d}"

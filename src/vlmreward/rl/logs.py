@@ -82,7 +82,8 @@ def truncate_logs(run_dir: str | os.PathLike, step: int) -> dict[str, int]:
 
     * ``logs/progress.csv``: rows whose ``time/total_timesteps`` is above ``step``;
     * ``episodes.csv``: episodes that ended after ``step`` (``timesteps``);
-    * ``evaluations.jsonl``: evaluations after ``step`` (a damaged line, a write cut short, too).
+    * ``evaluations.jsonl``: evaluations after ``step`` (a damaged line, a write cut short, too);
+    * ``preference.jsonl``: reward updates after ``step`` (the same way).
 
     TensorBoard's event files are append-only: the resumed run's writer purges the steps after
     ``step`` instead (``SummaryWriter(purge_step=step + 1)``, :func:`make_logger`).
@@ -113,9 +114,10 @@ def truncate_logs(run_dir: str | os.PathLike, step: int) -> dict[str, int]:
 
     cut_csv(run_dir / "logs" / "progress.csv", "time/total_timesteps")
     cut_csv(run_dir / "episodes.csv", "timesteps")
-    evaluations = run_dir / "evaluations.jsonl"
-    if evaluations.is_file():
-        lines = evaluations.read_text(encoding="utf-8").splitlines()
+    for records in (run_dir / "evaluations.jsonl", run_dir / "preference.jsonl"):
+        if not records.is_file():
+            continue
+        lines = records.read_text(encoding="utf-8").splitlines()
         kept_lines = []
         for line in lines:
             try:
@@ -124,8 +126,8 @@ def truncate_logs(run_dir: str | os.PathLike, step: int) -> dict[str, int]:
             except (ValueError, KeyError, TypeError):
                 continue
         if len(kept_lines) != len(lines):
-            atomic_write_text(evaluations, "".join(line + "\n" for line in kept_lines))
-            dropped[evaluations.name] = len(lines) - len(kept_lines)
+            atomic_write_text(records, "".join(line + "\n" for line in kept_lines))
+            dropped[records.name] = len(lines) - len(kept_lines)
     return dropped
 
 

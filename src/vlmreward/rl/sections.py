@@ -278,7 +278,8 @@ class RunConfig(Strict):
 
     @property
     def deferred(self) -> bool:
-        return self.scoring == "deferred"
+        """Deferred scoring, unless the kind's reward is learned during the run (scored per step by the model of that moment)."""
+        return self.scoring == "deferred" and not getattr(self.reward_kind.factory, "learned", False)
 
     @property
     def reward_mode(self) -> tuple[str, float]:

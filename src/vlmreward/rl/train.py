@@ -58,6 +58,7 @@ from vlmreward.rl.config import (
 )
 from vlmreward.rl.deferred import attach_reward_source
 from vlmreward.rl.logs import make_logger, truncate_logs
+from vlmreward.rl.preference import LABEL_CACHE_FILE, PreferenceUpdateCallback, is_learned, load_learned_state
 from vlmreward.rl.run_state import save_vec_normalize
 from vlmreward.rl.builders import (
     ALGORITHM_CLASSES,
@@ -155,9 +156,13 @@ def _learn(
     model.set_logger(make_logger(config, run_dir, purge_after=None if reset_num_timesteps else model.num_timesteps))
     episode_log = EpisodeLogCallback(run_dir / "episodes.csv", config.log.stats_window, goal_columns=config.goals is not None)
     checkpointer = Checkpointer(run_dir, config.algorithm, keep=config.keep_checkpoints, replay_buffer=config.checkpoint_replay_buffer,
-                                before_write=episode_log.write_finished)
+                                before_write=episode_log.write_finished, reward=reward_model)
+    learned = []
+    if is_learned(reward_model):
+        reward_model.use_cache(run_dir / LABEL_CACHE_FILE)  # where the config names no label cache
+        learned.append(PreferenceUpdateCallback(reward_model, config.reward_mode[1], run_dir))
     callbacks: list[BaseCallback] = [
-        KeepSignalHandlers(), episode_log, CheckpointCallback(checkpointer, config.checkpoint_every),
+        KeepSignalHandlers(), episode_log, *learned, CheckpointCallback(checkpointer, config.checkpoint_every),
         ProgressLogCallback(config.total_steps, episode_log.means, config.log.progress_every_s,
                             unscored_episodes=episode_log.unscored_episodes),
     ]
@@ -372,6 +377,8 @@ def _resume_locked(run_dir: Path, items: list[str], config: RunConfig, progress_
                 _log.warning("the checkpoint holds no replay buffer (checkpoint_replay_buffer: false): the agent continues "
                              "from an empty one, so the run is not identical to an uninterrupted one")
             attach_reward_source(model, venv)
+            if is_learned(reward_model) and not load_learned_state(model, reward_model, info.path):
+                _log.warning("the checkpoint holds no state of the learned reward: it starts again from untrained")
             model.num_timesteps = int(state["num_timesteps"])
             venv.seed(config.seed + model.num_timesteps)  # Algo.load re-seeded it with the run's seed
             restore_rng_state(state["rng"], model)

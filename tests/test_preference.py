@@ -1,0 +1,382 @@
+"""Preference rewards (RL-VLM-F): labels from tiny random-weight generative VLMs, the Bradley–Terry
+ensemble, disagreement sampling, training with the oracle labeller, and exact checkpoints.
+
+The label reference is written here, independent of vlmreward.models.generative_images: the chat
+text of one query built from the processor's template, the processor on that one query, a plain
+forward with every position's logits, and the log-softmax of the last position at "1" and "2"."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+import vlmreward
+from vlmreward.errors import InvalidParameterError
+from vlmreward.models.testing_vlms import build_paligemma2, build_qwen2_5_vl, build_smolvlm
+from vlmreward.rewards.preference import PreferenceParams, PreferenceReward, resize_frames
+from vlmreward.rewards.preference_labels import (
+    FIRST, IMAGE_1, IMAGE_2, LABEL_QUESTION, NO_PREFERENCE, SECOND, LabelCache, OracleLabeller, VLMPreferenceLabeller,
+)
+from vlmreward.rewards.preference_model import RewardEnsemble, bradley_terry_loss, ensemble_disagreement
+from vlmreward.rewards.registry import build_reward, reward_kind
+
+from conftest import signal_when
+
+ROOT = Path(__file__).resolve().parents[1]
+GOAL = "to balance the brown pole on the black cart to be upright"
+ARCHITECTURES = {"qwen2_5_vl": build_qwen2_5_vl, "smolvlm": build_smolvlm}
+
+
+@pytest.fixture(scope="module")
+def vlms(tmp_path_factory):
+    root = tmp_path_factory.mktemp("preference_vlms")
+    return {name: vlmreward.load_model(str(build(root / name))) for name, build in ARCHITECTURES.items()}
+
+
+def _frames(n, seed=0, size=(40, 56)):
+    return np.random.default_rng(seed).integers(0, 256, (n, *size, 3), dtype=np.uint8)
+
+
+def _reference_log_probs(model, first, second):
+    """``[log p("1"), log p("2")]`` for one ordered query, by hand."""
+    from PIL import Image
+
+    content = [{"type": "text", "text": IMAGE_1}, {"type": "image"}, {"type": "text", "text": IMAGE_2}, {"type": "image"},
+               {"type": "text", "text": LABEL_QUESTION.format(goal=GOAL)}]
+    text = model.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True, tokenize=False)
+    images = [Image.fromarray(first), Image.fromarray(second)]
+    inputs = model.processor(text=[text], images=[images] if model.model_type in ("idefics3", "smolvlm") else images,
+                             return_tensors="pt")
+    with torch.no_grad():
+        logits = model.model(**inputs).logits[0, -1].float()
+    log_p = torch.log_softmax(logits, dim=-1)
+    one, two = (model.tokenizer.encode(s, add_special_tokens=False) for s in ("1", "2"))
+    assert len(one) == len(two) == 1
+    return np.array([float(log_p[one[0]]), float(log_p[two[0]])])
+
+
+def _count_forwards(model, monkeypatch):
+    calls = []
+    forward = model.model.forward
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model.model, "forward", counted)
+    return calls
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_labels_equal_an_independent_forward_both_orders_are_asked_and_the_cache_is_hit(vlms, arch, tmp_path, monkeypatch):
+    model = vlms[arch]
+    a, b = _frames(3, seed=1), _frames(3, seed=2)
+    cache = LabelCache(tmp_path / "labels.jsonl")
+    labeller = VLMPreferenceLabeller(model, GOAL, stages=1, margin=0.0, cache=cache, batch_size=4)
+    forwards = _count_forwards(model, monkeypatch)
+    result = labeller.label(a, b)
+    assert labeller.model_calls == 6 and labeller.cache_hits == 0  # both orders of 3 pairs
+    assert len(forwards) == 2  # 6 queries, 4 a forward pass
+    for i in range(3):
+        ab, ba = _reference_log_probs(model, a[i], b[i]), _reference_log_probs(model, b[i], a[i])
+        lp = labeller.ordered_log_probs([a[i], b[i]], [b[i], a[i]])
+        np.testing.assert_allclose(lp, np.stack([ab, ba]), atol=1e-5)
+        delta = ((ab[0] - ab[1]) - (ba[0] - ba[1])) / 2
+        assert result.delta[i] == pytest.approx(delta, abs=1e-5)
+        assert result.first_bias[i] == pytest.approx(((ab[0] - ab[1]) + (ba[0] - ba[1])) / 2, abs=1e-5)
+        assert result.labels[i] == (FIRST if delta > 0 else SECOND)
+    # a rerun (another process: a fresh cache object on the same file) asks the model nothing
+    forwards.clear()
+    again = VLMPreferenceLabeller(model, GOAL, stages=1, cache=LabelCache(tmp_path / "labels.jsonl"))
+    rerun = again.label(a, b)
+    assert again.model_calls == 0 and again.cache_hits == 6 and not forwards
+    np.testing.assert_array_equal(rerun.labels, result.labels)
+    np.testing.assert_allclose(rerun.delta, result.delta, atol=1e-6)
+    # another goal is another question: not answered from the cache
+    other = VLMPreferenceLabeller(model, "to keep the cart still", cache=LabelCache(tmp_path / "labels.jsonl"))
+    other.label(a[:1], b[:1])
+    assert other.model_calls == 2 and other.cache_hits == 0
+
+
+def test_margin_makes_no_preference_and_swapping_a_pair_flips_its_label(vlms):
+    model = vlms["qwen2_5_vl"]
+    a, b = _frames(4, seed=3), _frames(4, seed=4)
+    labeller = VLMPreferenceLabeller(model, GOAL)
+    forward, backward = labeller.label(a, b), labeller.label(b, a)
+    np.testing.assert_allclose(forward.delta, -backward.delta, atol=1e-6)  # order-averaged: antisymmetric
+    np.testing.assert_allclose(forward.first_bias, backward.first_bias, atol=1e-6)
+    wide = VLMPreferenceLabeller(model, GOAL, margin=float(np.abs(forward.delta).max()) + 1e-3)
+    assert (wide.label(a, b).labels == NO_PREFERENCE).all()
+
+
+def test_two_stages_generate_a_comparison_then_read_the_label_from_text(vlms, tmp_path, monkeypatch):
+    from vlmreward.rewards import preference_labels
+
+    model = vlms["qwen2_5_vl"]
+    seen = []
+    real = preference_labels.generate_after_frames
+
+    def recording(m, content, max_new_tokens):
+        text = real(m, content, max_new_tokens)
+        seen.append(text)
+        return text
+
+    monkeypatch.setattr(preference_labels, "generate_after_frames", recording)
+    labeller = VLMPreferenceLabeller(model, GOAL, stages=2, max_new_tokens=4, cache=LabelCache(tmp_path / "c.jsonl"))
+    a, b = _frames(2, seed=5), _frames(2, seed=6)
+    labeller.label(a, b)
+    assert len(seen) == 4 and labeller.model_calls == 4
+    # stage two is text only: the summary question holding stage one's analysis
+    from vlmreward.models.generative_images import interleaved_answer_log_probs
+    from vlmreward.rewards.preference_labels import SUMMARY_QUESTION
+
+    expected = interleaved_answer_log_probs(model, [[SUMMARY_QUESTION.format(goal=GOAL, analysis=seen[0])]], labeller.answer_ids)
+    np.testing.assert_allclose(labeller.ordered_log_probs([a[0]], [b[0]]), expected.numpy(), atol=1e-6)
+    assert labeller.cache_hits == 1  # answered from the cache, not generated again
+    assert len(seen) == 4
+
+
+def test_a_model_without_a_chat_template_or_without_a_model_is_one_clear_error(tmp_path, hf_clip_model):
+    paligemma = vlmreward.load_model(str(build_paligemma2(tmp_path / "pg")))
+    with pytest.raises(InvalidParameterError, match="no chat template"):
+        VLMPreferenceLabeller(paligemma, GOAL)
+    with pytest.raises(InvalidParameterError, match="generative VLM"):
+        VLMPreferenceLabeller(hf_clip_model, GOAL)
+    with pytest.raises(InvalidParameterError, match="labeller 'vlm' asks a generative VLM"):
+        build_reward("preference", {"goal": GOAL})
+    with pytest.raises(InvalidParameterError, match="truth_key"):
+        build_reward("preference", {"labeller": "oracle"})
+
+
+def test_bradley_terry_loss_and_disagreement_against_a_hand_computation():
+    r0, r1 = torch.tensor([0.5, -0.2, 0.0]), torch.tensor([0.1, 0.3, 0.0])
+    y = torch.tensor([0, 1, 0])
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    hand = -(np.log(sig(0.5 - 0.1)) + np.log(sig(0.3 + 0.2)) + np.log(0.5)) / 3
+    assert float(bradley_terry_loss(r0, r1, y)) == pytest.approx(hand, rel=1e-6)
+    probs = np.array([[0.9, 0.5], [0.7, 0.5], [0.2, 0.5]])
+    mean = probs[:, 0].mean()
+    hand_std = np.sqrt(((probs[:, 0] - mean) ** 2).mean())
+    np.testing.assert_allclose(ensemble_disagreement(probs), [hand_std, 0.0])
+
+
+def test_ensemble_probabilities_follow_its_members_and_training_separates_the_pairs():
+    ensemble = RewardEnsemble("mlp", (2,), members=3, lr=1e-3, train_batch_size=16, seed=0)
+    x0 = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    x1 = np.random.default_rng(1).normal(size=(64, 2)).astype(np.float32)
+    r0, r1 = ensemble.member_rewards(x0), ensemble.member_rewards(x1)
+    np.testing.assert_allclose(ensemble.probabilities(x0, x1), 1 / (1 + np.exp(-(r0 - r1))), atol=1e-6)
+    np.testing.assert_allclose(ensemble.rewards(x0), r0.mean(axis=0), atol=1e-7)
+    y = (x1[:, 0] > x0[:, 0]).astype(np.int64)  # the larger first coordinate is preferred
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        fit = ensemble.train_epoch(x0, x1, y, rng)
+    assert fit["accuracy"] > 0.9
+    assert (ensemble.rewards(np.array([[2.0, 0.0]], np.float32)) > ensemble.rewards(np.array([[-2.0, 0.0]], np.float32))).all()
+
+
+def _oracle(**changes):
+    params = PreferenceParams(labeller="oracle", truth_key="gt_reward", head="cnn", image_size=48, queries_per_update=8,
+                              large_batch=4, pool_size=50, epochs=3, **changes)
+    return PreferenceReward(params)
+
+
+def test_disagreement_sampling_queries_the_candidates_the_ensemble_disagrees_on_most():
+    reward = _oracle()
+    frames = _frames(40, seed=7)
+    inputs = reward.reward_inputs(frames)
+    reward.observe(frames, inputs, np.arange(40, dtype=np.float32))
+    reward.commit()
+    first = reward.update(steps=40)  # uniform at the first update
+    assert first["queries"] == 8 and first["labelled"] <= 8 and first["label_accuracy"] == 1.0
+    probe = np.random.default_rng()
+    probe.bit_generator.state = reward.rng.bit_generator.state
+    i, j = probe.integers(0, 40, 32), probe.integers(0, 40, 32)
+    spread = ensemble_disagreement(reward.ensemble.probabilities(inputs[i], inputs[j]))
+    top = np.argsort(-spread, kind="stable")[:8]
+    qi, qj = reward.select_pairs()
+    np.testing.assert_array_equal(qi, i[top])
+    np.testing.assert_array_equal(qj, j[top])
+
+
+def test_the_pool_is_a_ring_and_the_oracle_labels_by_truth_with_a_margin():
+    reward = _oracle(margin=0.5)
+    for k in range(3):
+        frames = _frames(20, seed=k)
+        reward.observe(frames, reward.reward_inputs(frames), np.full(20, k, np.float32))
+    assert reward.pool_filled == 0  # staged only
+    reward.commit()
+    assert reward.pool_filled == 50 and reward.pool_count == 60
+    np.testing.assert_array_equal(reward.pool["truth"][:10], 2)  # the oldest 10 were overwritten
+    labels = OracleLabeller(0.5).label(None, None, np.array([1.0, 0.0, 0.2]), np.array([0.0, 1.0, 0.0])).labels
+    np.testing.assert_array_equal(labels, [FIRST, SECOND, NO_PREFERENCE])
+    flipped = _oracle(truth_sign=-1)  # e.g. a distance: smaller is better
+    frames = _frames(2)
+    flipped.observe(frames, flipped.reward_inputs(frames), np.array([1.0, 2.0]))
+    flipped.commit()
+    np.testing.assert_array_equal(flipped.pool["truth"][:2], [-1.0, -2.0])
+
+
+def test_state_dict_round_trips_through_a_weights_only_file(tmp_path):
+    from vlmreward.rl.preference import load_reward_state, save_reward_state
+
+    reward = _oracle()
+    frames = _frames(30, seed=9)
+    reward.observe(frames, reward.reward_inputs(frames), np.linspace(0, 1, 30, dtype=np.float32))
+    reward.commit()
+    reward.update(30)
+    save_reward_state(reward, tmp_path / "state.pt")
+    restored = _oracle()
+    load_reward_state(restored, tmp_path / "state.pt")
+    np.testing.assert_array_equal(restored(frames), reward(frames))
+    a, b = reward.update(60), restored.update(60)  # the same queries, labels and training: same RNG, same optimiser
+    assert a == b
+    np.testing.assert_array_equal(restored(frames), reward(frames))
+
+
+def test_resize_frames_averages_areas():
+    frames = np.zeros((1, 4, 4, 3), np.uint8)
+    frames[0, :2, :2] = 200
+    np.testing.assert_array_equal(resize_frames(frames, 2)[0, :, :, 0], [[200, 0], [0, 0]])
+
+
+def test_the_kind_is_registered_as_learned_with_an_optional_generative_model():
+    kind = reward_kind("preference")
+    assert kind.model == "optional" and kind.family == "generative" and kind.factory.learned
+    assert {"labeller", "queries_per_update", "update_every", "ensemble", "margin"} <= set(kind.params.model_fields)
+
+
+# ------------------------------------------------------------------ training
+
+def _preference_config(tmp_path, algorithm="PPO", **changes):
+    data = {
+        "env": {"id": "vlmreward/VLMRM-CartPole-v0", "n_envs": 2, "kwargs": {"episode_length": 50}},
+        "reward": {"kind": "preference", "labeller": "oracle", "truth_key": "gt_reward", "head": "cnn", "image_size": 48,
+                   "queries_per_update": 16, "update_every": 128, "pool_size": 400, "epochs": 5},
+        "algorithm": algorithm,
+        "algorithm_kwargs": {"n_steps": 64, "batch_size": 64, "n_epochs": 2, "device": "cpu"} if algorithm == "PPO" else
+        {"learning_starts": 100, "train_freq": 32, "gradient_steps": 8, "buffer_size": 2000, "device": "cpu"},
+        "total_steps": 1024, "seed": 0, "output_dir": str(tmp_path / "runs"), "checkpoint_every": 128, "keep_checkpoints": None,
+        "eval_every": None, "video": False, "run_name": "run",
+    }
+    data.update(changes)
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _state(path):
+    return torch.load(path, weights_only=True)
+
+
+def _assert_same_state(a, b):
+    for key in ("pool", "labelled"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    for name, t in a["ensemble"]["members"].items():
+        assert torch.equal(t, b["ensemble"]["members"][name]), name
+    assert a["rng"] == b["rng"] and a["counters"] == b["counters"]
+    assert json.dumps(a["ensemble"]["optimizer"]["param_groups"]) == json.dumps(b["ensemble"]["optimizer"]["param_groups"])
+    for idx, s in a["ensemble"]["optimizer"]["state"].items():
+        for k, v in s.items():
+            assert torch.equal(v, b["ensemble"]["optimizer"]["state"][idx][k]), (idx, k)
+
+
+_CLI = """
+import sys
+from vlmreward.cli.main import app
+app(sys.argv[1:], prog_name="vlmreward")
+"""
+
+
+@pytest.mark.parametrize("algorithm", ["PPO"])
+def test_sigterm_checkpoint_holds_the_uninterrupted_runs_reward_state_and_resume_loads_it(tmp_path, algorithm):
+    """An uninterrupted run checkpoints every rollout (kept); a second, identical run is sent SIGTERM after its first
+    reward update. Its interrupt checkpoint's reward state (pool, labels, weights, optimiser, RNG) equals the
+    uninterrupted run's at the same step, bit for bit, and the resumed run reaches the total with it."""
+    from vlmreward.rl.checkpoints import latest_checkpoint
+    from vlmreward.rl.train import resume
+
+    total = 1024 if algorithm == "PPO" else 768
+    script = tmp_path / "cli.py"
+    script.write_text(_CLI, encoding="utf-8")
+    # both runs in a subprocess with one thread: the same float summation order (threads change conv gradients' last bits)
+    whole_config = _preference_config(tmp_path / "a", algorithm, total_steps=total, checkpoint_every=128 if algorithm == "PPO" else 32)
+    subprocess.run([sys.executable, str(script), "train", str(whole_config)], check=True, capture_output=True,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    whole = tmp_path / "a" / "runs" / "run"
+    config = _preference_config(tmp_path / "b", algorithm, total_steps=total, checkpoint_every=100000)
+    run_dir = tmp_path / "b" / "runs" / "run"
+    log = tmp_path / "stderr.txt"
+    with open(log, "w", encoding="utf-8") as err:
+        code = signal_when([sys.executable, str(script), "train", str(config)], (run_dir / "preference.jsonl").exists,
+                           signal.SIGTERM, err, delay=0.3)
+    assert code == 128 + signal.SIGTERM, log.read_text()
+    info = latest_checkpoint(run_dir)
+    assert info.reason == "interrupt"
+    twin = whole / "checkpoints" / f"step_{info.num_timesteps:09d}"  # on-policy: the interrupt saves a rollout start
+    interrupted = _state(info.path / "reward_state.pt")
+    assert interrupted["counters"]["updates"] >= 1
+    _assert_same_state(interrupted, _state(twin / "reward_state.pt"))
+    resume(run_dir, progress_bar=False)
+    final = _state(latest_checkpoint(run_dir).path / "reward_state.pt")
+    assert final["counters"]["updates"] > interrupted["counters"]["updates"]
+    lines = [json.loads(line) for line in (run_dir / "preference.jsonl").read_text().splitlines()]
+    steps = [line["step"] for line in lines]
+    assert steps == sorted(set(steps))  # no update logged twice
+
+
+def test_off_policy_replay_rewards_are_the_current_ensembles_and_survive_a_checkpoint(tmp_path):
+    """DQN: after every update the whole replay buffer is relabelled, and later steps are scored by the new ensemble,
+    so every stored reward equals placeholder + r̂(stored input) under the checkpoint's reward state, recomputed here."""
+    from vlmreward.rl.checkpoints import latest_checkpoint
+    from vlmreward.rl.config import load_config
+    from vlmreward.rl.train import resume, train
+
+    path = _preference_config(tmp_path, "DQN", total_steps=512, checkpoint_every=100000)
+    run_dir = train(load_config(path), progress_bar=False)
+    info = latest_checkpoint(run_dir)
+    reward = build_reward("preference", load_config(path).reward_params())
+    from vlmreward.rl.preference import load_reward_state
+
+    load_reward_state(reward, info.path / "reward_state.pt")
+    with np.load(info.path / "replay_reward_inputs.npz") as extra, np.load(info.path / "replay_buffer.npz") as buffer:
+        inputs, base, rewards = extra["inputs"], extra["base"], buffer["rewards"]
+    assert len(inputs) == len(rewards) == 256 and reward.updates == 4
+    expected = base + reward.score_inputs(inputs.reshape(-1, *inputs.shape[2:])).reshape(base.shape)
+    np.testing.assert_allclose(rewards.reshape(base.shape), expected, atol=1e-6)
+    assert np.abs(rewards).max() > 0
+    resume(run_dir, ["total_steps=768"], progress_bar=False)  # the restored inputs are relabelled again, no error
+    steps = [json.loads(line)["step"] for line in (run_dir / "preference.jsonl").read_text().splitlines()]
+    assert steps == sorted(set(steps)) and len(steps) == 6
+
+
+@pytest.mark.slow
+def test_oracle_preferences_train_cartpole_through_the_shipped_config(tmp_path):
+    """RL-VLM-F's GT-preference control on VLM-RM's CartPole (DQN, relabelled replay buffer, CNN on frames): the agent,
+    which never sees the environment's reward, keeps the pole up far longer than the random policy of its first
+    episodes (the 1000 learning_starts steps)."""
+    from vlmreward.rl.config import load_config
+    from vlmreward.rl.train import train
+
+    run_dir = train(load_config(ROOT / "configs" / "preference" / "cartpole_oracle.yaml",
+                                [f"output_dir={tmp_path}", "checkpoint_every=null"]), progress_bar=False)
+    rows = list(csv.DictReader((run_dir / "episodes.csv").read_text().splitlines()))
+    random_return = float(np.mean([float(r["gt_return"]) for r in rows[:16]]))
+    learned_return = float(np.mean([float(r["gt_return"]) for r in rows[-16:]]))
+    updates = [json.loads(line) for line in (run_dir / "preference.jsonl").read_text().splitlines()]
+    assert len(updates) == 9 and all(u["label_accuracy"] == 1.0 for u in updates if u["label_accuracy"] is not None)
+    assert updates[-1]["relabelled"] == updates[-1]["step"]  # the whole replay buffer, after every update
+    assert learned_return > 100 and learned_return > 1.8 * random_return, (learned_return, random_return)
