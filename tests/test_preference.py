@@ -380,3 +380,59 @@ def test_oracle_preferences_train_cartpole_through_the_shipped_config(tmp_path):
     assert len(updates) == 9 and all(u["label_accuracy"] == 1.0 for u in updates if u["label_accuracy"] is not None)
     assert updates[-1]["relabelled"] == updates[-1]["step"]  # the whole replay buffer, after every update
     assert learned_return > 100 and learned_return > 1.8 * random_return, (learned_return, random_return)
+
+
+def test_bad_preference_configs_are_one_line_and_exit_2(tmp_path):
+    script = tmp_path / "cli.py"
+    script.write_text(_CLI, encoding="utf-8")
+    for name, changes, message in [
+        ("no_goal", {"reward": {"kind": "preference", "labeller": "vlm"}}, "give goal"),
+        ("on_ray", {"scale": {"num_reward_replicas": 1}}, "cannot be served by Ray replicas"),
+    ]:
+        path = _preference_config(tmp_path / name, **changes)
+        result = subprocess.run([sys.executable, str(script), "train", str(path)], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_label_preferences_labels_a_dataset_reports_accuracy_and_reruns_from_its_cache(tmp_path, vlms):
+    from typer.testing import CliRunner
+
+    from vlmreward.cli.main import app
+    from vlmreward.eval.dataset import save_dataset
+    from vlmreward.eval.preferences import cache_path_for, label_dataset
+
+    frames = _frames(12, seed=11)
+    truth = np.arange(12, dtype=np.float64)
+    columns = {"frame": {"type": "int", "description": "index"}, "episode": {"type": "int", "description": "episode"},
+               "step": {"type": "int", "description": "step"}, "progress": {"type": "float", "description": "progress"},
+               "gt_reward": {"type": "float", "description": "reward"}}
+    data = save_dataset(tmp_path / "ds", frames, {"episode": [0] * 12, "step": list(range(12)), "progress": truth,
+                                                  "gt_reward": truth},
+                        {"env_id": "vlmreward/CartPole-v1", "columns": columns})
+    runner = CliRunner()
+    out = tmp_path / "labels" / "oracle.csv"
+    result = runner.invoke(app, ["label-preferences", str(data), "--out", str(out), "--pairs", "20", "--truth", "progress"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy  1.000 against progress" in result.output
+    rows = list(csv.DictReader(out.read_text().splitlines()))
+    assert len(rows) == 20 and all(r["first"] != r["second"] for r in rows)
+    assert all(int(r["label"]) == (0 if float(r["truth_first"]) > float(r["truth_second"]) else 1) for r in rows)
+    again = runner.invoke(app, ["label-preferences", str(data), "--out", str(out), "--pairs", "20", "--truth", "progress"])
+    assert again.exit_code == 2 and "--overwrite" in again.output  # an existing output is never replaced silently
+    # the VLM labeller: labels equal the in-library labeller's, the accuracy is RL-VLM-F's, a rerun asks nothing
+    model = vlms["qwen2_5_vl"]
+    vlm_out = tmp_path / "vlm.csv"
+    first = label_dataset(data, vlm_out, model=model, goal=GOAL, pairs=6, truth="progress", query_size=32)
+    assert first.model_calls == 12 and first.cache_hits == 0 and cache_path_for(vlm_out).is_file()
+    rows = list(csv.DictReader(vlm_out.read_text().splitlines()))
+    i, j = np.array([int(r["first"]) for r in rows]), np.array([int(r["second"]) for r in rows])
+    direct = VLMPreferenceLabeller(model, GOAL).label(resize_frames(frames[i], 32), resize_frames(frames[j], 32))
+    np.testing.assert_array_equal([int(r["label"]) for r in rows], direct.labels)
+    both = direct.labels != NO_PREFERENCE
+    expected = float((direct.labels[both] == np.where(truth[i] > truth[j], 0, 1)[both]).mean())
+    assert first.accuracy == pytest.approx(expected)
+    rerun = label_dataset(data, vlm_out, model=model, goal=GOAL, pairs=6, truth="progress", query_size=32)
+    assert rerun.model_calls == 0 and rerun.cache_hits == 12
+    missing = runner.invoke(app, ["label-preferences", str(data), "--out", str(tmp_path / "x.csv")])
+    assert missing.exit_code == 2 and "--truth" in missing.output

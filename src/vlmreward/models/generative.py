@@ -206,12 +206,7 @@ class GenerativeVLM:
 
     def _next_token_log_probs(self, images: list[np.ndarray], questions: list[str]) -> torch.Tensor:
         inputs = self.inputs(images, questions)
-        length = inputs["input_ids"].shape[1]
-        if self.max_sequence_length is not None and length > self.max_sequence_length:
-            raise InvalidFramesError(
-                f"frames of {images[0].shape[1]}x{images[0].shape[0]} px make {length} tokens, more than the "
-                f"{self.max_sequence_length} {self.name!r} takes; score smaller frames (render_width/render_height)."
-            )
+        self.check_length(inputs, f"frames of {images[0].shape[1]}x{images[0].shape[0]} px")
         with self.autocast():
             if self.padding_side == "left":
                 logits = self.model(**inputs, logits_to_keep=1).logits[:, -1]
@@ -233,6 +228,19 @@ class GenerativeVLM:
             padding=True, return_tensors="pt",
         )
         return self.on_device(batch)
+
+    def check_length(self, inputs: dict[str, Any], what: str) -> None:
+        """Refuse model inputs longer than the model's context (``max_position_embeddings``).
+
+        Raises:
+            InvalidFramesError: naming ``what`` made the tokens (e.g. "frames of 600x400 px").
+        """
+        length = inputs["input_ids"].shape[1]
+        if self.max_sequence_length is not None and length > self.max_sequence_length:
+            raise InvalidFramesError(
+                f"{what} make {length} tokens, more than the {self.max_sequence_length} {self.name!r} takes; "
+                "score smaller frames (render_width/render_height)."
+            )
 
     def on_device(self, batch: Any) -> dict[str, Any]:
         """A processor's output as model inputs: tensors on the model's device, floating ones in its dtype

@@ -77,9 +77,7 @@ def interleaved_answer_log_probs(
 
     Args:
         model: a generative VLM with a chat template (:func:`check_interleaved`).
-        contents: ``N`` user turns (:data:`Content`); every one must hold the same number of frames
-            when the processor takes a flat image list (Qwen-VL): it does not, contents are batched
-            as they come.
+        contents: ``N`` user turns (:data:`Content`), each with any number of frames (none: text only).
         answers: token-id sets (:meth:`GenerativeVLM.answer_token_ids`), e.g. the ids of ``"1"`` and ``"2"``.
         batch_size: contents per forward pass (default ``model.batch_size``).
 
@@ -106,12 +104,7 @@ def interleaved_answer_log_probs(
         model.tokenizer.padding_side = "left"
         batch = model.processor(text=texts, images=images or None, padding=True, return_tensors="pt")
         inputs = model.on_device(batch)
-        length = inputs["input_ids"].shape[1]
-        if model.max_sequence_length is not None and length > model.max_sequence_length:
-            raise InvalidFramesError(
-                f"the question and its frames make {length} tokens, more than the {model.max_sequence_length} "
-                f"{model.name!r} takes; score smaller frames."
-            )
+        model.check_length(inputs, "the question and its frames")
         with model.autocast():
             logits = model.model(**inputs, logits_to_keep=1).logits[:, -1]
         log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()

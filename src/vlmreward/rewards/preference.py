@@ -36,7 +36,7 @@ from pydantic import Field, model_validator
 from vlmreward.errors import InvalidFramesError, InvalidParameterError
 from vlmreward.models.preprocess import Frames, as_frame_batch
 from vlmreward.rewards.params import Count, PositiveFloat, RewardParams
-from vlmreward.rewards.preference_labels import NO_PREFERENCE, LabelCache, OracleLabeller, VLMPreferenceLabeller
+from vlmreward.rewards.preference_labels import NO_PREFERENCE, LabelCache, OracleLabeller, VLMPreferenceLabeller, label_accuracy
 from vlmreward.rewards.preference_model import RewardEnsemble, ensemble_disagreement
 from vlmreward.rewards.registry import RewardContext, register
 
@@ -248,7 +248,7 @@ class PreferenceReward:
                                  "labels_total": int(len(self.labelled["y"])),
                                  "model_calls": self.labeller.model_calls - calls, "cache_hits": self.labeller.cache_hits - hits,
                                  "position_bias": float(result.first_bias.mean()) if len(i) else 0.0,
-                                 "label_accuracy": _label_accuracy(result.labels, pool["truth"][i] - pool["truth"][j])}
+                                 "label_accuracy": label_accuracy(result.labels, pool["truth"][i] - pool["truth"][j])}
         ensemble = self._ensemble_for(pool["inputs"][:1])
         fit = {"loss": None, "accuracy": None}
         if len(self.labelled["y"]):
@@ -296,10 +296,3 @@ class PreferenceReward:
                 "queries_per_update": p.queries_per_update, "update_every": p.update_every, "truth_key": p.truth_key,
                 "updates": self.updates}
 
-
-def _label_accuracy(labels: np.ndarray, truth_delta: np.ndarray) -> float | None:
-    """Share of pairs where the label agrees with the sign of the ground-truth difference, among pairs where both
-    have a preference (RL-VLM-F's "vlm label acc" against ``rational_labels``); None when no such pair."""
-    truth = np.where(truth_delta > 0, 0, np.where(truth_delta < 0, 1, NO_PREFERENCE))
-    both = (labels != NO_PREFERENCE) & (truth != NO_PREFERENCE) & np.isfinite(truth_delta)
-    return float((labels[both] == truth[both]).mean()) if both.any() else None

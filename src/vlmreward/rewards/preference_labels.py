@@ -44,7 +44,7 @@ from vlmreward.models.generative_images import check_interleaved, interleaved_an
 from vlmreward.models.generative_video import generate_after_frames
 
 __all__ = [
-    "FIRST", "SECOND", "NO_PREFERENCE", "PreferenceLabels", "labels_from_delta", "LabelCache", "model_fingerprint",
+    "FIRST", "SECOND", "NO_PREFERENCE", "PreferenceLabels", "labels_from_delta", "label_accuracy", "LabelCache", "model_fingerprint",
     "VLMPreferenceLabeller", "OracleLabeller", "IMAGE_1", "IMAGE_2", "LABEL_QUESTION", "ANALYSIS_QUESTION", "SUMMARY_QUESTION",
 ]
 
@@ -96,6 +96,16 @@ def labels_from_delta(delta: np.ndarray, margin: float) -> np.ndarray:
     out[delta > margin] = FIRST
     out[delta < -margin] = SECOND
     return out
+
+
+def label_accuracy(labels: np.ndarray, truth_delta: np.ndarray) -> float | None:
+    """Share of pairs whose label agrees with the sign of the ground-truth difference ``truth_a − truth_b``, among
+    pairs where both have a preference and the truth is finite (RL-VLM-F's "vlm label acc" against
+    ``rational_labels``); None when there is no such pair."""
+    labels, delta = np.asarray(labels), np.asarray(truth_delta, dtype=np.float64)
+    truth = np.where(delta > 0, FIRST, np.where(delta < 0, SECOND, NO_PREFERENCE))
+    both = (labels != NO_PREFERENCE) & (truth != NO_PREFERENCE) & np.isfinite(delta)
+    return float((labels[both] == truth[both]).mean()) if both.any() else None
 
 
 def model_fingerprint(model: GenerativeVLM) -> str:

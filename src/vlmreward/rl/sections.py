@@ -309,6 +309,9 @@ class RunConfig(Strict):
             check_scale_fits(self.env.n_envs, self.scale)
             if self.goals is not None:
                 raise ValueError("goal-conditioned runs (a goals section) cannot run on Ray yet; remove the scale section")
+            if getattr(self.reward_kind.factory, "learned", False):
+                raise ValueError(f"reward.kind '{self.reward.kind}' learns its reward in the training process and cannot be "
+                                 "served by Ray replicas yet; remove the scale section")
         return self
 
 
