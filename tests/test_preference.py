@@ -364,7 +364,7 @@ def test_off_policy_replay_rewards_are_the_current_ensembles_and_survive_a_check
 
 
 @pytest.mark.slow
-def test_oracle_preferences_train_cartpole_through_the_shipped_config(tmp_path):
+def test_oracle_preferences_train_cartpole_through_the_shipped_config(tmp_path, one_torch_thread):
     """RL-VLM-F's GT-preference control on VLM-RM's CartPole (DQN, relabelled replay buffer, CNN on frames): the agent,
     which never sees the environment's reward, keeps the pole up far longer than the random policy of its first
     episodes (the 1000 learning_starts steps)."""
@@ -434,5 +434,10 @@ def test_label_preferences_labels_a_dataset_reports_accuracy_and_reruns_from_its
     assert first.accuracy == pytest.approx(expected)
     rerun = label_dataset(data, vlm_out, model=model, goal=GOAL, pairs=6, truth="progress", query_size=32)
     assert rerun.model_calls == 0 and rerun.cache_hits == 12
+    cli_out = tmp_path / "cli.csv"  # the command loads the model from its directory (as a hub snapshot would be)
+    loaded = runner.invoke(app, ["label-preferences", str(data), "--out", str(cli_out), "--model", model.name, "--goal", GOAL,
+                                 "--pairs", "3", "--truth", "progress", "--device", "cpu"])
+    assert loaded.exit_code == 0, loaded.output
+    assert "6 queries asked, 0 from the cache" in loaded.output and len(cli_out.read_text().splitlines()) == 4
     missing = runner.invoke(app, ["label-preferences", str(data), "--out", str(tmp_path / "x.csv")])
     assert missing.exit_code == 2 and "--truth" in missing.output

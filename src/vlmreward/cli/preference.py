@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from vlmreward.cli.console import is_interactive, quiet_model_loading
-from vlmreward.cli.options import OverwriteOption, model_spec
+from vlmreward.cli.options import OverwriteOption, Resize, model_spec
 from vlmreward._paths import refuse_to_overwrite
 from vlmreward.models import DEFAULT_RESIZE
 
@@ -41,7 +41,7 @@ def label_preferences(
     vlm = None
     if model is not None:
         with quiet_model_loading(enabled=not is_interactive()):
-            vlm = model_spec(model, device, dtype, DEFAULT_RESIZE, True, None).load("--device")
+            vlm = model_spec(model, device, dtype, Resize(DEFAULT_RESIZE), True, None).load("--device")
     run = label_dataset(dataset, out, model=vlm, goal=goal, pairs=pairs, truth=truth, truth_sign=-1 if lower_is_better else 1,
                         stages=stages, margin=margin, seed=seed, batch_size=batch_size)
     typer.echo(f"labelled  {run.labelled} of {run.pairs} pairs (the rest: no preference)")
