@@ -41,6 +41,7 @@ from vlmreward.envs.wrappers import (
     score_frames,
 )
 from vlmreward.rewards.base import RewardModel
+from vlmreward.rewards.base import is_learned
 from vlmreward.rewards.video import is_clip_reward
 
 __all__ = ["EpisodeRecord", "VLMRewardVecEnvWrapper", "VLMRewardVectorWrapper", "make_vlm_vec_env"]
@@ -136,7 +137,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         self.episodes = EpisodeAccounts(self.num_envs)
         self.num_timesteps = 0  # steps of all sub-environments, as SB3's num_timesteps (training sets it)
         self.observe_frames = False  # hand the frames to a learned reward's observe() (training sets it)
-        if getattr(reward_model, "learned", False) and (deferred or self.clips is not None):
+        if is_learned(reward_model) and (deferred or self.clips is not None):
             raise InvalidParameterError("a learned reward (preference) scores every step with the reward model of that "
                                         "moment; use per-step scoring (deferred: false).")
 
@@ -164,7 +165,7 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
             if self._pending_frames >= self.score_batch_size:
                 self.score_stored()
             return obs, combine_rewards(gt, np.zeros_like(gt), self.mode, self.weight), dones, infos
-        if getattr(self.reward_model, "learned", False):
+        if is_learned(self.reward_model):
             vlm = self._score_learned(frames, obs, gt, infos, dones)
         else:
             vlm = self._score_clips([items])[0] if self.clips is not None else score_frames(self.reward_model, frames, goals)

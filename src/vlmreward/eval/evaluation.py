@@ -41,10 +41,12 @@ from vlmreward.eval.calibration import CalibrationError, pick_alpha_by_epic
 from vlmreward.eval.dataset import Dataset
 from vlmreward.eval.embeddings import embed_dataset, frame_rewards, resize_note, scores_embeddings
 from vlmreward.eval.episodes import dataset_clip_rewards, episode_metrics
+from vlmreward.eval.preferences import prepare_learned_reward
 from vlmreward.eval.progress_metrics import episode_quality, has_episodes
 from vlmreward.eval.results import RewardEvaluation, group_summaries, score_rewards
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.eval.settings import RewardSetting, build_setting, reward_settings, scores_per_frame_goals
+from vlmreward.rewards.base import is_learned
 from vlmreward.rewards.selection import is_given
 from vlmreward.rewards.video import is_clip_reward
 
@@ -276,10 +278,15 @@ def score_dataset(
             f"--mismatch scores the episodes against other instructions in place of --goal; reward kind "
             f"{settings[0].spec.name!r} {'scores each frame against its own goal' if frame_goals is not None else 'takes no goal'}."
         )
+    if mismatch and settings[0].spec.learned:
+        raise InvalidParameterError(f"--mismatch scores episodes against other instructions; a learned reward "
+                                    f"({settings[0].spec.name!r}) was trained on its labels and does not read one.")
+    learned_notes = {id(r): prepare_learned_reward(r, dataset) for _, r in rewards_objects if is_learned(r)}
     results = []
     for s, r in rewards_objects:
         values = values_of(r)
         result = score_rewards(s.name, values, labels, ref, target_precision, r.describe())
+        result.notes += learned_notes.get(id(r), [])
         parse = result.reward.get("parse")  # a reward that reads generated answers counts those it could not read
         if isinstance(parse, dict) and parse.get("frames_unparsed"):
             result.notes.append(

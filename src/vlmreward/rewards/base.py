@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import abc
+import os
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 
-from vlmreward.errors import InvalidParameterError, PromptError
+from vlmreward.errors import InvalidParameterError, PromptError, VLMRewardError
 from vlmreward.models.base import VisionLanguageModel
 from vlmreward.models.preprocess import Frames
 
-__all__ = ["RewardModel", "VLMReward", "as_prompt_list", "require_embedding_model"]
+__all__ = ["RewardModel", "VLMReward", "as_prompt_list", "require_embedding_model", "is_learned", "save_reward_state", "load_reward_state"]
 
 
 def require_embedding_model(model: Any, reward: str) -> Any:
@@ -122,3 +123,37 @@ def as_prompt_list(prompts: str | Sequence[str], what: str) -> list[str]:
         if not isinstance(prompt, str):
             raise PromptError(f"{what} prompts must be strings; got {type(prompt).__name__}.")
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# learned rewards
+
+
+def is_learned(reward: Any) -> bool:
+    """Whether a reward (or its class) is learned during training: it declares ``learned = True`` and offers the
+    protocol of :class:`~vlmreward.rewards.preference.PreferenceReward` (``observe``, ``commit``, ``due``, ``update``,
+    ``state_dict`` / ``load_state_dict``), which :mod:`vlmreward.envs` and :mod:`vlmreward.rl` drive."""
+    return bool(getattr(reward, "learned", False))
+
+
+def save_reward_state(reward: Any, path: str | os.PathLike) -> None:
+    """Write a learned reward's ``state_dict()`` to ``path`` (``torch.save``; tensors, numbers and strings only)."""
+    torch.save(reward.state_dict(), path)
+
+
+def load_reward_state(reward: Any, path: str | os.PathLike) -> None:
+    """Restore a learned reward from ``path`` (``torch.load(weights_only=True)``: no code is unpickled).
+
+    Raises:
+        VLMRewardError: the file cannot be read as a reward state, or it does not fit the reward's parameters.
+    """
+    try:
+        state = torch.load(path, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure to read is one message
+        raise VLMRewardError(f"cannot read the reward state {path}: {err}") from err
+    try:
+        reward.load_state_dict(state)
+    except VLMRewardError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise VLMRewardError(f"the reward state {path} does not fit this reward's parameters: {err}") from err

@@ -8,6 +8,7 @@ field types are :mod:`vlmreward.config.fields`' (re-exported here, where reward 
 from __future__ import annotations
 
 import string
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,6 +23,9 @@ class RewardParams(BaseModel):
     """Base of a reward kind's parameters: unknown keys are errors, defaults are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    offline_only: ClassVar[tuple[str, ...]] = ()
+    """Parameters only an offline evaluation reads (``evaluate --param``); a training run refuses them when set."""
 
 
 class NoParams(RewardParams):

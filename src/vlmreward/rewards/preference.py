@@ -27,7 +27,7 @@ current ensemble and relabels stored transitions after an update.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, ClassVar, Literal, Optional
 
 import numpy as np
 import torch
@@ -69,12 +69,23 @@ class PreferenceParams(RewardParams):
     cache: Optional[str] = None
     seed: int = 0
     max_new_tokens: Count = 128
+    labels: Optional[str] = Field(None, min_length=1)
+    labels_dataset: Optional[str] = Field(None, min_length=1)
+    state: Optional[str] = Field(None, min_length=1)
+
+    offline_only: ClassVar[tuple[str, ...]] = ("labels", "labels_dataset", "state")
 
     @model_validator(mode="after")
     def _needs(self) -> "PreferenceParams":
-        if self.labeller == "vlm" and self.goal is None:
-            raise ValueError("labeller 'vlm' asks about a goal: give goal (e.g. 'to balance the pole upright on the cart')")
-        if self.labeller == "oracle" and self.truth_key is None:
+        trained_offline = self.labels is not None or self.state is not None  # nothing is labelled
+        if self.labeller == "vlm" and self.goal is None and not trained_offline:
+            raise ValueError("labeller 'vlm' asks about a goal: give goal (e.g. 'to balance the pole upright on the cart'); "
+                             "to evaluate a trained reward offline, give labels=LABELS.csv or state=reward_state.pt")
+        if self.labels is not None and self.state is not None:
+            raise ValueError("labels (train on a label-preferences file) and state (a trained reward state) exclude each other")
+        if self.labels_dataset is not None and self.labels is None:
+            raise ValueError("labels_dataset names the dataset of a labels file: give labels too")
+        if self.labeller == "oracle" and self.truth_key is None and not trained_offline:
             raise ValueError("labeller 'oracle' compares ground-truth values: give truth_key (e.g. 'gt_reward')")
         return self
 
@@ -103,7 +114,7 @@ class PreferenceReward:
 
     def __init__(self, params: PreferenceParams, model: Any = None) -> None:
         self.params = p = params
-        if p.labeller == "vlm":
+        if p.labeller == "vlm" and p.labels is None and p.state is None:  # offline, trained from a file: nothing is asked
             if model is None:
                 raise InvalidParameterError("reward kind 'preference' with labeller 'vlm' asks a generative VLM; give model.name "
                                             "(e.g. Qwen/Qwen2.5-VL-3B-Instruct) or use labeller 'oracle'.")
@@ -120,6 +131,7 @@ class PreferenceReward:
         self.last_update_step = 0
         self.updates = 0
         self.history: list[dict[str, Any]] = []
+        self.offline: dict[str, Any] | None = None  # what an offline evaluation trained or loaded it from
         self._staged: list[tuple[np.ndarray | None, np.ndarray, np.ndarray | None]] = []
 
     @classmethod
@@ -212,7 +224,7 @@ class PreferenceReward:
     def _candidates(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         filled = self.pool_filled
         i = self.rng.integers(0, filled, n)
-        j = self.rng.integers(0, filled, n)
+        j = (i + self.rng.integers(1, filled, n)) % filled  # uniform over the other frames: never a frame against itself
         return i, j
 
     def select_pairs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -234,7 +246,6 @@ class PreferenceReward:
             ``cache_hits``, ``position_bias`` (mean first-shown preference, VLM labeller), ``label_accuracy``
             (agreement with the ground truth where both have a preference; None without truths), ``train_accuracy``, ``loss``.
         """
-        p = self.params
         i, j = self.select_pairs()
         pool = self.pool
         calls, hits = self.labeller.model_calls, self.labeller.cache_hits
@@ -249,18 +260,44 @@ class PreferenceReward:
                                  "model_calls": self.labeller.model_calls - calls, "cache_hits": self.labeller.cache_hits - hits,
                                  "position_bias": float(result.first_bias.mean()) if len(i) else 0.0,
                                  "label_accuracy": label_accuracy(result.labels, pool["truth"][i] - pool["truth"][j])}
-        ensemble = self._ensemble_for(pool["inputs"][:1])
-        fit = {"loss": None, "accuracy": None}
-        if len(self.labelled["y"]):
-            for _ in range(p.epochs):
-                fit = ensemble.train_epoch(self.labelled["x0"], self.labelled["x1"], self.labelled["y"], self.rng)
-                if fit["accuracy"] > EARLY_STOP_ACCURACY:
-                    break
+        fit = self._train(pool["inputs"][:1])
         stats.update(train_accuracy=fit["accuracy"], loss=fit["loss"])
         self.updates += 1
         self.last_update_step = int(steps)
         self.history.append(stats)
         return stats
+
+    def _train(self, example: np.ndarray) -> dict[str, Any]:
+        """Up to ``epochs`` passes over every label so far, stopping above :data:`EARLY_STOP_ACCURACY`."""
+        ensemble = self._ensemble_for(example)
+        fit: dict[str, Any] = {"loss": None, "accuracy": None}
+        if len(self.labelled.get("y", ())):
+            for _ in range(self.params.epochs):
+                fit = ensemble.train_epoch(self.labelled["x0"], self.labelled["x1"], self.labelled["y"], self.rng)
+                if fit["accuracy"] > EARLY_STOP_ACCURACY:
+                    break
+        return fit
+
+    def fit_labels(self, first: Frames, second: Frames, labels: np.ndarray) -> dict[str, Any]:
+        """Train the ensemble offline on labelled pairs of frames (``vlmreward evaluate --param labels=…``), as one update.
+
+        Args:
+            first, second: uint8 frames ``[N, H, W, 3]``, the two frames of each pair.
+            labels: ``int [N]``: 0 (first preferred), 1 (second) or -1 (no preference: dropped).
+
+        Returns:
+            ``labels_total`` (pairs with a preference), ``train_accuracy`` and ``loss`` (None without any such pair).
+
+        Raises:
+            InvalidFramesError: the ``mlp`` head (it reads observations, not frames).
+        """
+        labels = np.asarray(labels, np.int64)
+        keep = labels != NO_PREFERENCE
+        x0, x1 = self.reward_inputs(first), self.reward_inputs(second)
+        self.labelled = {"x0": x0[keep], "x1": x1[keep], "y": labels[keep]}
+        fit = self._train(x0[:1])
+        self.updates += 1
+        return {"labels_total": int(keep.sum()), "train_accuracy": fit["accuracy"], "loss": fit["loss"]}
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -282,7 +319,7 @@ class PreferenceReward:
         self.pool = {k: v.numpy() for k, v in state["pool"].items()}
         self.labelled = {k: v.numpy() for k, v in state["labelled"].items()}
         if state["ensemble"] is not None:
-            self._ensemble_for(np.zeros((1, *state["input_shape"]), self.pool["inputs"].dtype))
+            self._ensemble_for(np.zeros((1, *state["input_shape"]), np.uint8 if self.params.head == "cnn" else np.float32))
             self.ensemble.load_state_dict(state["ensemble"])  # type: ignore[union-attr]
         self.rng.bit_generator.state = state["rng"]
         for key, value in state["counters"].items():
@@ -294,5 +331,5 @@ class PreferenceReward:
         return {"kind": "preference", "model": getattr(getattr(self.labeller, "model", None), "name", None),
                 **self.labeller.describe(), "head": p.head, "image_size": p.image_size, "ensemble": p.ensemble,
                 "queries_per_update": p.queries_per_update, "update_every": p.update_every, "truth_key": p.truth_key,
-                "updates": self.updates}
+                "updates": self.updates, **({"trained_offline": self.offline} if self.offline is not None else {})}
 

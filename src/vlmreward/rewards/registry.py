@@ -43,6 +43,7 @@ from vlmreward._importing import import_object
 from vlmreward.config.errors import describe_errors
 from vlmreward.errors import InvalidParameterError, VLMRewardError
 from vlmreward.models.spec import ModelSpec
+from vlmreward.rewards.base import is_learned
 from vlmreward.rewards.params import NoParams, RewardParams
 from vlmreward.rewards.shorthands import PROMPT_ROLES, Shorthand, SweepParameter
 
@@ -173,6 +174,11 @@ class RewardKind:
     def prompts(self) -> tuple[str, ...]:
         """The prompt roles it takes (:data:`~vlmreward.rewards.shorthands.PROMPT_ROLES` among its parameters)."""
         return tuple(role for role in PROMPT_ROLES if role in self.params.model_fields)
+
+    @property
+    def learned(self) -> bool:
+        """Whether its reward is learned during training (its class declares ``learned = True``, :func:`is_learned`)."""
+        return is_learned(self.factory)
 
     def takes(self, param: str) -> bool:
         """Whether ``param`` is one of its parameters."""

@@ -294,7 +294,7 @@ def _buffer_class(config: RunConfig, off_policy: bool, dict_observations: bool) 
     """
     if config.deferred:
         return deferred_buffer_class(off_policy, dict_observations)
-    if off_policy and getattr(config.reward_kind.factory, "learned", False):
+    if off_policy and config.reward_kind.learned:
         if dict_observations:
             raise ConfigError(f"reward.kind {config.reward.kind!r} relabels a replay buffer of array observations; "
                               "goal-conditioned (dict) observations need an on-policy algorithm (PPO).")

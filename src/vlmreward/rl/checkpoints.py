@@ -31,6 +31,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 
 from vlmreward._paths import atomic_write_text
 from vlmreward.errors import VLMRewardError
+from vlmreward.rewards.base import is_learned
 from vlmreward.rl.deferred import DeferredDictReplayBuffer, DeferredReplayBuffer
 from vlmreward.rl.manifest import MANIFEST_FILE, clean_interrupted_writes, verify_files, write_manifest
 from vlmreward.rl.replay_storage import load_replay_buffer, save_replay_buffer
@@ -317,7 +318,7 @@ class Checkpointer:
         reward: Any = None,
     ) -> None:
         self.before_write = before_write
-        self.reward = reward if getattr(reward, "learned", False) else None  # a learned reward's state is checkpointed
+        self.reward = reward if is_learned(reward) else None  # a learned reward's state is checkpointed
         self.directory = Path(run_dir) / "checkpoints"
         self.replay_buffer = bool(replay_buffer)
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -28,42 +28,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 
 from vlmreward.errors import VLMRewardError
+from vlmreward.rewards.base import load_reward_state, save_reward_state
 
-__all__ = ["REWARD_STATE_FILE", "LABEL_CACHE_FILE", "REPLAY_INPUTS_FILE", "PREFERENCE_LOG", "is_learned", "save_reward_state", "load_reward_state",
+__all__ = ["REWARD_STATE_FILE", "LABEL_CACHE_FILE", "REPLAY_INPUTS_FILE", "PREFERENCE_LOG",
            "save_learned_state", "load_learned_state", "PreferenceUpdateCallback", "PreferenceReplayBuffer"]
 
 REWARD_STATE_FILE = "reward_state.pt"
 PREFERENCE_LOG = "preference.jsonl"
 LABEL_CACHE_FILE = "preference_labels.jsonl"
 """A run's label cache, unless its config names one (``reward.cache``)."""
-
-
-def is_learned(reward: Any) -> bool:
-    """Whether ``reward`` is learned during training (declares ``learned = True``)."""
-    return bool(getattr(reward, "learned", False))
-
-
-def save_reward_state(reward: Any, path: str | os.PathLike) -> None:
-    """Write a learned reward's :meth:`state_dict` to ``path`` (``torch.save``; tensors, numbers and strings only)."""
-    torch.save(reward.state_dict(), path)
-
-
-def load_reward_state(reward: Any, path: str | os.PathLike) -> None:
-    """Restore a learned reward from ``path`` (``torch.load(weights_only=True)``: no code is unpickled).
-
-    Raises:
-        VLMRewardError: the file cannot be read as a reward state.
-    """
-    try:
-        state = torch.load(path, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure to read is one message
-        raise VLMRewardError(f"cannot read the reward state {path}: {err}") from err
-    reward.load_state_dict(state)
 
 
 class PreferenceReplayBuffer(ReplayBuffer):

@@ -279,7 +279,7 @@ class RunConfig(Strict):
     @property
     def deferred(self) -> bool:
         """Deferred scoring, unless the kind's reward is learned during the run (scored per step by the model of that moment)."""
-        return self.scoring == "deferred" and not getattr(self.reward_kind.factory, "learned", False)
+        return self.scoring == "deferred" and not self.reward_kind.learned
 
     @property
     def reward_mode(self) -> tuple[str, float]:
@@ -304,12 +304,16 @@ class RunConfig(Strict):
                 f"model.name is required for reward.kind '{self.reward.kind}'; set it in the config or with "
                 "--set model=openai/clip-vit-base-patch32 (any name vlmreward.load_model accepts)"
             )
+        offline = [k for k in self.reward_kind.params.offline_only if getattr(self.reward, k, None) is not None]
+        if offline:
+            raise ValueError(f"reward.{offline[0]} is read by an offline evaluation (vlmreward evaluate --param "
+                             f"{offline[0]}=...), not by training; remove it")
         _check_algorithm_kwargs(self.algorithm, self.algorithm_kwargs, self.deferred)
         if self.scale is not None:
             check_scale_fits(self.env.n_envs, self.scale)
             if self.goals is not None:
                 raise ValueError("goal-conditioned runs (a goals section) cannot run on Ray yet; remove the scale section")
-            if getattr(self.reward_kind.factory, "learned", False):
+            if self.reward_kind.learned:
                 raise ValueError(f"reward.kind '{self.reward.kind}' learns its reward in the training process and cannot be "
                                  "served by Ray replicas yet; remove the scale section")
         return self

@@ -44,7 +44,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from vlmreward._locking import exclusive_directory
-from vlmreward.rewards.base import RewardModel
+from vlmreward.rewards.base import RewardModel, is_learned
 from vlmreward.rl.callbacks import CheckpointCallback, EpisodeLogCallback, EvalCallback, StopAtTotalSteps
 from vlmreward.rl.curves import CURVES_FILE, write_curves
 from vlmreward.rl.progress import ProgressLogCallback
@@ -58,7 +58,7 @@ from vlmreward.rl.config import (
 )
 from vlmreward.rl.deferred import attach_reward_source
 from vlmreward.rl.logs import make_logger, truncate_logs
-from vlmreward.rl.preference import LABEL_CACHE_FILE, PreferenceUpdateCallback, is_learned, load_learned_state
+from vlmreward.rl.preference import LABEL_CACHE_FILE, PreferenceUpdateCallback, load_learned_state
 from vlmreward.rl.run_state import save_vec_normalize
 from vlmreward.rl.builders import (
     ALGORITHM_CLASSES,
