@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 import gymnasium as gym  # noqa: E402
-import numpy as np  # noqa: E402
 
 import vlmreward  # noqa: E402
 import vlmreward.envs  # noqa: E402,F401

@@ -471,6 +471,65 @@ def preference_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]
     return out
 
 
+def autotune_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    m = r["machine"]
+    out = [f"\n## Autotuned batch size: `batch_size: auto` ({m['cpu']}, {m['cores']} cores)\n",
+           f"{r['model']}, {r['frames']} CartPole frames ({r['frame_size'][1]} × {r['frame_size'][0]}) per call, "
+           f"goal-baseline reward end to end, median of {r['repeats']} round-robin rounds. Each run starts from an "
+           "empty autotune cache and times the batch sizes again.\n"]
+    rows = []
+    for k, run in enumerate(r["runs"], 1):
+        rates = run["frames_per_s"]
+        rows.append([str(k), str(run["chosen"]), f(run["tune_s"], 1), f(rates["auto"], 1),
+                     f"{run['best_hand_picked']}: {f(rates[run['best_hand_picked']], 1)}", f"{f(run['vs_best_hand_picked'], 3)}×",
+                     f"{run['best_naive'].removeprefix('naive transformers, ')}: {f(rates[run['best_naive']], 1)}",
+                     f"{f(run['vs_naive'], 2)}×"])
+    out.append(table(["run", "chosen", "tuning s", "auto frames/s", "best hand-picked frames/s", "auto ÷ best",
+                      "naive loop frames/s", "auto ÷ naive"], rows))
+    every = sorted({name for run in r["runs"] for name in run["frames_per_s"] if name.startswith("batch ")},
+                   key=lambda name: int(name.split()[1]))
+    out.append("\nFrames/s of every hand-picked batch size, per run:\n")
+    out.append(table(["run", *every], [[str(k), *(f(run["frames_per_s"][n], 1) for n in every)] for k, run in enumerate(r["runs"], 1)]))
+    worst_best = min(run["vs_best_hand_picked"] for run in r["runs"])
+    worst_naive = min(run["vs_naive"] for run in r["runs"])
+    targets.append([f"autotuned reward(frames) ≥ 0.98× the best hand-picked batch, every one of {len(r['runs'])} runs (worst run)",
+                    f"{f(worst_best, 3)}×", verdict(worst_best >= 0.98)])
+    targets.append([f"autotuned reward(frames) ≥ 1.0× the naive transformers loop, every one of {len(r['runs'])} runs (worst run)",
+                    f"{f(worst_naive, 2)}×", verdict(worst_naive >= 1.0)])
+    return out
+
+
+def overlap_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    m = r["machine"]
+    out = [f"\n## Overlapped scoring: training steps/s ({m['cpu']}, {m['cores']} cores)\n",
+           f"{r['algorithm']}, {r['n_envs']} environments, scoring batches of {r['score_batch_size']} frames, "
+           f"median of {r['repeats']} round-robin rounds (`benchmarks/bench_overlap.py`). *environment only*: the same "
+           "deferred pipeline with a reward that costs nothing; *deferred*: `scoring: deferred` (environments and "
+           "model take turns); *overlapped*: `scoring: overlapped` (each batch scored on a background thread while "
+           "the environments step). Models: " + "; ".join(f"{k}: {v}" for k, v in r["models"].items()) + ".\n"]
+    rows = []
+    for row in r["rows"]:
+        rate = {mode: v["median"] for mode, v in row["steps_per_s"].items()}
+        rows.append([row["env"], row["model"], str(row["transitions"]), f(rate["environment only"], 1), f(rate["deferred"], 1),
+                     f(rate["overlapped"], 1), f"{f(row['overlapped_vs_deferred'], 2)}×",
+                     f"{f(row['overlapped_vs_environment'], 2)}×", f"{f(row['deferred_vs_environment'], 2)}×"])
+    out.append(table(["environment", "model", "transitions", "environment only steps/s", "deferred steps/s",
+                      "overlapped steps/s", "overlapped ÷ deferred", "overlapped ÷ environment only",
+                      "deferred ÷ environment only"], rows))
+    # deferred time = stepping + scoring, so deferred ÷ environment only ≥ 0.5 exactly where scoring ≤ stepping
+    cheap = [row for row in r["rows"] if row["deferred_vs_environment"] >= 0.5]
+    if cheap:
+        worst = min(row["overlapped_vs_environment"] for row in cheap)
+        where = ", ".join(f"{row['env']} + {row['model']}" for row in cheap)
+        targets.append([f"overlapped training ≥ 0.8× the environment-only rate where scoring is cheaper than stepping ({where})",
+                        f"{f(worst, 2)}×", verdict(worst >= 0.8)])
+    best = max(row["overlapped_vs_deferred"] for row in r["rows"])
+    worst = min(row["overlapped_vs_deferred"] for row in r["rows"])
+    targets.append(["overlapped against alternating deferred scoring, training steps/s (range over the rows)",
+                    f"{f(worst, 2)}× to {f(best, 2)}×", "measured"])
+    return out
+
+
 def main() -> None:
     results = load_results()
     results = {k: v for k, v in results.items() if not k.startswith("quick")}
@@ -498,6 +557,10 @@ def main() -> None:
         body += progress_section(results["progress"], targets)
     if "preference" in results:
         body += preference_section(results["preference"], targets)
+    if "autotune" in results:
+        body += autotune_section(results["autotune"], targets)
+    if "overlap" in results:
+        body += overlap_section(results["overlap"], targets)
     text = [
         "# Benchmark results",
         "",

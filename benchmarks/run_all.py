@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, results/quick_*.json, no report")
     parser.add_argument("--model", default=None, help="model directory or hub id (default: random ViT-B/32)")
-    parser.add_argument("--only", default="scoring,memory,training,render,generative,checkpoint,relabel,video,progress,preference", help="which benchmarks to run")
+    parser.add_argument("--only", default="scoring,memory,training,render,generative,checkpoint,relabel,video,progress,preference,autotune,overlap", help="which benchmarks to run")
     args = parser.parse_args()
     extra = ["--model", args.model] if args.model else []
     if args.quick:
@@ -43,6 +43,8 @@ def main() -> None:
         run("bench_video.py", "--quick", "--out", "quick_video")
         run("bench_progress.py", "--quick", "--out", "quick_progress")
         run("bench_preference.py", "--quick", "--out", "quick_preference")
+        run("bench_autotune.py", "--quick", "--out", "quick_autotune")
+        run("bench_overlap.py", "--quick", "--out", "quick_overlap")
         return
     only = set(args.only.split(","))
     if "scoring" in only:
@@ -65,6 +67,10 @@ def main() -> None:
         run("bench_progress.py")
     if "preference" in only:
         run("bench_preference.py")
+    if "autotune" in only:
+        run("bench_autotune.py")
+    if "overlap" in only:
+        run("bench_overlap.py")
     run("report.py")
 
 

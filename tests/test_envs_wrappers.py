@@ -137,9 +137,10 @@ class BufferRecorder(BaseCallback):
             self.snapshots.append({k: getattr(buffer, k).copy() for k in ("rewards", "returns", "advantages")})
 
 
-def _ppo_run(reward_model, deferred: bool, steps: int = 3 * 64) -> tuple[list, dict]:
+def _ppo_run(reward_model, deferred: bool, steps: int = 3 * 64, overlap: bool = False) -> tuple[list, dict]:
     venv = make_vlm_vec_env(
-        "CartPole-v1", 2, reward_model, deferred=deferred, score_batch_size=10, seed=0, env_kwargs=SHORT_EPISODES
+        "CartPole-v1", 2, reward_model, deferred=deferred, score_batch_size=10, seed=0, env_kwargs=SHORT_EPISODES,
+        overlap=overlap,
     )
     model = PPO(
         "MlpPolicy", venv, n_steps=32, batch_size=32, n_epochs=2, seed=0, device="cpu",
@@ -151,11 +152,13 @@ def _ppo_run(reward_model, deferred: bool, steps: int = 3 * 64) -> tuple[list, d
     return recorder.snapshots, model.policy.state_dict()
 
 
-def test_deferred_rollout_buffer_equals_per_step_scoring_exactly():
+@pytest.mark.parametrize("overlap", [False, True], ids=["deferred", "overlapped"])
+def test_deferred_rollout_buffer_equals_per_step_scoring_exactly(overlap):
     """PPO: rewards, returns and advantages the learner trains on are bit-identical, across
-    terminations and time-limit truncations (bootstrapped with γV), and so are the trained weights."""
+    terminations and time-limit truncations (bootstrapped with γV), and so are the trained weights;
+    also with each batch scored on a background thread while the environments step (overlapped)."""
     per_step, weights_a = _ppo_run(CartPolePixelReward(), deferred=False)
-    deferred, weights_b = _ppo_run(CartPolePixelReward(), deferred=True)
+    deferred, weights_b = _ppo_run(CartPolePixelReward(), deferred=True, overlap=overlap)
     assert len(per_step) == len(deferred) == 3
     for a, b in zip(per_step, deferred):
         for key in a:
@@ -172,10 +175,79 @@ def test_deferred_rollout_buffer_with_a_vlm_matches_per_step(clip_reward):
     np.testing.assert_allclose(per_step[0]["rewards"], deferred[0]["rewards"], rtol=0, atol=1e-6)
 
 
-def _dqn_run(deferred: bool):
+def test_overlapped_scoring_with_a_vlm_equals_deferred_bit_for_bit(clip_reward):
+    """The tiny CLIP: overlapped scoring scores the same batches as deferred scoring, so the rewards,
+    returns and advantages are identical to the bit (per-step scoring differs by float rounding)."""
+    deferred, _ = _ppo_run(clip_reward, deferred=True, steps=64)
+    overlapped, _ = _ppo_run(clip_reward, deferred=True, steps=64, overlap=True)
+    for key in deferred[0]:
+        np.testing.assert_array_equal(deferred[0][key], overlapped[0][key], err_msg=key)
+
+
+class SlowReward:
+    """The CartPole oracle, 0.2 s a call, recording each call's thread and (start, end) times."""
+
+    def __init__(self, fail_on_call: int | None = None):
+        self.inner, self.calls, self.fail_on_call = CartPolePixelReward(), [], fail_on_call
+
+    def __call__(self, frames):
+        import threading
+        import time
+
+        start = time.perf_counter()
+        time.sleep(0.2)
+        self.calls.append((threading.current_thread().name, start, time.perf_counter(), len(frames)))
+        if self.fail_on_call == len(self.calls):
+            raise RuntimeError("scoring failed")
+        return self.inner(frames)
+
+    def describe(self):
+        return self.inner.describe()
+
+
+def test_overlapped_scoring_runs_on_a_background_thread_while_the_environments_step():
+    import time
+
+    reward = SlowReward()
+    venv = make_vlm_vec_env("CartPole-v1", 2, reward, deferred=True, score_batch_size=8, overlap=True, seed=0,
+                            env_kwargs=SHORT_EPISODES)
+    venv.reset()
+    step_times = []
+    for t in range(11):  # batches are handed over at steps 4 and 8 (8 frames each)
+        venv.step(np.array([t % 2, 1 - t % 2]))
+        step_times.append(time.perf_counter())
+    rewards = venv.collect()  # waits for the batch in flight, then scores the last 3 steps here
+    venv.close()
+    assert rewards.shape == (11, 2) and np.all(rewards > 0)
+    (w1, s1, e1, n1), (w2, s2, e2, n2), (main, *_, n3) = reward.calls
+    assert w1.startswith("vlmreward-scoring") and w2.startswith("vlmreward-scoring") and main == "MainThread"
+    assert (n1, n2, n3) == (8, 8, 6)
+    # steps 5-7 were taken while the first batch was being scored (the environments did not wait);
+    # the 8th, which fills the next batch, waited for it
+    assert step_times[6] < e1 <= step_times[7] < s2
+    with pytest.raises(InvalidParameterError, match="deferred=True"):
+        make_vlm_vec_env("CartPole-v1", 1, reward, overlap=True)
+
+
+def test_a_background_batch_that_raises_surfaces_at_the_next_wait_and_its_steps_are_scored_again():
+    reward = SlowReward(fail_on_call=1)
+    venv = make_vlm_vec_env("CartPole-v1", 2, reward, deferred=True, score_batch_size=8, overlap=True, seed=0,
+                            env_kwargs=SHORT_EPISODES)
+    venv.reset()
+    for t in range(6):
+        venv.step(np.array([t % 2, 1 - t % 2]))
+    assert venv.pending_steps == 6 and venv.unscored_episodes == 0
+    with pytest.raises(RuntimeError, match="scoring failed"):
+        venv.collect()
+    rewards = venv.collect()  # the failed batch's frames were kept: scored again, with the rest
+    assert rewards.shape == (6, 2) and np.all(rewards > 0) and [c[3] for c in reward.calls] == [8, 8, 4]
+    venv.close()
+
+
+def _dqn_run(deferred: bool, overlap: bool = False):
     reward = CountingReward(CartPolePixelReward())
     venv = make_vlm_vec_env(
-        "CartPole-v1", 2, reward, deferred=deferred, score_batch_size=8, seed=0, env_kwargs=SHORT_EPISODES
+        "CartPole-v1", 2, reward, deferred=deferred, score_batch_size=8, seed=0, env_kwargs=SHORT_EPISODES, overlap=overlap
     )
     model = DQN(
         "MlpPolicy", venv, buffer_size=40, learning_starts=30, train_freq=8, gradient_steps=2, batch_size=16,
@@ -188,11 +260,13 @@ def _dqn_run(deferred: bool):
     return model, reward
 
 
-def test_deferred_replay_buffer_equals_per_step_scoring_exactly():
+@pytest.mark.parametrize("overlap", [False, True], ids=["deferred", "overlapped"])
+def test_deferred_replay_buffer_equals_per_step_scoring_exactly(overlap):
     """DQN with a 40-transition buffer (wrapped around several times): the buffer's rewards and the
-    trained Q-network are bit-identical; deferred scoring ran in batches, not per step."""
+    trained Q-network are bit-identical; deferred scoring ran in batches, not per step (overlapped:
+    on a background thread)."""
     per_step, per_step_reward = _dqn_run(deferred=False)
-    deferred, deferred_reward = _dqn_run(deferred=True)
+    deferred, deferred_reward = _dqn_run(deferred=True, overlap=overlap)
     assert per_step.replay_buffer.full and deferred.replay_buffer.full
     np.testing.assert_array_equal(per_step.replay_buffer.rewards, deferred.replay_buffer.rewards)
     np.testing.assert_array_equal(per_step.replay_buffer.dones, deferred.replay_buffer.dones)

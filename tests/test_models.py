@@ -260,5 +260,5 @@ def test_a_broken_model_directory_is_one_clear_error(tiny_hf_clip, tmp_path, dam
         config = json.loads((broken / "config.json").read_text(encoding="utf-8"))
         config["projection_dim"] = config["projection_dim"] * 2
         (broken / "config.json").write_text(json.dumps(config), encoding="utf-8")
-    with pytest.raises(ModelNotFoundError, match=rf"cannot load the model in .*model.*; a model directory needs config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"cannot load the model in .*model.*; a model directory needs config.json"):
         vlmreward.load_model(broken)

@@ -240,19 +240,21 @@ def test_short_ppo_run_leaves_all_outputs(tmp_path, tiny_hf_clip, train_cli):
     assert again.exit_code == 0 and json.loads((run_dir / "evaluation.json").read_text())["episodes"] == 1
 
 
-def test_short_dqn_deferred_run(tmp_path, tiny_hf_clip):
-    config = parse_config(
-        _base(
-            tmp_path,
-            model=tiny_hf_clip,
-            algorithm="DQN",
-            scoring="deferred",
-            score_batch_size=48,
-            total_steps=384,
-            checkpoint_every=128,
-            algorithm_kwargs={"learning_starts": 64, "train_freq": 4, "buffer_size": 2000, "device": "cpu"},
-        )
+@pytest.mark.parametrize("scoring", ["deferred", "overlapped"])
+def test_short_dqn_deferred_run(tmp_path, tiny_hf_clip, monkeypatch, scoring):
+    monkeypatch.setenv("VLMREWARD_CACHE_DIR", str(tmp_path / "cache"))
+    data = _base(
+        tmp_path,
+        model=tiny_hf_clip,
+        algorithm="DQN",
+        scoring=scoring,
+        score_batch_size=48,
+        total_steps=384,
+        checkpoint_every=128,
+        algorithm_kwargs={"learning_starts": 64, "train_freq": 4, "buffer_size": 2000, "device": "cpu"},
     )
+    data["model"]["batch_size"] = "auto"  # timed on the first scoring batch; the choice is written to batch_size.json
+    config = parse_config(data)
     run_dir = train(config, progress_bar=False)
     _check_run_outputs(run_dir, config)
     info = latest_checkpoint(run_dir)
@@ -261,6 +263,9 @@ def test_short_dqn_deferred_run(tmp_path, tiny_hf_clip):
         assert int(buffer["pos"]) * 2 == 384 and len(buffer["rewards"]) == 192
         assert np.all(buffer["rewards"] != 0)  # every placeholder replaced by its VLM reward
     assert DQN.load(run_dir / "final_model.zip", device="cpu").num_timesteps == 384
+    (choice,) = json.loads((run_dir / "batch_size.json").read_text())  # model.batch_size: auto, one frame size
+    assert choice["frame_size"] == [400, 600] and choice["batch_size"] in (8, 16, 32, 64, 128)
+    assert choice["batch_size"] == int(min(choice["seconds_per_frame"], key=choice["seconds_per_frame"].get))
 
 
 def test_ground_truth_run_logs_the_same_columns(tmp_path):
@@ -346,17 +351,19 @@ app(sys.argv[1:], prog_name="vlmreward")
 """
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip, signum):
+@pytest.mark.parametrize("signum,scoring", [(signal.SIGINT, "deferred"), (signal.SIGTERM, "deferred"),
+                                            (signal.SIGTERM, "overlapped")])
+def test_signal_writes_checkpoint_and_resume_finishes(tmp_path, tiny_hf_clip, signum, scoring):
     """Ctrl-C, and SIGTERM as a scheduler sends it, after the first renders (pygame/SDL is up and
-    would swallow SIGTERM): a checkpoint, exit 128 + signal, and resume to the exact step count."""
+    would swallow SIGTERM): a checkpoint, exit 128 + signal, and resume to the exact step count;
+    overlapped, the checkpoint waits for the batch scored on the background thread."""
     total = 2000  # not a multiple of train_freq (24): the resumed run must still stop exactly there; long
     # enough that the run cannot finish between the first checkpoint and the signal on a loaded machine
     data = _base(
         tmp_path,
         algorithm="DQN",
         env={"id": "CartPole-v1", "n_envs": 1},
-        scoring="deferred",
+        scoring=scoring,
         score_batch_size=64,
         total_steps=total,
         checkpoint_every=100,
@@ -439,8 +446,8 @@ class FlakyReward:
 '''
 
 
-@pytest.mark.parametrize("algorithm", ["PPO", "DQN"])
-def test_reward_model_crash_reraises_after_checkpoint(tmp_path, monkeypatch, algorithm):
+@pytest.mark.parametrize("algorithm,scoring", [("PPO", "per_step"), ("DQN", "deferred"), ("DQN", "overlapped")])
+def test_reward_model_crash_reraises_after_checkpoint(tmp_path, monkeypatch, algorithm, scoring):
     (tmp_path / "flaky_reward.py").write_text(_FLAKY_REWARD, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     changes = {
@@ -450,7 +457,7 @@ def test_reward_model_crash_reraises_after_checkpoint(tmp_path, monkeypatch, alg
     }
     if algorithm == "DQN":
         changes.update(
-            scoring="deferred", score_batch_size=32,
+            scoring=scoring, score_batch_size=32,  # overlapped: the failure surfaces when the batch is waited for
             algorithm_kwargs={"learning_starts": 400, "train_freq": 4, "buffer_size": 5000, "device": "cpu"},
             env={"id": "CartPole-v1", "n_envs": 1},
         )

@@ -32,11 +32,14 @@ from vlmreward.cli.options import (
     Runtime,
     RuntimeOption,
     model_spec,
+    parse_batch_size,
     parse_params,
 )
 from vlmreward._paths import refuse_to_overwrite
 from vlmreward.errors import InvalidParameterError
 from vlmreward.models import DEFAULT_RESIZE
+from vlmreward.models.autotune import AUTO
+from vlmreward.models.base import DEFAULT_BATCH_SIZE
 
 __all__ = ["collect", "evaluate", "sweep", "parse_env_kwargs", "parse_templates"]
 
@@ -178,7 +181,8 @@ def evaluate(
     quantize: QuantizeOption = None,
     reward_kind: RewardKindOption = None,
     param: ParamOption = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Frames per forward pass.", show_default="64")] = None,
+    batch_size: Annotated[Optional[str], typer.Option(help="Frames per forward pass, or auto: the fastest on this machine, "
+                                                     "timed once per frame size and cached.", show_default="64")] = None,
     truncate: Annotated[bool, typer.Option("--truncate", help="Truncate prompts longer than the model's context.")] = False,
     cache_dir: Annotated[
         Optional[Path], typer.Option(help="Embedding cache directory.", show_default="DATASET/embeddings_cache")
@@ -220,8 +224,7 @@ def evaluate(
     from vlmreward.rewards.selection import default_kind
     from vlmreward.goals import load_goal_family
 
-    if batch_size is not None and batch_size < 1:
-        raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
+    batch = parse_batch_size(batch_size)
     params = parse_params(param)
     options = dict(reward_options or {})
     if not scores_per_frame_goals(reward_kind, goal):  # option errors before loading anything
@@ -240,12 +243,13 @@ def evaluate(
     vlm = None
     if model is not None and (kind is None or kind.model != "none"):
         with quiet_model_loading(enabled=not interactive):
-            vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
+            vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate,
+                             AUTO if batch == AUTO else DEFAULT_BATCH_SIZE).load("--device")
     with progress_bar(len(data), enabled=interactive) as advance:
         result = evaluate_dataset(
             data, vlm, goal, out_dir, options=options,
             label=label, reference=reference, x=x, facet=facet, target_precision=target_precision,
-            cache_dir=_cache_dir(dataset, cache_dir, no_cache), batch_size=batch_size, progress=advance,
+            cache_dir=_cache_dir(dataset, cache_dir, no_cache), batch_size=None if batch == AUTO else batch, progress=advance,
             goal_family=family, family_negatives=family_negatives, k=k, templates=templates or None, group_by=group_by,
             reward_kind=reward_kind, reward_params=params, mismatch=mismatch,
         )

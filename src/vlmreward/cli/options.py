@@ -11,11 +11,13 @@ from typing import Annotated, Any, Optional
 import typer
 
 from vlmreward.errors import InvalidParameterError
+from vlmreward.models.autotune import AUTO
+from vlmreward.models.base import DEFAULT_BATCH_SIZE
 from vlmreward.models.spec import AUTO_DEVICE, ModelSpec
 
 __all__ = [
     "Resize", "Runtime", "Quantize", "AntialiasOption", "RuntimeOption", "QuantizeOption",
-    "RewardKindOption", "ParamOption", "OverwriteOption", "parse_params", "model_spec",
+    "RewardKindOption", "ParamOption", "OverwriteOption", "parse_params", "parse_batch_size", "model_spec",
 ]
 
 OverwriteOption = Annotated[
@@ -113,10 +115,28 @@ def model_spec(
     runtime: Runtime = Runtime.torch,
     quantize: Quantize | None = None,
     truncate: bool = False,
+    batch_size: int | str = DEFAULT_BATCH_SIZE,
 ) -> ModelSpec:
     """The :class:`~vlmreward.models.spec.ModelSpec` of the model options every command shares."""
     return ModelSpec(
         name, device=device or AUTO_DEVICE, dtype=dtype, resize=resize.value, antialias=antialias,
         checkpoint=os.fspath(checkpoint) if checkpoint is not None else None, runtime=runtime.value,
-        quantize=quantize.value if quantize is not None else None, truncate=truncate,
+        quantize=quantize.value if quantize is not None else None, truncate=truncate, batch_size=batch_size,
     )
+
+
+def parse_batch_size(value: str | None) -> int | str | None:
+    """``--batch-size``: None (not given), a number ≥ 1, or ``"auto"`` (:mod:`vlmreward.models.autotune`).
+
+    Raises:
+        InvalidParameterError: anything else.
+    """
+    if value is None or value == AUTO:
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise InvalidParameterError(f"--batch-size must be a number of frames ≥ 1 or {AUTO!r}; got {value!r}.")
+    return number

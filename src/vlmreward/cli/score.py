@@ -28,12 +28,23 @@ from vlmreward import __version__, media
 from vlmreward._paths import refuse_to_overwrite
 from vlmreward.cli.console import is_interactive, progress_bar, quiet_model_loading
 from vlmreward.cli.options import (
-    AntialiasOption, OverwriteOption, ParamOption, QuantizeOption, Resize, RewardKindOption, RuntimeOption, Runtime, model_spec, parse_params,
+    AntialiasOption, OverwriteOption, ParamOption, QuantizeOption, Resize, RewardKindOption, RuntimeOption, Runtime, model_spec, parse_batch_size, parse_params,
 )
 from vlmreward.cli.reward_options import RewardOptions, with_reward_options
 from vlmreward.errors import InvalidParameterError
-from vlmreward.eval.scoring import CSV_NAME, JSON_NAME, PLOT_NAME, default_out_dir, make_dirs, plot_rewards, score_to_csv, write_output
+from vlmreward.eval.scoring import (
+    CSV_NAME,
+    JSON_NAME,
+    PLOT_NAME,
+    READ_BATCH,
+    default_out_dir,
+    make_dirs,
+    plot_rewards,
+    score_to_csv,
+    write_output,
+)
 from vlmreward.models import DEFAULT_RESIZE
+from vlmreward.models.autotune import AUTO
 from vlmreward.models.base import DEFAULT_BATCH_SIZE
 from vlmreward.rewards.registry import build_reward, validate_params
 from vlmreward.rewards.selection import choose_kind, gather_params, is_given, option_of
@@ -69,7 +80,8 @@ def score(
     reward_options: RewardOptions = None,  # type: ignore[assignment]  (generated: --baseline, --alpha, ...)
     reward_kind: RewardKindOption = None,
     param: ParamOption = None,
-    batch_size: Annotated[int, typer.Option(help="Frames per forward pass of the vision model.")] = DEFAULT_BATCH_SIZE,
+    batch_size: Annotated[str, typer.Option(help="Frames per forward pass of the vision model, or auto: the fastest on "
+                                             "this machine, timed once and cached.")] = str(DEFAULT_BATCH_SIZE),
     device: Annotated[
         Optional[str],
         typer.Option(help="cpu, cuda, cuda:1, mps, ...", show_default="cuda if available, else cpu"),
@@ -98,8 +110,7 @@ def score(
     overwrite: OverwriteOption = False,
 ) -> None:
     """Score every frame of INPUT against a goal prompt; write rewards.csv, rewards.png and score.json."""
-    if batch_size < 1:
-        raise InvalidParameterError(f"--batch-size must be at least 1; got {batch_size}.")
+    batch = parse_batch_size(batch_size)
     params = parse_params(param)
     given = {"goal": goal, **(reward_options or {})}
     kind = choose_kind(reward_kind, given)
@@ -124,16 +135,17 @@ def score(
     vlm = None
     if model is not None and kind.model != "none":
         with quiet_model_loading(enabled=not interactive):
-            vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate).load("--device")
+            vlm = model_spec(model, device, dtype, resize, antialias, checkpoint, runtime, quantize, truncate,
+                             batch_size=batch if batch == AUTO else DEFAULT_BATCH_SIZE).load("--device")
     reward = build_reward(kind.name, reward_params, vlm)
 
     frames = media.iter_frames(path)
     total = media.count_frames(path)
     created = make_dirs(out_dir)
-    show_progress = interactive and (total is None or total > batch_size)
+    show_progress = interactive and (total is None or total > (READ_BATCH if batch == AUTO else batch))
     try:
         with progress_bar(total, enabled=show_progress) as advance:
-            result = score_to_csv(reward, frames, batch_size, out_dir / CSV_NAME, advance)
+            result = score_to_csv(reward, frames, None if batch == AUTO else batch, out_dir / CSV_NAME, advance)
     except BaseException:
         for folder in created:  # a failed input leaves no empty output folder behind
             with contextlib.suppress(OSError):
@@ -159,8 +171,9 @@ def score(
             "dtype": str(vlm.dtype).removeprefix("torch."),
             "runtime": vlm.runtime,
             "quantize": quantize.value if quantize is not None else None,
+            "batch_choices": [c.to_json() for c in getattr(vlm, "batch_choices", {}).values()],
         },
-        "batch_size": batch_size,
+        "batch_size": batch,
         "stats": stats,
         "outputs": {"csv": CSV_NAME, "plot": PLOT_NAME},
         "vlmreward_version": __version__,

@@ -43,7 +43,8 @@ class ModelConfig(Strict):
         antialias: resize with antialiasing like PIL (default; CLIP's training images were), or
             False for the VLM-RM reference code's plain bicubic resize (``configs/vlmrm/``).
         checkpoint: weights file for an ``open_clip:ARCH`` name.
-        batch_size: frames per forward pass of the vision tower.
+        batch_size: frames per forward pass of the vision tower, or ``auto``: timed on first use per frame size
+            and cached (:mod:`vlmreward.models.autotune`; contrastive models).
         runtime: ``"torch"`` or ``"onnx"`` (ONNX Runtime runs the vision tower; faster on CPUs,
             see ``benchmarks/RESULTS.md``; needs ``pip install 'vlmreward[onnx]'``). ``backend:``,
             its former name, is still read (run directories written before 0.4 have it).
@@ -57,7 +58,7 @@ class ModelConfig(Strict):
     resize: ResizeMode = "squash"
     antialias: bool = True
     checkpoint: Optional[str] = None
-    batch_size: Count = 64
+    batch_size: Union[Count, Literal["auto"]] = 64
     runtime: Literal[RUNTIMES] = "torch"  # type: ignore[valid-type]
     quantize: Optional[Literal[QUANTIZE_MODES]] = None  # type: ignore[valid-type]
     autocast: Optional[Union[Literal[AUTOCAST_NAMES], bool]] = None  # type: ignore[valid-type]

@@ -5,7 +5,8 @@
   (``score_batch_size`` frames) for :mod:`vlmreward.rl.deferred`'s buffers to write into the
   rollout or replay buffer before the learner reads them: VLM-RM's end-of-episode scoring, with
   memory bounded by one scoring batch.
-* :class:`VLMRewardVectorWrapper`: the same per-step batching for a gymnasium ``VectorEnv``.
+* :class:`~vlmreward.envs.gym_vector.VLMRewardVectorWrapper` (re-exported here): the same per-step
+  batching for a gymnasium ``VectorEnv``.
 
 Both keep the environment's reward in ``info["gt_reward"]`` and report finished episodes
 (:class:`EpisodeRecord`: VLM return, ground-truth return, success, goal) for logging side by side.
@@ -31,6 +32,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from vlmreward.errors import InvalidParameterError
 from vlmreward.envs.episodes import EpisodeAccounts, EpisodeRecord
 from vlmreward.envs.clips import ClipAssembler, DueClips, score_clips_batched
+from vlmreward.envs.overlap import ScoringWorker, scoring_lock
 from vlmreward.envs.wrappers import (
     NotRenderableError,
     RenderFrame,
@@ -43,6 +45,7 @@ from vlmreward.envs.wrappers import (
 from vlmreward.rewards.base import RewardModel
 from vlmreward.rewards.base import is_learned
 from vlmreward.rewards.video import is_clip_reward
+from vlmreward.envs.gym_vector import VLMRewardVectorWrapper
 
 __all__ = ["EpisodeRecord", "VLMRewardVecEnvWrapper", "VLMRewardVectorWrapper", "make_vlm_vec_env"]
 
@@ -75,7 +78,10 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
     ``score_batch_size`` frames as they accumulate, and :meth:`collect` returns the missing
     ``weight · r_vlm`` of every step since the last call, for the deferred buffers of
     :mod:`vlmreward.rl.deferred` to add in place. The learner then sees exactly the per-step
-    rewards (``"replace"``; ``"add"`` up to float rounding of the sum's order).
+    rewards (``"replace"``; ``"add"`` up to float rounding of the sum's order). With
+    ``overlap=True`` a full batch is scored on a background thread while the environments step
+    (:mod:`vlmreward.envs.overlap`); every method that reads the rewards waits for it first, and
+    the batches, so the rewards, are those of ``overlap=False``.
 
     Infos: ``"gt_reward"`` (environment reward) always, ``"vlm_reward"`` in per-step mode.
 
@@ -98,10 +104,12 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         weight: scale of the VLM reward.
         deferred: defer scoring as described above.
         score_batch_size: frames per deferred scoring batch (bounds the memory of stored frames).
+        overlap: with ``deferred``, score each full batch on a background thread (module above).
 
     Raises:
         NotRenderableError: sub-environments not wrapped in ``RenderFrame``.
-        InvalidParameterError: unknown ``mode``, non-finite ``weight``, ``score_batch_size < 1``.
+        InvalidParameterError: unknown ``mode``, non-finite ``weight``, ``score_batch_size < 1``,
+            ``overlap`` without ``deferred``.
     """
 
     def __init__(
@@ -112,11 +120,14 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         weight: float = 1.0,
         deferred: bool = False,
         score_batch_size: int = 256,
+        overlap: bool = False,
     ) -> None:
         super().__init__(venv)
         _check_mode(mode, weight)
         if score_batch_size < 1:
             raise InvalidParameterError(f"score_batch_size must be at least 1; got {score_batch_size}.")
+        if overlap and not deferred:
+            raise InvalidParameterError("overlapped scoring scores deferred batches; pass deferred=True with overlap=True.")
         if not all(venv.env_is_wrapped(RenderFrame)):
             raise NotRenderableError(
                 "each sub-environment must be wrapped in vlmreward.envs.RenderFrame (rendered before the "
@@ -127,7 +138,10 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         self.mode = mode
         self.weight = float(weight)
         self.deferred = deferred
+        self.overlap = bool(overlap)
         self.score_batch_size = int(score_batch_size)
+        self._lock = scoring_lock(reward_model)
+        self._worker = ScoringWorker()
         self.clips = ClipAssembler(reward_model, self.num_envs) if is_clip_reward(reward_model) else None
         if self.clips is not None and self.goal_key is not None:
             raise InvalidParameterError("a clip reward cannot also be goal-conditioned (goal_info_key); use one or the other.")
@@ -163,12 +177,15 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
             )
             self._pending_frames += _frame_count(items)
             if self._pending_frames >= self.score_batch_size:
-                self.score_stored()
+                self._submit_stored() if self.overlap else self.score_stored()
             return obs, combine_rewards(gt, np.zeros_like(gt), self.mode, self.weight), dones, infos
-        if is_learned(self.reward_model):
-            vlm = self._score_learned(frames, obs, gt, infos, dones)
-        else:
-            vlm = self._score_clips([items])[0] if self.clips is not None else score_frames(self.reward_model, frames, goals)
+        with self._lock:
+            if is_learned(self.reward_model):
+                vlm = self._score_learned(frames, obs, gt, infos, dones)
+            elif self.clips is not None:
+                vlm = self._score_clips([items])[0]
+            else:
+                vlm = score_frames(self.reward_model, frames, goals)
         self.episodes.add(vlm, gt, np.asarray(dones, dtype=bool), successes, goals=episode_goals, step=self.num_timesteps)
         for info, value in zip(infos, vlm):
             info["vlm_reward"] = float(value)
@@ -206,14 +223,42 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         (deferred mode; nothing is stored otherwise), so that the episodes they finish are reported
         by :meth:`pop_episodes`. The rewards stay stored for :meth:`collect`: the learner sees the
         same rewards whenever they are scored (training calls this at its end)."""
+        self._wait_in_flight()
         pending = self._steps[self._n_unscored :]
         if not pending:
             return
-        scored = self._score_clips([step.frames for step in pending]) if self.clips is not None else self._score_frames(pending)
+        self._apply_scores(pending, self._score_steps(pending))
+        self._pending_frames = 0
+
+    def _score_steps(self, pending: list[_PendingStep]) -> list[np.ndarray]:
+        """Each pending step's ``float32 [n_envs]`` rewards (on the worker thread when overlapped)."""
+        with self._lock:
+            if self.clips is not None:
+                return self._score_clips([step.frames for step in pending])
+            return list(self._score_frames(pending))
+
+    def _apply_scores(self, pending: list[_PendingStep], scored: list[np.ndarray]) -> None:
+        """Store the rewards of ``pending`` (the oldest unscored steps, in order) and report their finished episodes."""
         for step, values in zip(pending, scored):
             step.vlm, step.frames = values, None  # free the frames (or clips)
             self.episodes.add(values, step.gt, step.dones, step.successes, goals=step.episode_goals, step=step.step)
-        self._n_unscored, self._pending_frames = len(self._steps), 0
+        self._n_unscored += len(pending)
+
+    def _submit_stored(self) -> None:
+        """Overlap: apply the batch in flight, then hand every stored, unscored step to the worker."""
+        self._wait_in_flight()
+        pending = self._steps[self._n_unscored :]  # nothing is in flight now: all of them
+        self._worker.submit(lambda: self._score_steps(pending), lambda scored: self._apply_scores(pending, scored))
+        self._pending_frames = 0
+
+    def _wait_in_flight(self) -> None:
+        """Apply the batch the worker is scoring (overlap); if its scoring raised, its steps stay unscored."""
+        try:
+            self._worker.wait()
+        except Exception:
+            # their frames are kept: scored again, with the steps after them, by the next call
+            self._pending_frames = sum(_frame_count(step.frames) for step in self._steps[self._n_unscored :])
+            raise
 
     @property
     def unscored_episodes(self) -> int:
@@ -270,7 +315,12 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
         Returns:
             ``float32 [k, n_envs]``: ``weight · r_vlm`` of the ``k`` oldest stored steps that were
             scored (all of them after :meth:`collect`'s scoring); they are removed from the store.
+            A batch in flight (overlap) is waited for first.
+
+        Raises:
+            Exception: what the reward model raised on the batch in flight (its steps stay stored).
         """
+        self._wait_in_flight()
         k = self._n_unscored
         out = np.array([np.float32(self.weight) * step.vlm for step in self._steps[:k]], dtype=np.float32)
         self._steps, self._n_unscored = self._steps[k:], 0
@@ -278,9 +328,17 @@ class VLMRewardVecEnvWrapper(VecEnvWrapper):
 
     def discard(self) -> None:
         """Drop stored steps whose transitions no buffer will receive (an interrupted rollout)."""
+        try:
+            self._worker.wait()  # the batch in flight belongs to the dropped steps
+        except Exception:  # noqa: BLE001 - its rewards are dropped with them
+            pass
         if self._steps:
             self._steps, self._n_unscored, self._pending_frames = [], 0, 0
             self.episodes.clear_running()
+
+    def close(self) -> None:
+        self._worker.close()
+        super().close()
 
     def pop_episodes(self) -> list[EpisodeRecord]:
         """Episodes finished (and, if deferred, scored) since the last call."""
@@ -320,6 +378,7 @@ def make_vlm_vec_env(
     weight: float = 1.0,
     deferred: bool = False,
     score_batch_size: int = 256,
+    overlap: bool = False,
     seed: int | None = None,
     env_kwargs: dict[str, Any] | None = None,
     vec_env_cls: type[VecEnv] = DummyVecEnv,
@@ -331,7 +390,8 @@ def make_vlm_vec_env(
     render_mode="rgb_array", **env_kwargs))))``: stable-baselines3's ``Monitor`` records the
     ground-truth episode returns (logged as ``rollout/ep_rew_mean``), ``RenderFrame`` the frames;
     ``wrapper`` (optional) changes the observations, e.g.
-    ``lambda env: GoalObservation(env, model)`` for a goal-conditioned environment.
+    ``lambda env: GoalObservation(env, model)`` for a goal-conditioned environment; ``mode``,
+    ``weight``, ``deferred``, ``score_batch_size`` and ``overlap`` are :class:`VLMRewardVecEnvWrapper`'s.
 
     Raises:
         NotRenderableError: the environment does not support ``rgb_array`` rendering.
@@ -339,75 +399,5 @@ def make_vlm_vec_env(
     kwargs = {"render_mode": "rgb_array", **(env_kwargs or {})}
     wrapper_class = RenderFrame if wrapper is None else (lambda env: RenderFrame(wrapper(env)))
     venv = make_vec_env(env_id, n_envs=n_envs, seed=seed, env_kwargs=kwargs, wrapper_class=wrapper_class, vec_env_cls=vec_env_cls)
-    return VLMRewardVecEnvWrapper(venv, reward_model, mode=mode, weight=weight, deferred=deferred, score_batch_size=score_batch_size)
-
-
-class VLMRewardVectorWrapper(gym.vector.VectorWrapper):
-    """Gymnasium ``VectorEnv`` wrapper: all sub-environments' frames scored in one forward pass.
-
-    Works with gymnasium's default ``NEXT_STEP`` auto-reset (the step after an episode's end only
-    resets; its reward stays 0, as gymnasium returns it) and with auto-reset disabled. Rewards
-    ``float32 [num_envs]``: ``weight · r_vlm`` or ``r_env + weight · r_vlm``; infos gain
-    ``"gt_reward"`` and ``"vlm_reward"`` arrays.
-
-    Raises:
-        NotRenderableError: the vector environment does not render ``rgb_array``.
-        InvalidParameterError: ``SAME_STEP`` auto-reset (the reached state is gone before it could
-            be rendered), unknown ``mode`` or non-finite ``weight``.
-    """
-
-    def __init__(self, env: gym.vector.VectorEnv, reward_model: RewardModel, mode: RewardMode = "replace", weight: float = 1.0) -> None:
-        super().__init__(env)
-        _check_mode(mode, weight)
-        if env.render_mode != "rgb_array":
-            raise NotRenderableError(
-                f"the vector environment has render_mode={env.render_mode!r}; create it with "
-                "gymnasium.make_vec(env_id, num_envs, render_mode='rgb_array')."
-            )
-        autoreset = env.metadata.get("autoreset_mode", gym.vector.AutoresetMode.NEXT_STEP)
-        if autoreset == gym.vector.AutoresetMode.SAME_STEP:
-            raise InvalidParameterError(
-                "SAME_STEP auto-reset resets a finished sub-environment before it can be rendered; "
-                "use the default NEXT_STEP mode."
-            )
-        if is_clip_reward(reward_model):
-            raise InvalidParameterError(
-                "clip rewards (episode and window video rewards) keep each episode's frames through auto-resets; wrap an SB3 "
-                "VecEnv with VLMRewardVecEnvWrapper (vlmreward.envs.make_vlm_vec_env) instead."
-            )
-        self.reward_model = reward_model
-        self.mode = mode
-        self.weight = float(weight)
-        self._resetting = np.zeros(self.num_envs, dtype=bool)
-        self.episodes = EpisodeAccounts(self.num_envs)
-
-    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
-        self._resetting[:] = False
-        self.episodes.clear_running()
-        return self.env.reset(seed=seed, options=options)
-
-    def step(self, actions):
-        obs, rewards, terminations, truncations, infos = self.env.step(actions)
-        gt = np.asarray(rewards, dtype=np.float32)
-        vlm = np.zeros(self.num_envs, dtype=np.float32)
-        live = ~self._resetting
-        if live.any():
-            frames = np.stack(self.env.render())  # one frame per sub-environment
-            key, goals = goal_info_key(self.reward_model), None
-            if key is not None:  # gymnasium vector infos: one array per key
-                values = infos.get(key)
-                goals = [None if values is None else values[i] for i in np.flatnonzero(live)]
-            vlm[live] = score_frames(self.reward_model, frames[live], goals)
-        out = combine_rewards(gt, vlm, self.mode, self.weight)
-        out[self._resetting] = gt[self._resetting]
-        dones = np.logical_or(terminations, truncations) & live
-        success = infos.get("is_success", np.full(self.num_envs, None, dtype=object))
-        reported = infos.get("_is_success", np.ones(self.num_envs, dtype=bool))  # gymnasium's mask of set entries
-        self.episodes.add(vlm, gt, dones, [success[i] if reported[i] else None for i in range(self.num_envs)], live)
-        self._resetting = np.logical_or(terminations, truncations)
-        infos = {**infos, "gt_reward": gt, "vlm_reward": vlm}
-        return obs, out, terminations, truncations, infos
-
-    def pop_episodes(self) -> list[EpisodeRecord]:
-        """Episodes finished since the last call."""
-        return self.episodes.pop_finished()
+    return VLMRewardVecEnvWrapper(venv, reward_model, mode=mode, weight=weight, deferred=deferred,
+                                  score_batch_size=score_batch_size, overlap=overlap)

@@ -244,7 +244,7 @@ def embed_dataset(
         if cached is not None:
             return EmbeddingResult(cached, True, path, mkey, dkey)
 
-    step = model.batch_size if batch_size is None else batch_size
+    step = model.batch_size_for(dataset.render_size) if batch_size is None else batch_size
     out = np.empty((n, d), dtype=np.float32)
     for start in range(0, n, step):
         chunk = np.array(dataset.frames[start : start + step])  # a writable copy of one batch (torch needs one)

@@ -185,6 +185,8 @@ def write_evaluation(
             "antialias": model.antialias,
             "device": str(model.device),
             "dtype": str(model.dtype).removeprefix("torch."),
+            "batch_size": "auto" if getattr(model, "autotune", False) else getattr(model, "batch_size", None),
+            "batch_choices": [c.to_json() for c in getattr(model, "batch_choices", {}).values()],
         },
         "prompts": scores.prompts,
         "group_by": group_by,

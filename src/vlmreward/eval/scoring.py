@@ -70,10 +70,14 @@ class ScoreResult:
         return {"mean": float(r.mean()), "std": float(r.std()), "min": float(r.min()), "max": float(r.max())}
 
 
+READ_BATCH = 128
+"""Frames read at a time by :func:`score_to_csv` when the model chooses its own batch size."""
+
+
 def score_to_csv(
     reward: Any,
     frames: Iterable[tuple[str, np.ndarray]],
-    batch_size: int,
+    batch_size: int | None,
     csv_path: Path,
     advance: Callable[[int], None] = lambda n: None,
 ) -> ScoreResult:
@@ -85,7 +89,9 @@ def score_to_csv(
     Args:
         reward: the reward; its ``model`` embeds the frames.
         frames: ``(source, uint8 [H, W, 3])`` pairs (:func:`vlmreward.media.iter_frames`).
-        batch_size: frames per batch and per forward pass.
+        batch_size: frames per batch and per forward pass; None: batches of :data:`READ_BATCH` frames,
+            each embedded at the model's own batch size (with ``batch_size="auto"`` the size timed
+            fastest on this machine, :mod:`vlmreward.models.autotune`).
         csv_path: where ``frame,source,reward[,p_goal]`` goes.
         advance: called with the number of frames of each finished batch (a progress bar).
 
@@ -108,7 +114,7 @@ def score_to_csv(
             writer.writerow(["frame", "source", "reward"] + (["p_goal"] if softmax else []))
             index = 0
             embedding_reward = scores_embeddings(reward)
-            for sources, batch in media.iter_batches(frames, batch_size):
+            for sources, batch in media.iter_batches(frames, batch_size or READ_BATCH):
                 if embedding_reward:
                     embeddings = reward.model.encode_images(batch, batch_size=batch_size)
                     r = reward.from_embeddings(embeddings)

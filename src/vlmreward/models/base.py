@@ -122,6 +122,8 @@ class VisionLanguageModel(abc.ABC):
         self.embedding_cache: EmbeddingCache | None = None
         self._text_cache: dict[str, torch.Tensor] = {}
         self._fitted_batch_size: int | None = None  # lowered after a CUDA out-of-memory error
+        self.autotune = False  # batch_size "auto": tuned per frame size on first use (vlmreward.models.autotune)
+        self.batch_choices: dict[tuple[int, int], Any] = {}  # frame size → BatchChoice
         self._cache_namespace = uuid.uuid4().bytes  # this instance's keys in a shared EmbeddingCache
 
     @property
@@ -170,7 +172,7 @@ class VisionLanguageModel(abc.ABC):
         Args:
             frames: uint8 RGB frames ``[N, H, W, 3]`` or one ``[H, W, 3]`` frame, NumPy or torch,
                 any ``H`` and ``W``; fitted to the model's input by the ``resize`` mode.
-            batch_size: frames per forward pass (default: the model's ``batch_size``); bounds memory.
+            batch_size: frames per forward pass (default: :meth:`batch_size_for` the frames' size); bounds memory.
             cache: an :class:`~vlmreward.models.cache.EmbeddingCache`: frames whose content it
                 holds skip the vision tower, the others are embedded and stored (default: the
                 model's ``embedding_cache``, usually None).
@@ -189,7 +191,7 @@ class VisionLanguageModel(abc.ABC):
         kept for the model's later calls. The results are those of one pass over all frames.
         """
         batch = as_frame_batch(frames)
-        step = self.batch_size if batch_size is None else batch_size
+        step = self.batch_size_for(tuple(batch.shape[1:3])) if batch_size is None else batch_size
         if step < 1:
             raise InvalidParameterError(f"batch_size must be at least 1; got {step}.")
         cache = cache if cache is not None else self.embedding_cache
@@ -210,6 +212,22 @@ class VisionLanguageModel(abc.ABC):
             for key, row in zip(misses, embedded.cpu().numpy()):
                 cache.put(key, row)
         return out
+
+    def batch_size_for(self, frame_size: tuple[int, int]) -> int:
+        """Frames per forward pass for frames of ``(H, W)``: ``batch_size``, or with :attr:`autotune` the size timed
+        fastest on this machine (:func:`~vlmreward.models.autotune.autotune_batch_size`, once per frame size, cached)."""
+        if not self.autotune:
+            return self.batch_size
+        size = (int(frame_size[0]), int(frame_size[1]))
+        if size not in self.batch_choices:
+            from vlmreward.models.autotune import autotune_batch_size
+
+            choice = autotune_batch_size(self, size)
+            _log.info("%s: batch size %d for %dx%d frames (%s)", self.name, choice.batch_size, size[1], size[0],
+                      "cached" if choice.cached else "timed " + ", ".join(f"{b}: {1e3 * t:.2f} ms/frame"
+                                                                          for b, t in choice.seconds_per_frame.items()))
+            self.batch_choices[size] = choice
+        return self.batch_choices[size].batch_size
 
     def _encode_batch(self, batch: torch.Tensor, step: int) -> torch.Tensor:
         """``uint8 [N, H, W, 3]`` → unit ``float32 [N, D]`` on the model's device, ``step`` frames a pass."""

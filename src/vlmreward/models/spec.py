@@ -15,6 +15,7 @@ from typing import Any, Optional, Union
 import torch
 
 from vlmreward.errors import InvalidParameterError
+from vlmreward.models.autotune import AUTO
 
 __all__ = ["ModelSpec", "resolve_device", "AUTO_DEVICE"]
 
@@ -66,7 +67,7 @@ class ModelSpec:
         quantize: with ``runtime="onnx"``, ``"int8"``.
         autocast: CUDA mixed precision (None: from ``dtype``; False: never; ``"bf16"``/``"fp16"``).
         truncate: truncate over-long prompts instead of raising.
-        batch_size: frames per forward pass of the vision tower.
+        batch_size: frames per forward pass of the vision tower, or ``"auto"`` (:mod:`vlmreward.models.autotune`).
 
     Example:
         ``ModelSpec("openai/clip-vit-base-patch32", device="cuda", dtype="bf16").load()``
@@ -82,7 +83,7 @@ class ModelSpec:
     quantize: Optional[str] = None
     autocast: Optional[Union[str, bool]] = None
     truncate: bool = False
-    batch_size: int = 64
+    batch_size: Union[int, str] = 64
 
     def load(self, device_name: str = "device") -> Any:
         """Load the model (:func:`vlmreward.load_model`) on the resolved device, with ``batch_size`` set.
@@ -108,5 +109,11 @@ class ModelSpec:
             quantize=self.quantize,
             autocast=self.autocast,
         )
-        model.batch_size = int(self.batch_size)
+        if self.batch_size == AUTO:
+            if not hasattr(model, "batch_size_for"):
+                raise InvalidParameterError(f"batch size {AUTO!r} tunes a contrastive model's vision tower; {self.name} is "
+                                            "not one: give a number of frames per forward pass.")
+            model.autotune = True
+        else:
+            model.batch_size = int(self.batch_size)
         return model

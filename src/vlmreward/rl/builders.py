@@ -155,7 +155,7 @@ def make_training_env(
             reward_model,
             mode=mode,  # type: ignore[arg-type]
             weight=weight,
-            deferred=config.deferred,
+            deferred=config.deferred, overlap=config.overlapped,
             score_batch_size=config.score_batch_size,
             seed=seed,
             env_kwargs=env_kwargs_of(config),

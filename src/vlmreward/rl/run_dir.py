@@ -1,7 +1,8 @@
 """The run directory of a training run: its files, its creation, and what reads it back.
 
 ``RUN_DIR/config.yaml`` (:data:`CONFIG_FILE`), ``final_model.zip`` (:data:`FINAL_MODEL_FILE`),
-``evaluation.json`` (:data:`EVALUATION_FILE`), ``origin.json`` (:data:`ORIGIN_FILE`); the logs are
+``evaluation.json`` (:data:`EVALUATION_FILE`), ``origin.json`` (:data:`ORIGIN_FILE`),
+``batch_size.json`` (:data:`BATCH_SIZE_FILE`, with ``model.batch_size: auto``); the logs are
 :mod:`vlmreward.rl.logs`', checkpoints :mod:`vlmreward.rl.checkpoints`'.
 """
 
@@ -33,6 +34,8 @@ __all__ = [
     "EVALUATION_FILE",
     "MODEL_FINGERPRINT_FILE",
     "weights_fingerprint",
+    "BATCH_SIZE_FILE",
+    "record_batch_choices",
     "record_model_fingerprint",
     "record_origin",
     "warn_if_made_elsewhere",
@@ -260,6 +263,19 @@ def record_model_fingerprint(run_dir: Path, name: str | None) -> None:
     fingerprint = weights_fingerprint(name)
     if fingerprint is not None:
         atomic_write_text(run_dir / MODEL_FINGERPRINT_FILE, json.dumps({"model": str(name), "sha256": fingerprint}) + "\n")
+
+
+BATCH_SIZE_FILE = "batch_size.json"
+"""With ``model.batch_size: auto``: the batch size chosen for each frame size
+(:class:`~vlmreward.models.autotune.BatchChoice` as JSON, a list), written when training stops."""
+
+
+def record_batch_choices(run_dir: Path, reward_model: Any) -> None:
+    """Write :data:`BATCH_SIZE_FILE` when the reward's model tuned its batch size (``model.batch_size: auto``);
+    nothing otherwise (a fixed size is in ``config.yaml``; replicas of a ``scale`` section tune their own)."""
+    choices = getattr(getattr(reward_model, "model", None), "batch_choices", None)
+    if choices:
+        atomic_write_text(run_dir / BATCH_SIZE_FILE, json.dumps([c.to_json() for c in choices.values()], indent=1) + "\n")
 
 
 def check_resume_overrides(overrides: Iterable[str], run_dir: Path | None = None) -> list[str]:

@@ -207,7 +207,7 @@ class RayRuntime:
             venv_ray = self._ray_vec_env(seed)
         mode, weight = config.reward_mode
         venv: VecEnv = VLMRewardVecEnvWrapper(
-            venv_ray, self.reward_model, mode=mode, weight=weight, deferred=config.deferred,  # type: ignore[arg-type]
+            venv_ray, self.reward_model, mode=mode, weight=weight, deferred=config.deferred, overlap=config.overlapped,  # type: ignore[arg-type]
             score_batch_size=config.score_batch_size,
         )
         if normalize and config.env.normalize_observations:

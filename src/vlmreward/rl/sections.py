@@ -200,8 +200,10 @@ class RunConfig(Strict):
             (``r_env + weight · r_vlm``).
         weight: scale of the VLM reward.
         model: :class:`ModelConfig`.
-        scoring: ``"per_step"`` (each step's frames scored at once) or ``"deferred"`` (frames kept
-            and scored in batches of ``score_batch_size`` before the learner reads them).
+        scoring: ``"per_step"`` (each step's frames scored at once), ``"deferred"`` (frames kept
+            and scored in batches of ``score_batch_size`` before the learner reads them) or
+            ``"overlapped"`` (deferred, each full batch scored on a background thread while the
+            environments step: :mod:`vlmreward.envs.overlap`; the same rewards as ``"deferred"``).
         score_batch_size: frames per deferred scoring batch.
         algorithm: ``"PPO"``, ``"SAC"`` or ``"DQN"`` (stable-baselines3).
         policy: SB3 policy name.
@@ -232,7 +234,7 @@ class RunConfig(Strict):
     mode: Literal["replace", "add"] = "replace"
     weight: FiniteFloat = 1.0
     model: Annotated[ModelConfig, BeforeValidator(model_shortcut)] = Field(default_factory=ModelConfig)
-    scoring: Literal["per_step", "deferred"] = "per_step"
+    scoring: Literal["per_step", "deferred", "overlapped"] = "per_step"
     score_batch_size: Count = 256
     algorithm: Literal["PPO", "SAC", "DQN"]
     policy: str = "MlpPolicy"
@@ -279,7 +281,12 @@ class RunConfig(Strict):
     @property
     def deferred(self) -> bool:
         """Deferred scoring, unless the kind's reward is learned during the run (scored per step by the model of that moment)."""
-        return self.scoring == "deferred" and not self.reward_kind.learned
+        return self.scoring in ("deferred", "overlapped") and not self.reward_kind.learned
+
+    @property
+    def overlapped(self) -> bool:
+        """Deferred batches scored on a background thread (``scoring: overlapped``, where scoring is deferred)."""
+        return self.deferred and self.scoring == "overlapped"
 
     @property
     def reward_mode(self) -> tuple[str, float]:

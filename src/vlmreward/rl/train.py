@@ -81,6 +81,7 @@ from vlmreward.rl.run_dir import (
     load_run_config,
     new_run_dir,
     check_resume_overrides,
+    record_batch_choices,
     record_model_fingerprint,
     record_origin,
     warn_if_made_elsewhere,
@@ -227,6 +228,7 @@ def _learn(
         if vec_normalize is not None:
             save_vec_normalize(vec_normalize, run_dir / FINAL_VEC_NORMALIZE_FILE)
     finally:
+        record_batch_choices(run_dir, reward_model)
         episode_log.close()
         for evaluator in evaluators:
             evaluator.close()
