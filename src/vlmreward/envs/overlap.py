@@ -48,11 +48,6 @@ class ScoringWorker:
         self._future: Future | None = None
         self._apply: Callable[[Any], None] | None = None
 
-    @property
-    def busy(self) -> bool:
-        """A batch is in flight (submitted, not yet applied)."""
-        return self._future is not None
-
     def submit(self, score: Callable[[], Any], apply: Callable[[Any], None]) -> None:
         """Wait for the batch in flight (:meth:`wait`), then start ``score()`` on the worker thread."""
         self.wait()
