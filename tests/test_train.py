@@ -685,3 +685,39 @@ def test_a_signal_while_a_checkpoint_is_written_leaves_the_previous_one_usable(t
     monkeypatch.undo()
     second = checkpointer.save(model)
     assert latest_checkpoint(tmp_path).path == second and not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+def test_a_kill_between_renaming_a_checkpoint_and_updating_latest_json_resumes_from_the_renamed_one(tmp_path, monkeypatch):
+    """The process dies after ``os.replace`` put the finished checkpoint in place and before
+    latest.json named it (the race the kill trials found): the renamed one is complete, so resume
+    takes it, and the next run's pruning still counts it (no orphan directory is left)."""
+    from stable_baselines3 import DQN as _DQN
+    from stable_baselines3.common.env_util import make_vec_env
+
+    import vlmreward.rl.checkpoints as checkpoints
+    from vlmreward.rl.checkpoints import Checkpointer
+
+    model = _DQN("MlpPolicy", make_vec_env("CartPole-v1", n_envs=1, seed=0), learning_starts=10, buffer_size=500,
+                 device="cpu", seed=0)
+    model.learn(64)
+    first = Checkpointer(tmp_path, "DQN", keep=2).save(model)
+    model.learn(32, reset_num_timesteps=False)
+    real_write = checkpoints.atomic_write_text
+
+    def killed(path, text):  # noqa: ANN001
+        if Path(path).name == "latest.json":
+            raise KeyboardInterrupt
+        real_write(path, text)
+
+    monkeypatch.setattr(checkpoints, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Checkpointer(tmp_path, "DQN", keep=2).save(model)
+    monkeypatch.undo()
+    pointer = json.loads((tmp_path / "checkpoints" / "latest.json").read_text())
+    assert pointer["checkpoint"] == first.name  # latest.json was not updated
+    info = latest_checkpoint(tmp_path)
+    assert info.num_timesteps == 96 and info.path.name == "step_000000096"
+    model.learn(32, reset_num_timesteps=False)
+    third = Checkpointer(tmp_path, "DQN", keep=2).save(model)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_000000096", third.name]
+    assert json.loads((tmp_path / "checkpoints" / "latest.json").read_text())["history"] == ["step_000000096", third.name]

@@ -234,31 +234,37 @@ def _checkpoint_dirs(directory: Path) -> list[Path]:
 
 
 def latest_checkpoint(run_dir: str | os.PathLike) -> CheckpointInfo:
-    """The newest intact checkpoint of a run: the one ``checkpoints/latest.json`` points to when
-    :func:`verify_checkpoint` finds it intact, else the newest intact ``step_<N>`` directory (a
-    warning names each damaged one and what is wrong with it). Nothing is loaded from a damaged one.
+    """The newest intact checkpoint of a run: the ``step_<N>`` directory with the most steps (then
+    the latest written) that :func:`verify_checkpoint` finds intact. ``checkpoints/latest.json``
+    names it too, except after a process was killed between renaming a finished checkpoint into
+    place and updating ``latest.json``: the renamed one is complete (its manifest is written last),
+    so it is taken. A warning names each damaged one skipped and what is wrong with it; nothing is
+    loaded from a damaged one.
 
     Raises:
         CheckpointError: no checkpoint yet, or none intact.
     """
     directory = Path(run_dir) / "checkpoints"
     pointer = directory / LATEST
-    candidates: list[CheckpointInfo] = []
+    named: CheckpointInfo | None = None
     try:
         data = json.loads(pointer.read_text(encoding="utf-8"))
-        candidates.append(CheckpointInfo(directory / data["checkpoint"], int(data["num_timesteps"]), data["reason"], data["algorithm"]))
+        named = CheckpointInfo(directory / data["checkpoint"], int(data["num_timesteps"]), data["reason"], data["algorithm"])
     except FileNotFoundError:
         pass
     except (OSError, ValueError, KeyError, TypeError) as err:
         _log.warning("%s is unreadable (%s); looking for the newest intact checkpoint", pointer, err)
+    candidates: list[CheckpointInfo] = []
     for path in _checkpoint_dirs(directory):
-        if any(c.path == path for c in candidates):
-            continue
         try:
             meta = json.loads((path / MANIFEST_FILE).read_text(encoding="utf-8"))
             candidates.append(CheckpointInfo(path, int(meta["num_timesteps"]), str(meta["reason"]), str(meta["algorithm"])))
         except (OSError, ValueError, KeyError, TypeError):
-            candidates.append(CheckpointInfo(path, -1, "", ""))  # verify_checkpoint names the problem
+            # a checkpoint written before manifests existed is described by latest.json only;
+            # otherwise verify_checkpoint names the problem
+            candidates.append(named if named is not None and named.path == path else CheckpointInfo(path, -1, "", ""))
+    if named is not None and not any(c.path == named.path for c in candidates):
+        candidates.insert(0, named)  # the directory is missing: reported below
     if not candidates:
         raise CheckpointError(
             f"{str(run_dir)!r} has no checkpoint ({pointer} is missing); the run stopped before its first "
@@ -272,6 +278,12 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> CheckpointInfo:
                 _log.warning("checkpoint %s", text)
             if problems:
                 _log.warning("resuming from the newest intact checkpoint, %s (%d steps)", info.path.name, info.num_timesteps)
+            elif named is not None and named.path != info.path:
+                _log.info(
+                    "%s names %s but %s (%d steps) is newer and intact (the process was killed before it updated "
+                    "%s); resuming from %s", LATEST, named.path.name, info.path.name, info.num_timesteps, LATEST,
+                    info.path.name,
+                )
             return info
         problems.append(f"{info.path.name} is damaged: {problem or MANIFEST_FILE + ' cannot be read'}")
     raise CheckpointError(f"no intact checkpoint in {directory}: {'; '.join(problems)}; start the run again.")
@@ -400,8 +412,7 @@ class Checkpointer:
             k += 1
         final = self.directory / name
         os.replace(tmp, final)
-        history = self._history()
-        history.append(name)
+        history = [h for h in self._history() if h != name] + [name]
         pointer = {"checkpoint": name, "num_timesteps": steps, "reason": reason, "algorithm": self.algorithm, "history": history}
         atomic_write_text(self.directory / LATEST, json.dumps(pointer, indent=2) + "\n")
         self.last = CheckpointInfo(final, steps, reason, self.algorithm)
@@ -410,11 +421,14 @@ class Checkpointer:
         return final
 
     def _history(self) -> list[str]:
+        """The checkpoint directories on disk, oldest first: those ``latest.json`` lists, and any
+        one a killed process renamed into place without listing it (so that it is pruned too)."""
         try:
-            data = json.loads((self.directory / LATEST).read_text(encoding="utf-8"))
-            return [h for h in data.get("history", []) if (self.directory / h).is_dir()]
-        except (OSError, ValueError):
-            return []
+            listed = json.loads((self.directory / LATEST).read_text(encoding="utf-8")).get("history", [])
+        except (OSError, ValueError, AttributeError):
+            listed = []
+        on_disk = [p.name for p in reversed(_checkpoint_dirs(self.directory))]
+        return [h for h in listed if h in on_disk] + [h for h in on_disk if h not in listed]
 
     def _prune(self, history: list[str]) -> None:
         if self.keep is None or len(history) <= self.keep:
