@@ -530,6 +530,69 @@ def overlap_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]:
     return out
 
 
+def server_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    m = r["machine"]
+    clients = r["clients"]
+    out = [f"\n## Reward server: load test against in-process scoring ({m['cpu']}, {m['cores']} cores)\n",
+           f"`vlmreward serve` on this machine (`benchmarks/bench_server.py`), goal-baseline reward, requests of "
+           f"{r['rows'][0]['frames_per_request']} CartPole frames ({r['frame_size'][1]} × {r['frame_size'][0]}), "
+           f"{r['seconds']:g} s per timed phase, max batch {r['max_batch']} frames, max wait {r['max_wait_ms']:g} ms. "
+           "*in-process*: one thread calling `reward(frames)`; *server*: the same requests over HTTP from 1 or "
+           f"{clients} client threads; latency per request, client side.\n"]
+    rows = []
+    for row in r["rows"]:
+        for phase in ("in-process", "server, 1 client", f"server, {clients} clients"):
+            x = row[phase]
+            rows.append([row["model"], phase, f(x["requests_per_s"], 1), f(x["frames_per_s"], 1), f(x["p50_ms"], 1),
+                         f(x["p99_ms"], 1)])
+    out.append(table(["model", "phase", "requests/s", "frames/s", "p50 ms", "p99 ms"], rows))
+    out.append("\nCrashes mid-load: *server killed*: the `vlmreward serve` process SIGKILLed after a third of the "
+               "requests and started again on its port (the clients retry); *ray, replica killed*: `--backend ray` "
+               "with 2 replicas, one `ray.kill`-ed (Ray restarts it and re-sends its batches). Every request is sent once.\n")
+    rows = []
+    for row in r["rows"]:
+        for phase in ("server killed", "ray, replica killed"):
+            x = row.get(phase)
+            if not x or "skipped" in x:
+                continue
+            rows.append([row["model"], phase, f"{x['answered']} of {x['sent']}", f"{x['max_abs_difference']:.1e}",
+                         str(x["retries"]), f(x["kill_to_next_answer_s"], 2), f(x["p99_ms"], 0)])
+    out.append(table(["model", "crash", "answered", "max \\|Δ reward\\| vs in-process", "client retries",
+                      "kill → next answer s", "p99 ms (with the crash)"], rows))
+    crashed = [row[p] for row in r["rows"] for p in ("server killed", "ray, replica killed") if p in row and "sent" in row[p]]
+    lost = sum(x["sent"] - x["answered"] for x in crashed)
+    worst = max(x["max_abs_difference"] for x in crashed)
+    targets.append(["server: a crash mid-load (server process killed; Ray replica killed) loses no request, and every reward "
+                    "equals in-process scoring (to float rounding ≤ 1e-6: a batch merges several requests)",
+                    f"{lost} lost of {sum(x['sent'] for x in crashed)}, max \\|Δ\\| {worst:.1e}", verdict(lost == 0 and worst <= 1e-6)])
+    ratio = ", ".join(f"{row['model']} {f(row['server_c_vs_in_process'], 2)}×" for row in r["rows"])
+    targets.append([f"server requests/s with {clients} clients ÷ in-process scoring (one thread)", ratio, "measured"])
+    return out
+
+
+def gpu_section(r: dict[str, Any], targets: list[list[str]]) -> list[str]:
+    m = r["machine"]
+    where = r["gpu"] or f"{m['cpu']}, {m['cores']} cores"
+    out = [f"\n## Precision and `torch.compile` on {r['device']} ({where})\n",
+           f"`benchmarks/bench_gpu.py --device {r['device']}`: {r['model']}, `reward(frames)` end to end, "
+           f"{r['batch']} CartPole frames a call, median of {r['repeats']} round-robin rounds after a warm-up "
+           "(the first call, which compiles where asked, is timed apart).\n"]
+    rows = [[name, f(x["frames_per_s"], 1), f"{f(x['frames_per_s'] / r['contrastive']['float32']['frames_per_s'], 2)}×",
+             f(x["first_call_s"], 1), f"{x['max_abs_difference_vs_float32']:.1e}"] for name, x in r["contrastive"].items()]
+    out.append(table(["variant", "frames/s", "÷ float32 eager", "first call s", "max \\|Δ reward\\| vs float32"], rows))
+    rows = [[name, f(x["calls_per_s"], 2), f(x["first_call_s"], 1), f"{x['max_abs_difference_vs_float32']:.1e}"]
+            for name, x in r["generative"].items()]
+    out.append(f"\nGenerative forward (tiny Qwen2.5-VL, `vqa`, {next(iter(r['generative'].values()))['frames_per_call']} frames a call):\n")
+    out.append(table(["variant", "calls/s", "first call s", "max \\|Δ\\| vs float32"], rows))
+    render = r["render"]
+    out.append("\nMuJoCo rendering (Meta-World reach): " + (
+        f"{f(render['frames_per_s'], 1)} frames/s with MUJOCO_GL={render['mujoco_gl']}." if "frames_per_s" in render
+        else f"not measured ({render['skipped']}).") + "\n")
+    compiled = r["contrastive"]["float32, compile"]["frames_per_s"] / r["contrastive"]["float32"]["frames_per_s"]
+    targets.append([f"`compile: true` ÷ eager, contrastive reward(frames) on {r['device']}", f"{f(compiled, 2)}×", "measured"])
+    return out
+
+
 def main() -> None:
     results = load_results()
     results = {k: v for k, v in results.items() if not k.startswith("quick")}
@@ -561,6 +624,12 @@ def main() -> None:
         body += autotune_section(results["autotune"], targets)
     if "overlap" in results:
         body += overlap_section(results["overlap"], targets)
+    if "server" in results:
+        body += server_section(results["server"], targets)
+    if "gpu" in results:
+        body += gpu_section(results["gpu"], targets)
+    if "gpu_cpu" in results:
+        body += gpu_section(results["gpu_cpu"], targets)
     text = [
         "# Benchmark results",
         "",

@@ -1,5 +1,5 @@
 """The ``vlmreward`` command: a typer app with the ``score``, ``models``, ``collect``, ``evaluate``,
-``sweep``, ``train``, ``evaluate-policy``, ``demo``, ``relabel``, ``benchmark`` and ``label-preferences`` sub-commands.
+``sweep``, ``train``, ``evaluate-policy``, ``demo``, ``relabel``, ``benchmark``, ``label-preferences`` and ``serve`` sub-commands.
 
 Errors a user can cause (:class:`~vlmreward.errors.VLMRewardError`) are reported in one place,
 :meth:`_Group.invoke`: one line ``error: <message>`` on stderr and exit code 2, no traceback.
@@ -27,6 +27,7 @@ from vlmreward.cli.relabel import relabel
 from vlmreward.cli.listing import models, reward_kinds_command
 from vlmreward.cli.preference import label_preferences
 from vlmreward.cli.score import score
+from vlmreward.cli.serve import serve
 from vlmreward.cli.train import evaluate_policy, train
 from vlmreward.errors import ModelNotAvailableError, VLMRewardError
 
@@ -37,7 +38,7 @@ EXIT_USER_ERROR = 2
 
 
 MODEL_OPTION = {"score": "--model", "evaluate": "--model", "sweep": "--model", "train": "--set model=", "relabel": "--set model=",
-                "label-preferences": "--model"}
+                "label-preferences": "--model", "serve": "--set model="}
 """How each command is told which model to load (the missing-weights error names it)."""
 
 DEMO_MODEL_DIR = "vlmreward-demo/tiny-clip"
@@ -117,6 +118,7 @@ app.command("demo")(demo)
 app.command("relabel")(relabel)
 app.command("benchmark")(benchmark)
 app.command("label-preferences")(label_preferences)
+app.command("serve")(serve)
 
 
 if __name__ == "__main__":  # python -m vlmreward.cli.main

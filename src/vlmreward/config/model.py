@@ -13,7 +13,7 @@ from vlmreward.config.errors import ConfigError
 from vlmreward.config.fields import Count
 from vlmreward.models.onnx import QUANTIZE_MODES
 from vlmreward.models.preprocess import ResizeMode
-from vlmreward.models.registry import AUTOCAST_NAMES, DTYPE_NAMES, RUNTIMES
+from vlmreward.models.registry import AUTOCAST_NAMES, COMPILE_MODES, DTYPE_NAMES, RUNTIMES
 from vlmreward.models.spec import ModelSpec
 
 __all__ = ["ModelConfig", "Strict", "model_shortcut"]
@@ -50,6 +50,8 @@ class ModelConfig(Strict):
             its former name, is still read (run directories written before 0.4 have it).
         quantize: with ``runtime: onnx``, ``int8`` for dynamic int8 weights (None: float32).
         autocast: on CUDA, ``bf16``/``fp16`` mixed precision (None: from ``dtype``; False: never).
+        compile: ``torch.compile`` the forward pass that scores frames: True, False or a mode
+            (``max-autotune``, ``reduce-overhead``; :data:`~vlmreward.models.registry.COMPILE_MODES`).
     """
 
     name: Optional[str] = None
@@ -62,6 +64,7 @@ class ModelConfig(Strict):
     runtime: Literal[RUNTIMES] = "torch"  # type: ignore[valid-type]
     quantize: Optional[Literal[QUANTIZE_MODES]] = None  # type: ignore[valid-type]
     autocast: Optional[Union[Literal[AUTOCAST_NAMES], bool]] = None  # type: ignore[valid-type]
+    compile: Union[bool, Literal[COMPILE_MODES]] = False  # type: ignore[valid-type]
 
     def spec(self) -> ModelSpec:
         """The :class:`~vlmreward.models.spec.ModelSpec` of this section.
@@ -74,7 +77,7 @@ class ModelConfig(Strict):
         return ModelSpec(
             self.name, device=self.device, dtype=self.dtype, resize=self.resize, antialias=self.antialias,
             checkpoint=self.checkpoint, runtime=self.runtime, quantize=self.quantize, autocast=self.autocast,
-            batch_size=self.batch_size,
+            batch_size=self.batch_size, compile=self.compile,
         )
 
     @model_validator(mode="before")

@@ -68,6 +68,7 @@ class ModelSpec:
         autocast: CUDA mixed precision (None: from ``dtype``; False: never; ``"bf16"``/``"fp16"``).
         truncate: truncate over-long prompts instead of raising.
         batch_size: frames per forward pass of the vision tower, or ``"auto"`` (:mod:`vlmreward.models.autotune`).
+        compile: ``torch.compile`` the scoring forward pass: False, True or a mode name.
 
     Example:
         ``ModelSpec("openai/clip-vit-base-patch32", device="cuda", dtype="bf16").load()``
@@ -84,6 +85,7 @@ class ModelSpec:
     autocast: Optional[Union[str, bool]] = None
     truncate: bool = False
     batch_size: Union[int, str] = 64
+    compile: Union[bool, str] = False
 
     def load(self, device_name: str = "device") -> Any:
         """Load the model (:func:`vlmreward.load_model`) on the resolved device, with ``batch_size`` set.
@@ -108,6 +110,7 @@ class ModelSpec:
             runtime=self.runtime,
             quantize=self.quantize,
             autocast=self.autocast,
+            compile=self.compile,
         )
         if self.batch_size == AUTO:
             if not hasattr(model, "batch_size_for"):

@@ -36,7 +36,14 @@ from pydantic import Field, model_validator
 from vlmreward.errors import InvalidFramesError, InvalidParameterError
 from vlmreward.models.preprocess import Frames, as_frame_batch
 from vlmreward.rewards.params import Count, PositiveFloat, RewardParams
-from vlmreward.rewards.preference_labels import NO_PREFERENCE, LabelCache, OracleLabeller, VLMPreferenceLabeller, label_accuracy
+from vlmreward.rewards.preference_labels import (
+    NO_PREFERENCE,
+    LabelCache,
+    OracleLabeller,
+    ServedLabeller,
+    VLMPreferenceLabeller,
+    label_accuracy,
+)
 from vlmreward.rewards.preference_model import RewardEnsemble, ensemble_disagreement
 from vlmreward.rewards.registry import RewardContext, register
 
@@ -112,9 +119,11 @@ class PreferenceReward:
 
     learned = True
 
-    def __init__(self, params: PreferenceParams, model: Any = None) -> None:
+    def __init__(self, params: PreferenceParams, model: Any = None, labeller: Any = None) -> None:
         self.params = p = params
-        if p.labeller == "vlm" and p.labels is None and p.state is None:  # offline, trained from a file: nothing is asked
+        if labeller is not None:  # e.g. a ServedLabeller: the VLM is on a reward server (:meth:`served`)
+            self.labeller = labeller
+        elif p.labeller == "vlm" and p.labels is None and p.state is None:  # offline, trained from a file: nothing is asked
             if model is None:
                 raise InvalidParameterError("reward kind 'preference' with labeller 'vlm' asks a generative VLM; give model.name "
                                             "(e.g. Qwen/Qwen2.5-VL-3B-Instruct) or use labeller 'oracle'.")
@@ -137,6 +146,32 @@ class PreferenceReward:
     @classmethod
     def from_params(cls, params: PreferenceParams, model: Any = None, context: RewardContext | None = None) -> "PreferenceReward":
         return cls(params, model)
+
+    @classmethod
+    def served(cls, params: PreferenceParams, server: Any) -> "PreferenceReward":
+        """The reward trained here whose VLM labeller's model calls go to a reward server (``reward.server``).
+
+        Args:
+            params: the parameters (the same as the server's).
+            server: what answers :meth:`ask` (a :class:`~vlmreward.distributed.client.ServedReward`) and ``describe()``
+                (the server's reward, with its labeller's ``fingerprint``).
+        """
+        if params.labeller != "vlm" or params.labels is not None or params.state is not None:
+            return cls(params)  # nothing is asked of a VLM
+        p, served = params, server.describe()
+        cache = LabelCache(p.cache) if p.cache else None
+        return cls(params, labeller=ServedLabeller(server.ask, served, p.goal, p.stages, p.margin, cache, p.max_new_tokens))
+
+    def ask(self, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+        """``float32 [Q, 2]``: the VLM labeller's ``log p("1"), log p("2")`` with ``first[i]`` shown as Image 1, asked
+        now (no cache): what a reward server answers for a :meth:`served` reward.
+
+        Raises:
+            InvalidParameterError: the labeller is not a VLM.
+        """
+        if not isinstance(self.labeller, VLMPreferenceLabeller):
+            raise InvalidParameterError("this preference reward's labeller is not a VLM; nothing to ask.")
+        return self.labeller._ask(list(zip(first, second)))
 
     def use_cache(self, path: str | Path) -> None:
         """Cache the VLM labeller's answers in ``path`` unless a cache was configured (no effect for the oracle)."""
@@ -328,7 +363,7 @@ class PreferenceReward:
 
     def describe(self) -> dict[str, Any]:
         p = self.params
-        return {"kind": "preference", "model": getattr(getattr(self.labeller, "model", None), "name", None),
+        return {"kind": "preference", "model": getattr(self.labeller, "model_name", None),
                 **self.labeller.describe(), "head": p.head, "image_size": p.image_size, "ensemble": p.ensemble,
                 "queries_per_update": p.queries_per_update, "update_every": p.update_every, "truth_key": p.truth_key,
                 "updates": self.updates, **({"trained_offline": self.offline} if self.offline is not None else {})}

@@ -45,7 +45,7 @@ from vlmreward.models.generative_video import generate_after_frames
 
 __all__ = [
     "FIRST", "SECOND", "NO_PREFERENCE", "PreferenceLabels", "labels_from_delta", "label_accuracy", "LabelCache", "model_fingerprint",
-    "VLMPreferenceLabeller", "OracleLabeller", "IMAGE_1", "IMAGE_2", "LABEL_QUESTION", "ANALYSIS_QUESTION", "SUMMARY_QUESTION",
+    "VLMPreferenceLabeller", "ServedLabeller", "OracleLabeller", "IMAGE_1", "IMAGE_2", "LABEL_QUESTION", "ANALYSIS_QUESTION", "SUMMARY_QUESTION",
 ]
 
 FIRST, SECOND, NO_PREFERENCE = 0, 1, -1
@@ -196,6 +196,7 @@ class VLMPreferenceLabeller:
         self.max_new_tokens, self.batch_size = int(max_new_tokens), batch_size
         self.answer_ids = [self.model.answer_token_ids(("1",)), self.model.answer_token_ids(("2",))]
         self.fingerprint = model_fingerprint(self.model)
+        self.model_name = self.model.name
         self.model_calls = 0
         self.cache_hits = 0
 
@@ -250,8 +251,41 @@ class VLMPreferenceLabeller:
         return PreferenceLabels(labels_from_delta(delta, self.margin), delta.astype(np.float32), ((s_ab + s_ba) / 2).astype(np.float32))
 
     def describe(self) -> dict[str, Any]:
-        return {"labeller": "vlm", "model": self.model.name, "fingerprint": self.fingerprint, "stages": self.stages,
+        return {"labeller": "vlm", "model": self.model_name, "fingerprint": self.fingerprint, "stages": self.stages,
                 "margin": self.margin, "goal": self.goal, "cache": None if self.cache is None else str(self.cache.path)}
+
+
+class ServedLabeller(VLMPreferenceLabeller):
+    """:class:`VLMPreferenceLabeller` whose model is on a reward server: the queries not in the cache
+    are sent to ``ask``; the cache, both orders of each pair and the margin are handled here as for
+    a local model, so the labels are the local labeller's (up to the server's batch composition).
+
+    Args:
+        ask: ``ask(first [Q, H, W, 3], second [Q, H, W, 3]) -> float32 [Q, 2]`` (the server's
+            :meth:`~vlmreward.rewards.preference.PreferenceReward.ask`).
+        served: the server's reward description: ``model`` and ``fingerprint`` (its labeller's).
+        goal, stages, margin, cache, max_new_tokens: as :class:`VLMPreferenceLabeller`; the
+            server's labeller must have the same (they are part of each cached answer's key).
+    """
+
+    def __init__(self, ask: Any, served: dict[str, Any], goal: str, stages: int = 1, margin: float = 0.0,
+                 cache: LabelCache | None = None, max_new_tokens: int = 128) -> None:
+        if margin < 0:
+            raise InvalidParameterError(f"margin must be ≥ 0; got {margin}.")
+        self.remote_ask, self.model_name, self.model = ask, str(served.get("model")), None
+        self.goal, self.stages, self.margin, self.cache = goal, int(stages), float(margin), cache
+        self.max_new_tokens, self.batch_size = int(max_new_tokens), None
+        self.fingerprint = str(served.get("fingerprint"))
+        self.model_calls = 0
+        self.cache_hits = 0
+
+    def _ask(self, queries: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        self.model_calls += len(queries)
+        first, second = np.stack([a for a, _ in queries]), np.stack([b for _, b in queries])
+        return np.asarray(self.remote_ask(first, second), dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "served": True}
 
 
 class OracleLabeller:

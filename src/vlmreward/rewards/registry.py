@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import entry_points
-from typing import Any, Callable, Literal, Mapping, Optional, Sequence, get_args
+from typing import Annotated, Any, Callable, Literal, Mapping, Optional, Sequence, get_args
 
-from pydantic import BaseModel, ValidationError, create_model
+from pydantic import AfterValidator, BaseModel, Field, ValidationError, create_model
 
 from vlmreward._importing import import_object
 from vlmreward.config.errors import describe_errors
@@ -220,7 +221,23 @@ class RewardKind:
 @lru_cache(maxsize=None)
 def _config_model(name: str, params: type[RewardParams]) -> type[BaseModel]:
     title = "".join(part.title() for part in name.replace(":", "_").replace(".", "_").split("_") if part)
-    return create_model(f"{title}RewardConfig", __base__=params, kind=(Literal[name], ...))  # type: ignore[call-overload]
+    return create_model(  # type: ignore[call-overload]
+        f"{title}RewardConfig", __base__=params, kind=(Literal[name], ...),
+        server=(Annotated[Optional[str], AfterValidator(_server_address)], Field(None, description=SERVER_HELP)),
+    )
+
+
+def _server_address(value: Optional[str]) -> Optional[str]:
+    if value is not None and not re.fullmatch(r"ray|http://[^\s/:]+(:\d+)?/?", value):
+        raise ValueError(f"{value!r} is not a reward server: give http://HOST:PORT (what `vlmreward serve` prints) or 'ray'")
+    return value
+
+
+SERVER_HELP = (
+    "where the reward is scored: None (here), a reward server's http://HOST:PORT (`vlmreward serve CONFIG`), or 'ray' "
+    "(reward replicas as Ray actors started by the run); every kind can be served"
+)
+"""``reward.server`` of every kind's config section (:mod:`vlmreward.distributed.server`)."""
 
 
 _REGISTRY: dict[str, RewardKind] = {}

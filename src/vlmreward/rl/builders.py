@@ -68,6 +68,10 @@ def build_reward_model(config: RunConfig) -> RewardModel:
     """
     from vlmreward.rewards.registry import build_reward
 
+    if getattr(config.reward, "server", None) is not None:
+        from vlmreward.rl.served import served_reward_model
+
+        return served_reward_model(config, build_reward_model)
     vlm = _load_vlm(config) if config.needs_vlm else None
     return build_reward(config.reward.kind, config.reward_params(), vlm, config.reward_context())
 

@@ -317,6 +317,9 @@ class RunConfig(Strict):
                              f"{offline[0]}=...), not by training; remove it")
         _check_algorithm_kwargs(self.algorithm, self.algorithm_kwargs, self.deferred)
         if self.scale is not None:
+            if getattr(self.reward, "server", None) is not None:
+                raise ValueError("reward.server and the scale section both say where the reward is scored; keep one "
+                                 "(reward.server: ray serves every kind on Ray replicas)")
             check_scale_fits(self.env.n_envs, self.scale)
             if self.goals is not None:
                 raise ValueError("goal-conditioned runs (a goals section) cannot run on Ray yet; remove the scale section")
