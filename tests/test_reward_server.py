@@ -256,7 +256,7 @@ def test_training_with_reward_server_fills_the_replay_buffer_as_in_process_scori
     rewards and end with the same policy; a server for another reward is refused before training."""
     from stable_baselines3 import DQN
 
-    from vlmreward.rl.train import train
+    from vlmreward.rl.train import resume, train
 
     with RewardServer(_served_spec(tiny_hf_clip), port=0, kind="goal_baseline",
                       params=_served_params(tiny_hf_clip, tmp_path)) as server:
@@ -265,6 +265,12 @@ def test_training_with_reward_server_fills_the_replay_buffer_as_in_process_scori
         wrong = _serve_config(tmp_path, tiny_hf_clip, server=server.url, alpha=0.25)
         with pytest.raises(ConfigError, match="serves a reward whose alpha differ"):
             train(wrong)
+        with RewardServer(_served_spec(tiny_hf_clip), port=0, kind="goal_baseline",
+                          params=_served_params(tiny_hf_clip, tmp_path)) as moved:  # the server moved: resume points at it
+            resumed = resume(train(_serve_config(tmp_path, tiny_hf_clip, server=server.url)),
+                             [f"reward.server={moved.url}", "total_steps=128"])
+            assert moved.stats()["requests"] > 0
+            assert DQN.load(resumed / "final_model.zip", device="cpu").num_timesteps == 128
     local_dir = train(_serve_config(tmp_path, tiny_hf_clip))
     served = DQN.load(served_dir / "final_model.zip", device="cpu")
     local = DQN.load(local_dir / "final_model.zip", device="cpu")

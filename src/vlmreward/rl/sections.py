@@ -38,6 +38,8 @@ RESUME_OVERRIDABLE: tuple[str, ...] = (
     "log",
     "model.device",
     "model.batch_size",
+    "model.compile",
+    "reward.server",
     "score_batch_size",
     "scale",
 )
