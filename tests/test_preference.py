@@ -366,6 +366,7 @@ def test_off_policy_replay_rewards_are_the_current_ensembles_and_survive_a_check
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # 519 s in fresh-clone CI under -n 2 (about 80 s alone): the default 600 s is too close
 def test_oracle_preferences_train_cartpole_through_the_shipped_config(tmp_path):
     """RL-VLM-F's GT-preference control on VLM-RM's CartPole (DQN, relabelled replay buffer, CNN on frames): the agent,
     which never sees the environment's reward, keeps the pole up far longer than the random policy of its first
