@@ -130,3 +130,13 @@ def test_score_batch_size_auto_records_the_choice_and_scores_as_a_fixed_size(tin
     (choice,) = json.loads((tmp_path / "scores-auto" / "score.json").read_text())["model"]["batch_choices"]
     assert choice["frame_size"] == [32, 48] and choice["batch_size"] in BATCH_CANDIDATES
     np.testing.assert_allclose(rewards["auto"], rewards["3"], rtol=0, atol=1e-5)
+
+
+def test_a_compiled_or_autocast_model_is_tuned_apart():
+    """The key holds what changes the per-frame cost beyond the weights: compile mode and autocast."""
+    model = _TimedModel({8: 0.01})
+    plain = autotune_key(model, (6, 10))
+    model.compile_mode = "default"  # what load_model(compile=True) sets
+    compiled = autotune_key(model, (6, 10))
+    model.autocast_dtype = torch.bfloat16
+    assert len({plain, compiled, autotune_key(model, (6, 10))}) == 3

@@ -70,11 +70,13 @@ class BatchChoice:
 
 def autotune_key(model: Any, frame_size: tuple[int, int]) -> str:
     """What the timing depends on, as one string: the model (name, backend, runtime, class, image size,
-    resize), device, dtype, frame size, PyTorch's thread count and the machine (processor, architecture)."""
+    resize), device, dtype, autocast, ``torch.compile`` mode, frame size, PyTorch's thread count and the
+    machine (processor, architecture)."""
     h, w = frame_size
     parts = [str(model.name), str(getattr(model, "backend", "")), str(getattr(model, "runtime", "torch")), type(model).__name__,
              f"S{getattr(model, 'image_size', '')}", str(getattr(model, "resize", "")), str(model.device),
-             str(model.dtype).removeprefix("torch."), f"{h}x{w}", f"threads{torch.get_num_threads()}",
+             str(model.dtype).removeprefix("torch."), f"autocast={getattr(model, 'autocast_dtype', None)}",
+             f"compile={getattr(model, 'compile_mode', None)}", f"{h}x{w}", f"threads{torch.get_num_threads()}",
              platform.machine(), platform.processor() or "", str(os.cpu_count())]
     return "|".join(parts)
 
