@@ -159,6 +159,16 @@ def test_bad_requests_get_their_own_error_and_the_server_keeps_serving(tiny_hf_c
         ServedReward(server.url, connect_timeout_s=0.3)
     with pytest.raises(InvalidParameterError, match="give http://HOST:PORT"):
         ServedReward("ftp://example.org")
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    other = ThreadingHTTPServer(("127.0.0.1", 0), SimpleHTTPRequestHandler)  # some other web server
+    threading.Thread(target=other.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(RewardServerError, match="not a vlmreward reward server"):
+            ServedReward(f"http://127.0.0.1:{other.server_address[1]}", connect_timeout_s=5)
+    finally:
+        other.shutdown()
+        other.server_close()
 
 
 def test_a_killed_server_restarted_on_its_port_answers_every_request(tiny_hf_clip, tmp_path):

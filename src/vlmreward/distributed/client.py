@@ -90,7 +90,10 @@ class ServedReward:
         self.requests = 0
         self.retries = 0
         self.owned_server: Any = None  # a RewardServer started for this client, closed with it
-        self.interface: dict[str, Any] = json.loads(self._send("GET", "/v1/interface", None, connect_timeout_s))
+        try:
+            self.interface: dict[str, Any] = json.loads(self._send("GET", "/v1/interface", None, connect_timeout_s))
+        except ValueError:  # an answer that is not JSON: another kind of server
+            self.interface = {}
         if not isinstance(self.interface, dict) or "calls" not in self.interface:
             raise RewardServerError(f"{self.url} is not a vlmreward reward server (no interface at /v1/interface).")
         face = self.interface
@@ -143,7 +146,8 @@ class ServedReward:
                 problem = json.loads(data)
                 refused = _error(str(problem["error"]), str(problem["message"]))
             except (ValueError, KeyError, TypeError):
-                refused = RewardServerError(f"{self.url}{path} answered HTTP {response.status}: {data[:200]!r}")
+                refused = RewardServerError(f"{self.url}{path} answered HTTP {response.status} without a vlmreward error: "
+                                            "it is not a vlmreward reward server (start one with `vlmreward serve CONFIG`).")
             raise refused
 
     def call(self, call: str, arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
