@@ -24,6 +24,7 @@ Latencies are per request, client side (p50, p99). The load phases together last
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -178,7 +179,7 @@ def bench_model(name: str, model: Path, args: argparse.Namespace, frames: np.nda
         before = client.requests
         row[f"server, {args.clients} clients"] = timed_load(client, requests, args.clients, args.seconds)
         row[f"server, {args.clients} clients"]["client_requests"] = client.requests - before
-        stats = __import__("json").loads(client._send("GET", "/v1/stats", None, 10))
+        stats = json.loads(client._send("GET", "/v1/stats", None, 10))
         row["server_stats"] = stats
         row["mean_batch_items"] = stats["items"] / max(1, stats["batches"])
         log(f"{name}: server killed after a third of {len(requests)} requests, restarted on port {port}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -45,9 +45,9 @@ def serve(
     if port < 0 or port > 65535:
         raise InvalidParameterError(f"--port {port}: use 0 to 65535.")
     run = local_config(load_config(config, overrides or ()))
-    chosen: Literal["local", "ray"] = "ray" if backend == "ray" else "local"
     server = RewardServer(partial(build_reward_model, run), host=host, port=port, max_batch=max_batch,
-                          max_wait_s=max_wait_ms / 1000, backend=chosen, replicas=replicas, gpus_per_replica=gpus_per_replica,
+                          max_wait_s=max_wait_ms / 1000, backend=backend, replicas=replicas,  # type: ignore[arg-type]
+                          gpus_per_replica=gpus_per_replica,
                           **served_identity(run))
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}

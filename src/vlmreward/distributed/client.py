@@ -22,6 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vlmreward import errors as _errors
+from vlmreward._json import json_safe
 from vlmreward.distributed.errors import RewardServerError
 from vlmreward.distributed.served import decode, encode, goal_text
 from vlmreward.errors import InvalidParameterError, VLMRewardError
@@ -48,18 +49,6 @@ def _error(name: str, message: str) -> VLMRewardError:
     if isinstance(cls, type) and issubclass(cls, VLMRewardError):
         return cls(message)
     return RewardServerError(f"the reward server failed: {name}: {message}")
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    return value
 
 
 class ServedReward:
@@ -158,7 +147,7 @@ class ServedReward:
             RewardServerError: unreachable within ``request_timeout_s``, or scoring failed there.
         """
         self.requests += 1
-        data = self._send("POST", f"/v1/call/{call}", encode(arrays, _jsonable(meta or {})), self.request_timeout_s)
+        data = self._send("POST", f"/v1/call/{call}", encode(arrays, json_safe(meta or {}, nonfinite_as_none=False)), self.request_timeout_s)
         return decode(data)[0]
 
     # ----------------------------------------------------------------------------- the reward

@@ -21,9 +21,9 @@ labeller (the model calls of :meth:`~vlmreward.rewards.preference.PreferenceRewa
 one batch when they hold ``max_batch`` items (frames, clips or queries) or when the oldest has
 waited ``max_wait_s``, whichever comes first (the policy of Ray Serve's ``@serve.batch`` and of
 :mod:`vlmreward.distributed.replica`); each request gets its own rows back, in order. Scoring is a
-pure function of its inputs, so a batch's rewards equal those of each request scored alone up to
-the backend's batch-size rounding (exactly equal for the kinds without a VLM; measured in
-``tests/test_reward_server.py``).
+pure function of its inputs: a request scored alone gets exactly the in-process rewards, and
+requests merged into one batch differ from their separate scoring by float rounding only (≤ 1e-6;
+both tested in ``tests/test_reward_server.py``).
 
 The wire format (:func:`encode` / :func:`decode`) is a JSON header followed by the arrays' raw
 bytes (numbers only): nothing a client sends is unpickled or evaluated.
